@@ -1,0 +1,1 @@
+//! IDL layouts: decode account and instruction bytes, and encode them back.

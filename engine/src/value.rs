@@ -1,0 +1,1 @@
+//! The compact value type of the hot path.
