@@ -449,11 +449,11 @@ impl Reactor {
                     return;
                 }
                 Err(tungstenite::Error::Capacity(_)) => {
-                    self.close_with(slot, 1009, "message too big", None);
+                    self.fail(slot, 1009, "message too big");
                     return;
                 }
                 Err(tungstenite::Error::Utf8(_)) => {
-                    self.close_with(slot, 1007, "invalid utf-8", None);
+                    self.fail(slot, 1007, "invalid utf-8");
                     return;
                 }
                 Err(tungstenite::Error::Protocol(
@@ -463,7 +463,7 @@ impl Reactor {
                     return;
                 }
                 Err(tungstenite::Error::Protocol(_)) => {
-                    self.close_with(slot, 1002, "protocol error", None);
+                    self.fail(slot, 1002, "protocol error");
                     return;
                 }
                 Err(_) => {
@@ -477,6 +477,15 @@ impl Reactor {
                 conn.read_pending = true;
                 self.read_pending.push(slot);
             }
+        }
+    }
+
+    /// The inbound stream is unusable (tungstenite must not be read again after such an
+    /// error): send the close frame, then only flush, shut our side and drain until EOF.
+    fn fail(&mut self, slot: usize, code: u16, reason: &str) {
+        self.close_with(slot, code, reason, None);
+        if let Some(conn) = self.conns[slot].as_mut() {
+            conn.phase = Phase::Rejected;
         }
     }
 
