@@ -288,8 +288,11 @@ pub fn subscribe(c: &mut Client, view: &str, key: Option<&str>) {
 pub fn read_until_close(c: &mut Client) -> Option<(u16, String)> {
     loop {
         match c.read() {
-            Ok(Message::Close(Some(f))) => return Some((f.code.into(), f.reason.to_string())),
-            Ok(Message::Close(None)) => return None,
+            Ok(Message::Close(f)) => {
+                // Send tungstenite's queued close reply, as a real client does at once.
+                let _ = c.flush();
+                return f.map(|f| (f.code.into(), f.reason.to_string()));
+            }
             Ok(_) => continue,
             Err(_) => return None,
         }
