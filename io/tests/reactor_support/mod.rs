@@ -191,7 +191,6 @@ fn fake_worker(
                         error: SubscribeError::SnapshotLimitExceeded { rows: 9, limit: 1 },
                     });
                 } else {
-                    subs.lock().unwrap().insert(sub, (view, req.key.clone()));
                     r.send(ToReactor::Subscribed { sub, view });
                     r.send(ToReactor::Frame(Output::To {
                         sub,
@@ -204,6 +203,9 @@ fn fake_worker(
                             frame: snapshot_frame(&req.view, mode, &key),
                         }));
                     }
+                    // Recorded after the reactor has the activation queued, so a test that
+                    // sees the subscription here can broadcast to it.
+                    subs.lock().unwrap().insert(sub, (view, req.key.clone()));
                 }
                 r.wake();
             }
