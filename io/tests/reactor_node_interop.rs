@@ -38,7 +38,7 @@ fn ensure_npm_install() {
 fn the_typescript_client_merges_snapshot_and_patches_then_unsubscribes_and_reconnects() {
     ensure_npm_install();
     let s = Server::start(WebSocketConfig::default(), 2);
-    let mut child = Command::new("node")
+    let child = Command::new("node")
         .arg(node_dir().join("client.mjs"))
         .arg(s.url())
         .env("HS_PATCHES", "3")
@@ -86,7 +86,7 @@ fn the_typescript_client_reconnects_after_a_slow_consumer_close_4008() {
             .with_message_queue_size(4),
         1,
     );
-    let mut child = Command::new("node")
+    let child = Command::new("node")
         .arg(node_dir().join("client.mjs"))
         .arg(s.url())
         .env("HS_MODE", "slow")

@@ -19,6 +19,9 @@ use stackcore_io::reactor::{spawn_acceptor, spawn_reactor, ReactorContext, React
 use tungstenite::protocol::WebSocket;
 use tungstenite::Message;
 
+/// The fake worker's live subscriptions: id → (view, key).
+pub type WorkerSubs = Arc<Mutex<HashMap<SubId, (ViewId, Option<String>)>>>;
+
 /// The views the fake worker serves: (name, mode).
 pub const VIEWS: &[(&str, &str)] = &[
     ("OreRound/list", "list"),
@@ -37,7 +40,7 @@ pub struct Server {
     pub metrics: Arc<Metrics>,
     pub reactors: Vec<ReactorHandle>,
     /// Subscriptions the fake worker currently holds.
-    pub worker_subs: Arc<Mutex<HashMap<SubId, (ViewId, Option<String>)>>>,
+    pub worker_subs: WorkerSubs,
     threads: Vec<JoinHandle<()>>,
     acceptor: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
@@ -177,7 +180,7 @@ impl Drop for Server {
 fn fake_worker(
     rx: crossbeam_channel::Receiver<ToWorker>,
     reactors: Vec<ReactorHandle>,
-    subs: Arc<Mutex<HashMap<SubId, (ViewId, Option<String>)>>>,
+    subs: WorkerSubs,
 ) {
     while let Ok(msg) = rx.recv() {
         match msg {
@@ -227,6 +230,7 @@ pub fn connect(url: &str) -> Client {
     try_connect(url, &[]).expect("upgrade")
 }
 
+#[allow(clippy::result_large_err)]
 pub fn try_connect(
     url: &str,
     headers: &[(&str, &str)],
