@@ -499,6 +499,7 @@ impl Generator {
                     let v = self.gen(val, name, d);
                     fields.push((k, v));
                 }
+                self.idls.sort_map(key, &mut fields);
                 Value::Object(fields)
             }
             Node::Struct { fields, .. } => Value::Object(

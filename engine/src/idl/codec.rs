@@ -407,10 +407,16 @@ impl IdlSet {
             }
             (Node::Map { key, val }, Value::Object(fs)) => {
                 write_len(fs.len(), out)?;
+                // Borsh writes maps sorted by key.
+                let mut entries = Vec::with_capacity(fs.len());
                 for (k, x) in fs {
                     let kv = self
                         .parse_map_key(*key, k)
                         .ok_or(shape("a map key of the IDL's type"))?;
+                    entries.push((kv, x));
+                }
+                entries.sort_by(|a, b| key_cmp(&a.0, &b.0));
+                for (kv, x) in entries {
                     self.write(*key, &kv, pod, out, d)?;
                     self.write(*val, x, pod, out, d)?;
                 }
@@ -520,6 +526,33 @@ impl IdlSet {
             }
             _ => return None,
         })
+    }
+}
+
+/// Orders map keys as Borsh does (by the key type's own order).
+pub(crate) fn key_cmp(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Value::U64(x), Value::U64(y)) => x.cmp(y),
+        (Value::I64(x), Value::I64(y)) => x.cmp(y),
+        (Value::U128(x), Value::U128(y)) => x.cmp(y),
+        (Value::I128(x), Value::I128(y)) => x.cmp(y),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Str(x), Value::Str(y)) => x.cmp(y),
+        (Value::Pubkey(x), Value::Pubkey(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    }
+}
+
+impl IdlSet {
+    /// Sorts map entries (stringified keys) into Borsh's canonical key order.
+    pub(crate) fn sort_map(&self, key: u32, fields: &mut [(Arc<str>, Value)]) {
+        fields.sort_by(|a, b| {
+            match (self.parse_map_key(key, &a.0), self.parse_map_key(key, &b.0)) {
+                (Some(x), Some(y)) => key_cmp(&x, &y),
+                _ => a.0.cmp(&b.0),
+            }
+        });
     }
 }
 

@@ -247,7 +247,12 @@ impl Builder<'_> {
                 match k.as_str() {
                     "vec" => {
                         let e = self.ty(inner, &sub)?;
-                        Ok(self.push(Node::Vec(e)))
+                        if matches!(self.nodes[e as usize], Node::U(1)) {
+                            // Same bytes as `bytes`; a byte buffer, not an array of numbers.
+                            Ok(self.push(Node::Bytes))
+                        } else {
+                            Ok(self.push(Node::Vec(e)))
+                        }
                     }
                     "option" => {
                         let e = self.ty(inner, &sub)?;
