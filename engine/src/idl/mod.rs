@@ -334,6 +334,21 @@ impl IdlSet {
             })
     }
 
+    /// The event type of an update, by its program and discriminator alone (no decoding).
+    pub fn event_type_of(&self, update: &Update) -> Result<u32, DecodeError> {
+        match update {
+            Update::Account(a) => {
+                let prog = self.program(&a.owner)?;
+                Self::match_disc(&prog.account_discs, prog, true, &a.data)
+            }
+            Update::Instruction(ix) => {
+                let prog = self.program(&ix.program_id)?;
+                Self::match_disc(&prog.ix_discs, prog, false, &ix.data)
+            }
+            Update::Slot { .. } => Err(DecodeError::NotAnEvent),
+        }
+    }
+
     /// Decodes an Account or Instruction update into `out`, reusing its buffers: for layouts
     /// without strings, maps or payload enums nothing is allocated once `out` has held a record of
     /// the same type (byte fields reuse their buffer when `out` owns it alone).
