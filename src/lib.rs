@@ -30,6 +30,11 @@
 
 pub mod server;
 
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use stackcore_engine as engine;
 pub use stackcore_io as io;
 
