@@ -7,6 +7,11 @@
 
 use std::sync::Arc;
 
+pub mod envelope;
+pub mod gzip;
+
+pub use envelope::{FrameWriter, Mode};
+
 /// WebSocket opcode of a data frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opcode {
@@ -50,7 +55,19 @@ impl SharedFrame {
         let mut v = Vec::with_capacity(header_len + payload.len());
         v.extend_from_slice(&header[..header_len]);
         v.extend_from_slice(payload);
-        SharedFrame { bytes: v.into(), header_len: header_len as u8 }
+        SharedFrame {
+            bytes: v.into(),
+            header_len: header_len as u8,
+        }
+    }
+
+    /// A frame from bytes that already hold the header (`header_len` bytes) and the payload.
+    /// Used by [`FrameWriter`], which writes both into one scratch buffer and copies once.
+    pub(crate) fn from_wire(wire: &[u8], header_len: usize) -> Self {
+        SharedFrame {
+            bytes: wire.into(),
+            header_len: header_len as u8,
+        }
     }
 
     /// The whole message as it goes on the wire.
@@ -78,7 +95,7 @@ impl SharedFrame {
 }
 
 /// Writes an unmasked, final (FIN) frame header for `len` payload bytes; returns its length.
-fn write_header(out: &mut [u8; 10], opcode: Opcode, len: usize) -> usize {
+pub(crate) fn write_header(out: &mut [u8; 10], opcode: Opcode, len: usize) -> usize {
     out[0] = 0x80 | opcode as u8;
     if len < 126 {
         out[1] = len as u8;
@@ -100,7 +117,13 @@ mod tests {
 
     #[test]
     fn header_lengths_follow_rfc6455() {
-        for (len, hdr) in [(0usize, 2usize), (125, 2), (126, 4), (65_535, 4), (65_536, 10)] {
+        for (len, hdr) in [
+            (0usize, 2usize),
+            (125, 2),
+            (126, 4),
+            (65_535, 4),
+            (65_536, 10),
+        ] {
             let payload = vec![b'x'; len];
             let f = SharedFrame::binary(&payload);
             assert_eq!(f.wire_len(), len + hdr, "len {len}");
