@@ -27,7 +27,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -152,7 +152,6 @@ fn bind(cfg: MockConfig) -> std::io::Result<(std::net::TcpListener, Arc<Shared>)
         stalled: AtomicBool::new(false),
         subscribe_calls: AtomicU64::new(0),
         rejected_calls: AtomicU64::new(0),
-        active: AtomicUsize::new(0),
         next_sub: AtomicU64::new(0),
         cfg,
     });
@@ -213,9 +212,9 @@ impl MockHandle {
         self.shared.rejected_calls.load(Ordering::Relaxed)
     }
 
-    /// Streams open right now.
+    /// Streams open right now whose filters are set (publishing now reaches them).
     pub fn active_streams(&self) -> usize {
-        self.shared.active.load(Ordering::Relaxed)
+        self.shared.lock().cursors.len()
     }
 
     /// Stops serving; joins the server thread when it has one.
@@ -255,6 +254,16 @@ impl MockPublisher {
     pub fn publish(&self, update: SubscribeUpdate) {
         self.shared.push(update, false);
     }
+
+    /// Waits until at least one stream has subscribed (its filters are set).
+    pub async fn wait_for_subscriber(&self) {
+        let mut consumed = self.shared.consumed.subscribe();
+        while self.shared.lock().cursors.is_empty() {
+            if consumed.changed().await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -293,7 +302,6 @@ struct Shared {
     stalled: AtomicBool,
     subscribe_calls: AtomicU64,
     rejected_calls: AtomicU64,
-    active: AtomicUsize,
     next_sub: AtomicU64,
 }
 
@@ -585,7 +593,6 @@ impl Geyser for Service {
         }
         let (tx, rx) = mpsc::channel(sh.cfg.stream_buffer.max(1));
         let id = sh.next_sub.fetch_add(1, Ordering::Relaxed);
-        sh.active.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(stream_task(sh.clone(), id, request.into_inner(), tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -757,7 +764,6 @@ async fn stream_task(
         let _ = tx.send(Err(status)).await;
     }
     sh.lock().cursors.remove(&id);
-    sh.active.fetch_sub(1, Ordering::SeqCst);
     sh.consumed.send_modify(|v| *v += 1);
 }
 

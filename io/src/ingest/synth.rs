@@ -36,6 +36,11 @@ pub(crate) async fn run(
         Some(f) => f(cfg.seed),
         None => Box::new(stand_in(cfg.seed, program_ids)),
     };
+    // The chain starts with its first subscriber, so a run is reproducible from the seed.
+    tokio::select! {
+        _ = publisher.wait_for_subscriber() => {}
+        _ = stop.wait() => return,
+    }
     let mut max_slot: Option<u64> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
