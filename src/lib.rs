@@ -29,6 +29,13 @@
 //! [`io::topology`].
 
 pub mod server;
+#[cfg(feature = "otel")]
+pub mod telemetry;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use stackcore_engine as engine;
 pub use stackcore_io as io;
