@@ -6,11 +6,14 @@ mod ingest_common;
 use std::time::Duration;
 
 use ingest_common::*;
+use stackcore_engine::idl::IdlSet;
+use stackcore_engine::synth::{Generator, SynthConfig};
 use stackcore_engine::Update;
 use stackcore_io::config::{HealthConfig, ReconnectionConfig};
 use stackcore_io::health::StreamStatus;
 use stackcore_io::ingest::mock::MALFORMED_COUNT;
-use stackcore_io::ingest::{Fault, MockConfig, MockGeyser, SyntheticConfig};
+use stackcore_io::ingest::synth::idl_generator;
+use stackcore_io::ingest::{Fault, IngestLimits, MockConfig, MockGeyser, Source, SyntheticConfig};
 use std::sync::atomic::Ordering;
 
 /// Publishes a chain, injects `fault` in the middle of a slot (after the client took the first
@@ -210,7 +213,7 @@ fn exhausted_attempts_give_up_with_error_status() {
 
 #[test]
 fn synthetic_source_streams_the_chain_through_the_embedded_grpc_server() {
-    let source = stackcore_io::ingest::Source::Synthetic(SyntheticConfig::new(3).with_token("t"));
+    let source = Source::Synthetic(SyntheticConfig::new(3).with_token("t"));
     let mut ing = start(source, fast_reconnect(), HealthConfig::new(), None);
     assert!(ing.collect_until(10, |g| g
         .iter()
@@ -238,4 +241,112 @@ fn synthetic_source_streams_the_chain_through_the_embedded_grpc_server() {
             u => open = Some(u.slot()),
         }
     }
+}
+
+#[test]
+fn stalled_stream_is_replaced_after_the_stall_timeout_without_loss() {
+    let mock = MockGeyser::start(MockConfig::default()).unwrap();
+    let limits = IngestLimits {
+        stall_timeout: Duration::from_millis(300),
+        ..IngestLimits::default()
+    };
+    let mut ing = start_with(
+        yellowstone(mock.endpoint(), None),
+        fast_reconnect(),
+        HealthConfig::new(),
+        None,
+        vec![PROG],
+        limits,
+    );
+    assert!(wait(5, || mock.active_streams() == 1));
+    let all = chain(1, 6);
+    let cut = all.iter().position(|u| u.slot() == 3).unwrap() + 1;
+    for u in &all[..cut] {
+        mock.publish_update(u).unwrap();
+    }
+    assert!(ing.collect_until(5, |g| g.len() == expected(&all[..cut]).len()));
+    mock.fault(Fault::Stall);
+    for u in &all[cut..] {
+        mock.publish_update(u).unwrap();
+    }
+    assert!(
+        ing.collect_until(10, last_is_slot(6)),
+        "a new stream replaces the stalled one"
+    );
+    assert!(ing.metrics.reconnects_total.load(Ordering::Relaxed) >= 1);
+    assert_eq!(untimed(&ing.finish()), expected(&all));
+}
+
+#[test]
+fn ping_answers_keep_the_subscription_filters() {
+    let cfg = MockConfig {
+        ping_interval: Duration::from_millis(10),
+        ..MockConfig::default()
+    };
+    let mock = MockGeyser::start(cfg).unwrap();
+    let mut ing = start(
+        yellowstone(mock.endpoint(), None),
+        fast_reconnect(),
+        HealthConfig::new(),
+        None,
+    );
+    assert!(wait(5, || mock.active_streams() == 1));
+    assert!(
+        wait(5, || mock.pongs_sent() >= 3),
+        "the client answers server pings"
+    );
+    let all = chain(1, 3);
+    for u in &all {
+        mock.publish_update(u).unwrap();
+    }
+    assert!(ing.collect_until(5, last_is_slot(3)));
+    assert_eq!(
+        untimed(&ing.finish()),
+        expected(&all),
+        "the filters survived the ping answers"
+    );
+}
+
+fn ore_idls() -> IdlSet {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/stacks/OreStream.stack.json"
+    );
+    let stack: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    IdlSet::from_json(&stack["idls"]).unwrap()
+}
+
+#[test]
+fn synthetic_source_streams_the_stacks_generated_chain_with_its_duplicates() {
+    let idls = ore_idls();
+    let programs = idls.program_ids();
+    let factory = idl_generator(idls.clone(), SynthConfig::default());
+    let source = Source::Synthetic(SyntheticConfig::new(5).with_generator(factory));
+    let mut ing = start_with(
+        source,
+        fast_reconnect(),
+        HealthConfig::new(),
+        None,
+        programs,
+        IngestLimits::default(),
+    );
+    let data = |g: &[Update]| {
+        g.iter()
+            .filter(|u| !matches!(u, Update::Slot { .. }))
+            .count()
+    };
+    assert!(ing.collect_until(20, |g| data(g) >= 500));
+    let got: Vec<Update> = untimed(&ing.finish())
+        .into_iter()
+        .filter(|u| !matches!(u, Update::Slot { .. }))
+        .collect();
+    let mut g = Generator::new(
+        &idls,
+        SynthConfig {
+            seed: 5,
+            ..SynthConfig::default()
+        },
+    );
+    let want: Vec<Update> = (0..got.len()).map(|_| g.next_update()).collect();
+    assert_eq!(got, untimed(&want));
 }

@@ -27,7 +27,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -77,7 +77,8 @@ impl Default for MockConfig {
 pub enum Fault {
     /// End every open stream with `Unavailable` (the server keeps listening).
     DropStreams,
-    /// Stop sending anything (data and pings) on every stream until [`Fault::Resume`].
+    /// Stop sending anything (data and pings) on every stream open now, until [`Fault::Resume`];
+    /// streams opened later are served normally (a reconnect gets around a stalled stream).
     Stall,
     /// End a [`Fault::Stall`].
     Resume,
@@ -149,9 +150,10 @@ fn bind(cfg: MockConfig) -> std::io::Result<(std::net::TcpListener, Arc<Shared>)
         consumed: watch::Sender::new(0),
         control: watch::Sender::new(Control::default()),
         generation: AtomicU64::new(0),
-        stalled: AtomicBool::new(false),
+        stall_below: AtomicU64::new(0),
         subscribe_calls: AtomicU64::new(0),
         rejected_calls: AtomicU64::new(0),
+        pongs: AtomicU64::new(0),
         next_sub: AtomicU64::new(0),
         cfg,
     });
@@ -210,6 +212,11 @@ impl MockHandle {
     /// `Subscribe` calls refused for a bad `x-token`.
     pub fn rejected_calls(&self) -> u64 {
         self.shared.rejected_calls.load(Ordering::Relaxed)
+    }
+
+    /// Ping requests answered with a pong.
+    pub fn pongs_sent(&self) -> u64 {
+        self.shared.pongs.load(Ordering::Relaxed)
     }
 
     /// Streams open right now whose filters are set (publishing now reaches them).
@@ -299,9 +306,11 @@ struct Shared {
     consumed: watch::Sender<u64>,
     control: watch::Sender<Control>,
     generation: AtomicU64,
-    stalled: AtomicBool,
+    /// Streams with an id below this are stalled (0: none).
+    stall_below: AtomicU64,
     subscribe_calls: AtomicU64,
     rejected_calls: AtomicU64,
+    pongs: AtomicU64,
     next_sub: AtomicU64,
 }
 
@@ -405,8 +414,10 @@ impl Shared {
             Fault::DropStreams => {
                 self.generation.fetch_add(1, Ordering::SeqCst);
             }
-            Fault::Stall => self.stalled.store(true, Ordering::SeqCst),
-            Fault::Resume => self.stalled.store(false, Ordering::SeqCst),
+            Fault::Stall => self
+                .stall_below
+                .store(self.next_sub.load(Ordering::SeqCst), Ordering::SeqCst),
+            Fault::Resume => self.stall_below.store(0, Ordering::SeqCst),
             Fault::Malformed => {
                 for u in malformed() {
                     self.push(u, true);
@@ -686,7 +697,7 @@ async fn stream_task(
         if sh.generation.load(Ordering::SeqCst) != generation {
             break Some(Status::unavailable("mock geyser: stream dropped"));
         }
-        let stalled = sh.stalled.load(Ordering::SeqCst);
+        let stalled = id < sh.stall_below.load(Ordering::SeqCst);
         if let (false, Some(f)) = (stalled, &filter) {
             match sh.next_match(id, cursor, floor, f) {
                 Next::Lost => {
@@ -727,6 +738,7 @@ async fn stream_task(
                             update_oneof: Some(UpdateOneof::Pong(SubscribeUpdatePong { id: p.id })),
                             ..Default::default()
                         };
+                        sh.pongs.fetch_add(1, Ordering::Relaxed);
                         if tx.send(Ok(pong)).await.is_err() {
                             break 'run None;
                         }
@@ -753,7 +765,7 @@ async fn stream_task(
             },
             _ = changed.changed() => {}
             _ = ping.tick() => {
-                if !sh.stalled.load(Ordering::SeqCst) && tx.send(Ok(ping_msg())).await.is_err() {
+                if id >= sh.stall_below.load(Ordering::SeqCst) && tx.send(Ok(ping_msg())).await.is_err() {
                     break None;
                 }
             }

@@ -1,7 +1,7 @@
 //! The synthetic source: a deterministic chain published through the embedded mock server.
 //!
 //! Updates come from [`SyntheticConfig::generator`](super::SyntheticConfig) (the stack's
-//! generator, `stackcore_engine::synth`) or, without one, from [`stand_in`]: a small
+//! generator, `stackcore_engine::synth`, see [`idl_generator`]) or, without one, from [`stand_in`]: a small
 //! deterministic generator of opaque account and instruction updates for the stack's program
 //! ids. Each update is converted to the wire message a Geyser server sends and published into
 //! the mock, which the ingest client reads through the real gRPC path.
@@ -15,6 +15,8 @@
 
 use std::time::Duration;
 
+use stackcore_engine::idl::IdlSet;
+use stackcore_engine::synth::{Generator, SynthConfig};
 use stackcore_engine::{AccountUpdate, InstructionUpdate, Pubkey, Update};
 
 use super::convert::to_proto;
@@ -24,6 +26,25 @@ use super::{Stop, SyntheticConfig};
 /// A source of updates, built from a seed.
 pub type UpdateFactory =
     std::sync::Arc<dyn Fn(u64) -> Box<dyn Iterator<Item = Update> + Send> + Send + Sync>;
+
+/// The stack's synthetic chain: [`Generator`] over its IDLs, with `cfg` (its seed replaced by
+/// the source's).
+pub fn idl_generator(idls: IdlSet, cfg: SynthConfig) -> UpdateFactory {
+    let idls = std::sync::Arc::new(idls);
+    std::sync::Arc::new(move |seed| {
+        let mut g = Generator::new(
+            &idls,
+            SynthConfig {
+                seed,
+                ..cfg.clone()
+            },
+        );
+        Box::new(std::iter::repeat_with(move || g.next_update()))
+    })
+}
+
+/// A generator that yields this many slot ticks in a row has nothing to publish; the chain ends.
+const MAX_IDLE_TICKS: u32 = 10_000;
 
 /// Publishes the synthetic chain until `stop` or the generator ends.
 pub(crate) async fn run(
@@ -47,6 +68,7 @@ pub(crate) async fn run(
     let per_tick = f64::from(cfg.updates_per_sec) / 100.0;
     let mut budget = 0.0f64;
     let mut since_yield = 0u32;
+    let mut idle = 0u32;
     loop {
         if stop.is_set() {
             return;
@@ -71,8 +93,14 @@ pub(crate) async fn run(
             return;
         };
         if matches!(u, Update::Slot { .. }) {
+            idle += 1;
+            if idle >= MAX_IDLE_TICKS {
+                tracing::warn!("the synthetic generator produces no account or instruction updates; chain ended");
+                return;
+            }
             continue;
         }
+        idle = 0;
         let slot = u.slot();
         if let Some(m) = max_slot.filter(|m| slot > *m) {
             let marker = Update::Slot {

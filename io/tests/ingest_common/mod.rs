@@ -37,12 +37,30 @@ pub fn start(
     health: HealthConfig,
     record: Option<PathBuf>,
 ) -> Ingest {
+    start_with(
+        source,
+        reconnection,
+        health,
+        record,
+        vec![PROG],
+        IngestLimits::default(),
+    )
+}
+
+pub fn start_with(
+    source: Source,
+    reconnection: ReconnectionConfig,
+    health: HealthConfig,
+    record: Option<PathBuf>,
+    program_ids: Vec<Pubkey>,
+    limits: IngestLimits,
+) -> Ingest {
     let (tx, rx) = crossbeam_channel::bounded(100_000);
     let health = Arc::new(HealthMonitor::new(health));
     let metrics = Arc::new(Metrics::new());
     let cfg = IngestConfig {
         source,
-        program_ids: vec![PROG],
+        program_ids,
         reconnection,
         record,
     };
@@ -50,14 +68,7 @@ pub fn start(
         workers: vec![tx],
         route: Arc::new(|_| 0),
     };
-    let handle = ingest::spawn_with(
-        cfg,
-        IngestLimits::default(),
-        sink,
-        health.clone(),
-        metrics.clone(),
-    )
-    .unwrap();
+    let handle = ingest::spawn_with(cfg, limits, sink, health.clone(), metrics.clone()).unwrap();
     Ingest {
         handle,
         rx,
