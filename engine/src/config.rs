@@ -15,7 +15,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(field: &'static str, reason: impl fmt::Display) -> Self {
-        ConfigError { field, reason: reason.to_string() }
+        ConfigError {
+            field,
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -30,17 +33,26 @@ pub struct StateTableConfig {
 
 impl Default for StateTableConfig {
     fn default() -> Self {
-        StateTableConfig { max_entries: 2_500, max_array_length: 100 }
+        StateTableConfig {
+            max_entries: 2_500,
+            max_array_length: 100,
+        }
     }
 }
 
 impl StateTableConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_entries == 0 {
-            return Err(ConfigError::new("state_table.max_entries", "must be at least 1"));
+            return Err(ConfigError::new(
+                "state_table.max_entries",
+                "must be at least 1",
+            ));
         }
         if self.max_array_length == 0 {
-            return Err(ConfigError::new("state_table.max_array_length", "must be at least 1"));
+            return Err(ConfigError::new(
+                "state_table.max_array_length",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -73,10 +85,19 @@ impl Default for EntityCacheConfig {
 impl EntityCacheConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let checks = [
-            ("entity_cache.max_entities_per_view", self.max_entities_per_view),
+            (
+                "entity_cache.max_entities_per_view",
+                self.max_entities_per_view,
+            ),
             ("entity_cache.max_array_length", self.max_array_length),
-            ("entity_cache.initial_snapshot_batch_size", self.initial_snapshot_batch_size),
-            ("entity_cache.subsequent_snapshot_batch_size", self.subsequent_snapshot_batch_size),
+            (
+                "entity_cache.initial_snapshot_batch_size",
+                self.initial_snapshot_batch_size,
+            ),
+            (
+                "entity_cache.subsequent_snapshot_batch_size",
+                self.subsequent_snapshot_batch_size,
+            ),
         ];
         for (field, value) in checks {
             if value == 0 {
@@ -97,15 +118,30 @@ mod tests {
         assert_eq!((s.max_entries, s.max_array_length), (2_500, 100));
         let c = EntityCacheConfig::default();
         assert_eq!(c.max_entities_per_view, 500);
-        assert_eq!((c.initial_snapshot_batch_size, c.subsequent_snapshot_batch_size), (50, 100));
+        assert_eq!(
+            (
+                c.initial_snapshot_batch_size,
+                c.subsequent_snapshot_batch_size
+            ),
+            (50, 100)
+        );
         assert!(s.validate().is_ok() && c.validate().is_ok());
     }
 
     #[test]
     fn zero_sizes_are_rejected_with_the_field_named() {
-        let s = StateTableConfig { max_entries: 0, ..Default::default() };
+        let s = StateTableConfig {
+            max_entries: 0,
+            ..Default::default()
+        };
         assert_eq!(s.validate().unwrap_err().field, "state_table.max_entries");
-        let c = EntityCacheConfig { subsequent_snapshot_batch_size: 0, ..Default::default() };
-        assert_eq!(c.validate().unwrap_err().field, "entity_cache.subsequent_snapshot_batch_size");
+        let c = EntityCacheConfig {
+            subsequent_snapshot_batch_size: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().field,
+            "entity_cache.subsequent_snapshot_batch_size"
+        );
     }
 }

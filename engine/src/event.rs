@@ -15,7 +15,10 @@ pub enum Update {
     Account(AccountUpdate),
     Instruction(InstructionUpdate),
     /// A slot was observed; drives slot-scheduled resolvers and `ContextSlot` reads.
-    Slot { slot: u64, timestamp: i64 },
+    Slot {
+        slot: u64,
+        timestamp: i64,
+    },
 }
 
 impl Update {

@@ -22,7 +22,10 @@ impl Seq {
     /// Parses the wire form `"{slot}:{index}"` (any number of index digits). `None` if malformed.
     pub fn parse(s: &str) -> Option<Seq> {
         let (slot, index) = s.split_once(':')?;
-        Some(Seq { slot: slot.parse().ok()?, index: index.parse().ok()? })
+        Some(Seq {
+            slot: slot.parse().ok()?,
+            index: index.parse().ok()?,
+        })
     }
 }
 

@@ -51,14 +51,19 @@ impl Value {
             Value::U64(n) => J::from(*n),
             Value::I128(n) => J::String(n.to_string()),
             Value::U128(n) => J::String(n.to_string()),
-            Value::F64(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::F64(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
             Value::Str(s) => J::String(s.to_string()),
             Value::Pubkey(k) => J::String(bs58::encode(k).into_string()),
             Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
             Value::Array(a) => J::Array(a.iter().map(Value::to_json).collect()),
-            Value::Object(fields) => {
-                J::Object(fields.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect())
-            }
+            Value::Object(fields) => J::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }

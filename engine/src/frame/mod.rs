@@ -50,7 +50,10 @@ impl SharedFrame {
         let mut v = Vec::with_capacity(header_len + payload.len());
         v.extend_from_slice(&header[..header_len]);
         v.extend_from_slice(payload);
-        SharedFrame { bytes: v.into(), header_len: header_len as u8 }
+        SharedFrame {
+            bytes: v.into(),
+            header_len: header_len as u8,
+        }
     }
 
     /// The whole message as it goes on the wire.
@@ -100,7 +103,13 @@ mod tests {
 
     #[test]
     fn header_lengths_follow_rfc6455() {
-        for (len, hdr) in [(0usize, 2usize), (125, 2), (126, 4), (65_535, 4), (65_536, 10)] {
+        for (len, hdr) in [
+            (0usize, 2usize),
+            (125, 2),
+            (126, 4),
+            (65_535, 4),
+            (65_536, 10),
+        ] {
             let payload = vec![b'x'; len];
             let f = SharedFrame::binary(&payload);
             assert_eq!(f.wire_len(), len + hdr, "len {len}");

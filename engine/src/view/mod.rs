@@ -33,7 +33,11 @@ pub struct SubId(pub u64);
 pub enum Output {
     /// To every active subscription of `view` whose key filter admits `key`
     /// (list/append: no filter or an equal key; state: an equal key).
-    Broadcast { view: ViewId, key: Arc<str>, frame: SharedFrame },
+    Broadcast {
+        view: ViewId,
+        key: Arc<str>,
+        frame: SharedFrame,
+    },
     /// To one subscription only.
     To { sub: SubId, frame: SharedFrame },
 }
