@@ -4,6 +4,7 @@
 //! every VM worker that runs the stack.
 
 use crate::event::Pubkey;
+use crate::idl::IdlSet;
 use crate::spec::{SpecError, StackSpec};
 use crate::view::ViewDef;
 use crate::vm::Program;
@@ -14,6 +15,9 @@ pub struct Stack {
     entities: Vec<(String, Vec<ViewDef>)>,
     spec: StackSpec,
     program: Program,
+    idls: IdlSet,
+    /// IDL event type id → the VM's event id (None: the stack does not react to it).
+    idl_events: Vec<Option<usize>>,
 }
 
 impl Stack {
@@ -35,6 +39,12 @@ impl Stack {
             program_ids.push(key);
         }
         let program = crate::vm::program_of(&spec)?;
+        let idls = IdlSet::from_json(&serde_json::Value::Array(spec.idls.clone()))?;
+        let idl_events = idls
+            .event_types()
+            .iter()
+            .map(|t| program.event_ids.get(&*t.name).copied())
+            .collect();
         let entities = spec
             .entities
             .iter()
@@ -46,6 +56,8 @@ impl Stack {
             entities,
             spec,
             program,
+            idls,
+            idl_events,
         })
     }
 
@@ -75,6 +87,18 @@ impl Stack {
     /// Event type names the stack reacts to (handlers, hooks, `when` instructions).
     pub fn event_types(&self) -> &[String] {
         &self.program.event_names
+    }
+
+    /// The IDLs inside the stack, compiled (decode / encode).
+    pub fn idls(&self) -> &IdlSet {
+        &self.idls
+    }
+
+    pub(crate) fn vm_event(&self, idl_event_type: u32) -> Option<usize> {
+        self.idl_events
+            .get(idl_event_type as usize)
+            .copied()
+            .flatten()
     }
 
     pub(crate) fn program(&self) -> &Program {

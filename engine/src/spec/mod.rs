@@ -567,12 +567,14 @@ impl StackSpec {
         };
         match obj.get("ast_version") {
             Some(Json::String(v)) if v == SUPPORTED_AST_VERSION => {}
-            Some(Json::String(v)) => return Err(SpecError::new(
-                "$.ast_version",
-                format!(
+            Some(Json::String(v)) => {
+                return Err(SpecError::new(
+                    "$.ast_version",
+                    format!(
                     "unsupported ast_version {v:?}; this engine reads {SUPPORTED_AST_VERSION:?}"
                 ),
-            )),
+                ))
+            }
             Some(_) => return Err(SpecError::new("$.ast_version", "expected a string")),
             None => return Err(SpecError::new("$.ast_version", "missing")),
         }

@@ -245,6 +245,7 @@ pub struct VmContext {
     scheduled: Vec<(u64, ResolverRequest)>,
     slot_hashes: lru::LruCache<u64, [u8; 32]>,
     env: Vec<Json>,
+    decoded: crate::idl::Decoded,
 }
 
 impl VmContext {
@@ -273,6 +274,7 @@ impl VmContext {
                 std::num::NonZeroUsize::new(limits.slot_hashes.max(1)).unwrap(),
             ),
             env: Vec::new(),
+            decoded: Default::default(),
         }
     }
 
@@ -329,23 +331,51 @@ impl VmContext {
     /// Decodes one update with the stack's IDLs and runs its handlers; pushes the mutations.
     pub fn apply(
         &mut self,
-        _stack: &Stack,
+        stack: &Stack,
         update: &Update,
-        _out: &mut Vec<Mutation>,
+        out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
-        match update {
+        let (slot, index, signature, timestamp, is_account) = match update {
             Update::Slot { slot, .. } => {
                 self.fire_scheduled(*slot);
-                Ok(())
+                return Ok(());
             }
-            _ => {
-                self.stats.events += 1;
-                self.stats.decode_errors += 1;
-                Err(ApplyError::Decode(
-                    "this stack has no compiled IDL decoder".into(),
-                ))
-            }
+            Update::Account(a) => (
+                a.slot,
+                a.write_version,
+                a.signature.as_ref(),
+                a.timestamp,
+                true,
+            ),
+            Update::Instruction(i) => (i.slot, i.txn_index, Some(&i.signature), i.timestamp, false),
+        };
+        let mut d = std::mem::take(&mut self.decoded);
+        let r = stack.idls().decode(update, &mut d);
+        if let Err(e) = r {
+            self.decoded = d;
+            self.stats.events += 1;
+            self.stats.decode_errors += 1;
+            return Err(ApplyError::Decode(e.to_string()));
         }
+        let Some(e) = stack.vm_event(d.event_type) else {
+            self.decoded = d;
+            self.stats.events += 1;
+            self.stats.unknown_events += 1;
+            return Ok(());
+        };
+        let event = stack.idls().to_reference_json(&d);
+        self.decoded = d;
+        let ctx = EventContext {
+            slot,
+            index,
+            signature: signature.map(|s| bs58::encode(s).into_string()),
+            timestamp,
+            is_account,
+        };
+        let p = stack.program();
+        self.ensure_tables(p);
+        self.stats.events += 1;
+        self.run(p, e, &event, &ctx, out)
     }
 
     /// Moves slot-scheduled resolver requests whose slot has come into the request queue.
@@ -391,6 +421,17 @@ impl VmContext {
         if !event.is_object() {
             return Err(ApplyError::BadEvent("expected an object".into()));
         }
+        self.run(p, e, event, ctx, out)
+    }
+
+    fn run(
+        &mut self,
+        p: &Program,
+        e: EventId,
+        event: &Json,
+        ctx: &EventContext,
+        out: &mut Vec<Mutation>,
+    ) -> Result<(), ApplyError> {
         let start = out.len();
         let c = Ctx::from_event(ctx);
         let r = self.apply_event(p, e, event, &c, out);
@@ -855,6 +896,11 @@ impl VmContext {
     fn lookup_chain(&mut self, ent: usize, named: Option<usize>, start: Json) -> Json {
         let t = &mut self.tables[ent];
         if !t.exists {
+            // Nothing is known yet. (The reference returns null without noting the miss, so an
+            // instruction arriving before its entity's first update is lost; we queue it.)
+            if let Some(s) = start.as_str() {
+                self.pda_miss = Some(s.to_string());
+            }
             return Json::Null;
         }
         let mut cur = start;
