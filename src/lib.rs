@@ -1,3 +1,4 @@
 //! placeholder
 
+pub mod replay;
 pub mod stacks;
