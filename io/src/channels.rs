@@ -30,6 +30,8 @@ pub enum ToReactor {
     Rejected { sub: SubId, error: SubscribeError },
     /// A frame to fan out or deliver.
     Frame(Output),
+    /// Close every connection with 1001 and stop.
+    Shutdown,
 }
 
 /// One reactor's inbox and the waker that makes its poll loop look at it.
