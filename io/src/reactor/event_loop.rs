@@ -333,8 +333,19 @@ impl Reactor {
                 self.read_messages(slot);
             }
             Phase::Rejected => {
+                // Discard input until EOF; a bounded amount per turn, so a flooding peer
+                // cannot hold the loop (it is dropped at its deadline anyway).
                 let mut buf = [0u8; 4096];
+                let mut budget = READS_PER_TURN;
                 loop {
+                    if budget == 0 {
+                        if !conn.read_pending {
+                            conn.read_pending = true;
+                            self.read_pending.push(slot);
+                        }
+                        break;
+                    }
+                    budget -= 1;
                     match (&conn.io.tcp).read(&mut buf) {
                         Ok(0) => {
                             conn.peer_done = true;
