@@ -47,6 +47,15 @@ fn the_typescript_client_merges_snapshot_and_patches_then_unsubscribes_and_recon
         .spawn()
         .expect("node on PATH");
     wait_for("both subscriptions", || s.worker_sub_count() == 2);
+    // The client's options reach the worker: `use({take: 1})` on latest, nothing on list.
+    let mut reqs = s.worker_requests();
+    reqs.sort_by(|a, b| a.view.cmp(&b.view));
+    assert_eq!(
+        reqs.iter()
+            .map(|r| (r.view.as_str(), r.take))
+            .collect::<Vec<_>>(),
+        [("OreRound/latest", Some(1)), ("OreRound/list", None)]
+    );
     for (view, key, n) in [
         ("OreRound/list", "k0", 1),
         ("OreRound/list", "k1", 2),

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use stackcore_engine::frame::SharedFrame;
-use stackcore_engine::view::{Output, SubId, SubscribeError, ViewId};
+use stackcore_engine::view::{Output, SubId, SubscribeError, Subscription, ViewId};
 use stackcore_io::channels::{reactor_of, ReactorHandle, ToReactor, ToWorker};
 use stackcore_io::config::WebSocketConfig;
 use stackcore_io::metrics::Metrics;
@@ -19,8 +19,8 @@ use stackcore_io::reactor::{spawn_acceptor, spawn_reactor, ReactorContext, React
 use tungstenite::protocol::WebSocket;
 use tungstenite::Message;
 
-/// The fake worker's live subscriptions: id → (view, key).
-pub type WorkerSubs = Arc<Mutex<HashMap<SubId, (ViewId, Option<String>)>>>;
+/// The fake worker's live subscriptions: id → the request as the worker received it.
+pub type WorkerSubs = Arc<Mutex<HashMap<SubId, Subscription>>>;
 
 /// The views the fake worker serves: (name, mode).
 pub const VIEWS: &[(&str, &str)] = &[
@@ -138,6 +138,11 @@ impl Server {
         f(&self.metrics).load(Ordering::Relaxed)
     }
 
+    /// The requests the fake worker currently holds.
+    pub fn worker_requests(&self) -> Vec<Subscription> {
+        self.worker_subs.lock().unwrap().values().cloned().collect()
+    }
+
     pub fn worker_sub_count(&self) -> usize {
         self.worker_subs.lock().unwrap().len()
     }
@@ -208,7 +213,7 @@ fn fake_worker(
                     }
                     // Recorded after the reactor has the activation queued, so a test that
                     // sees the subscription here can broadcast to it.
-                    subs.lock().unwrap().insert(sub, (view, req.key.clone()));
+                    subs.lock().unwrap().insert(sub, req);
                 }
                 r.wake();
             }
