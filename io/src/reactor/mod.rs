@@ -27,7 +27,7 @@
 //!    idle ones and ends closings that overran their deadline.
 //!
 //! ## Output, zero-copy
-//! A frame arrives once as a [`SharedFrame`] (complete WebSocket message, already framed).
+//! A frame arrives once as a [`SharedFrame`](stackcore_engine::frame::SharedFrame) (complete WebSocket message, already framed).
 //! Fan-out pushes an `Arc` clone into each target connection's queue; a connection drains its
 //! queue with `write_vectored` over the frames' bytes (see [`conn`]). No payload copy per client,
 //! no allocation per frame once queues have grown to their working size.
