@@ -160,15 +160,15 @@ fn a_silent_peer_is_pinged() {
 fn answering_pings_keeps_a_quiet_client_alive_past_the_idle_timeout() {
     let s = Server::start(
         WebSocketConfig::default()
-            .with_ping_interval(Duration::from_millis(20))
-            .with_idle_timeout(Duration::from_millis(200)),
+            .with_ping_interval(Duration::from_millis(10))
+            .with_idle_timeout(Duration::from_secs(1)),
         1,
     );
     let mut c = connect(&s.url());
-    // tungstenite answers each ping with a pong on the next read; 20 pings span well past
-    // the idle timeout only if the pongs count as inbound traffic.
+    // tungstenite answers each ping with a pong on the next read; 150 pings, at least one
+    // ping interval apart, span past the idle timeout only if the pongs count as inbound.
     let mut pings = 0;
-    while pings < 20 {
+    while pings < 150 {
         match c.read().unwrap() {
             Message::Ping(_) => pings += 1,
             m => panic!("closed or unexpected: {m:?}"),
