@@ -210,3 +210,40 @@ fn shutdown_closes_every_client_with_1001_and_stops_the_acceptor() {
     assert_eq!(metrics.subscriptions.load(Ordering::Relaxed), 0);
     assert_eq!(metrics.pending_outbound_bytes.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn control_frames_are_written_between_data_frames_never_inside_one() {
+    let s = Server::start(
+        WebSocketConfig::default()
+            .with_ping_interval(Duration::from_millis(2))
+            .with_max_outbound_bytes(64 << 20),
+        1,
+    );
+    let mut c = small_window_client(&s.url(), s.addr);
+    subscribe(&mut c, "OreRound/list", None);
+    // Large frames go out in many partial writes while pings are due all along.
+    let pad = "y".repeat(200_000);
+    for n in 1..=30u64 {
+        let f = SharedFrame::binary(
+            format!(r#"{{"op":"patch","key":"k","data":{{"n":{n},"pad":"{pad}"}}}}"#).as_bytes(),
+        );
+        s.broadcast("OreRound/list", "k", &f);
+    }
+    let (mut pings, mut last) = (0, 0);
+    while last < 30 {
+        std::thread::sleep(Duration::from_millis(1)); // a slow reader: pings fall due
+        match c.read().expect("a well-formed stream") {
+            Message::Ping(_) => pings += 1,
+            Message::Binary(b) => {
+                let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+                assert_eq!(v["data"]["n"], last + 1);
+                last += 1;
+            }
+            m => panic!("unexpected {m:?}"),
+        }
+    }
+    assert!(
+        pings > 0,
+        "no ping was interleaved, so the test proved nothing"
+    );
+}

@@ -288,8 +288,12 @@ impl Conn {
                 iov[0] = IoSlice::new(&self.ctrl_inflight[self.ctrl_off..]);
                 n = 1;
             }
+            // Control output waiting behind a partly written frame: write only to the end of
+            // that frame, so the control frames go out at the next boundary instead of waiting
+            // for the whole queue (a write rarely ends exactly on a boundary).
+            let ctrl_waiting = self.front_off > 0 && !self.io.ctrl.borrow().is_empty();
             for (i, f) in self.queue.iter().enumerate() {
-                if n == IOV_MAX {
+                if n == IOV_MAX || (ctrl_waiting && i > 0) {
                     break;
                 }
                 let off = if i == 0 { self.front_off } else { 0 };
