@@ -5,7 +5,8 @@
 //! whatever tungstenite writes (the HTTP handshake answer, pongs, our pings, close frames) lands
 //! in a small in-memory control buffer (bounded by [`CTRL_CAP`]). `flush` moves that buffer onto
 //! the wire only at a message boundary, so control frames slot in *between* our data messages
-//! and never inside one. Data frames are [`SharedFrame`]s, complete unmasked WebSocket messages:
+//! and never inside one; while control output waits behind a partly written frame, a write
+//! stops at that frame's end, so pongs and closes never wait for the whole queue. Data frames are [`SharedFrame`]s, complete unmasked WebSocket messages:
 //! the queue holds `Arc` clones and `flush` hands their bytes to `write_vectored` directly, up
 //! to [`IOV_MAX`] slices per call, with no copy and no allocation per frame.
 //!
