@@ -154,7 +154,7 @@ fn is_id_like(name: &str) -> bool {
 impl Generator {
     pub fn new(idls: &IdlSet, cfg: SynthConfig) -> Generator {
         let idls = idls.clone();
-        let mut rng = Rng(cfg.seed ^ 0x5EED_0F_C4A1_u64);
+        let mut rng = Rng(cfg.seed ^ 0x5EED_5EED_5EED_5EED_u64);
         let n = cfg.addresses_per_account_type.max(1);
         let wallets: Vec<Pubkey> = (0..n).map(|_| rng.bytes()).collect();
         let mut pools = Vec::new();
