@@ -211,6 +211,8 @@ pub struct ApplyStats {
 pub struct Views {
     cfg: EntityCacheConfig,
     slots: Vec<Slot>,
+    /// The entity index of every view, by id.
+    view_entity: Vec<usize>,
     by_name: HashMap<Arc<str>, ViewId>,
     entities: Vec<EntityViews>,
     entity_index: HashMap<Arc<str>, usize>,
@@ -237,6 +239,7 @@ impl Views {
         let mut v = Views {
             cfg,
             slots: Vec::new(),
+            view_entity: Vec::new(),
             by_name: HashMap::new(),
             entities: Vec::new(),
             entity_index: HashMap::new(),
@@ -253,8 +256,13 @@ impl Views {
             }
             let ei = v.entities.len();
             let base = BASE_MODES.map(|(suffix, mode)| {
-                v.push_slot(format!("{name}/{suffix}"), mode, Kind::Base { entity: ei })
-                    .unwrap_or(ViewId(u32::MAX))
+                v.push_slot(
+                    format!("{name}/{suffix}"),
+                    ei,
+                    mode,
+                    Kind::Base { entity: ei },
+                )
+                .unwrap_or(ViewId(u32::MAX))
             });
             v.entities.push(EntityViews {
                 base,
@@ -289,7 +297,7 @@ impl Views {
         }
     }
 
-    fn push_slot(&mut self, name: String, mode: Mode, kind: Kind) -> Option<ViewId> {
+    fn push_slot(&mut self, name: String, entity: usize, mode: Mode, kind: Kind) -> Option<ViewId> {
         if self.by_name.contains_key(name.as_str()) {
             return None;
         }
@@ -302,6 +310,7 @@ impl Views {
             kind,
             audience: Audience::default(),
         });
+        self.view_entity.push(entity);
         Some(id)
     }
 
@@ -365,7 +374,7 @@ impl Views {
             ),
         };
         let id = self
-            .push_slot(def.id.clone(), mode, kind)
+            .push_slot(def.id.clone(), ei, mode, kind)
             .ok_or(ViewError::Duplicate {
                 view: def.id.clone(),
             })?;
@@ -428,12 +437,8 @@ impl Views {
             ..
         } = self;
         let ent = &mut entities[ei];
-        let (slot, _evicted) = ent
-            .cache
-            .touch_or_insert_with(&key, || Arc::new(empty_object()));
-        merge(Arc::make_mut(slot), &patch, &m.append, cfg.max_array_length);
-        let entity = slot.clone();
 
+        // Patch frames first (the body is serialized once, before the patch moves into the cache).
         let mut body = false;
         for id in ent.base {
             let s = &slots[id.0 as usize];
@@ -452,6 +457,20 @@ impl Views {
                 frame,
             });
         }
+
+        let (slot, evicted) = ent
+            .cache
+            .touch_or_insert_with(&key, || Arc::new(empty_object()));
+        merge(Arc::make_mut(slot), patch, &m.append, cfg.max_array_length);
+        if let Some((gone, e)) = evicted {
+            for &id in &ent.derived {
+                match &mut slots[id.0 as usize].kind {
+                    Kind::Window(w) => w.adopt(&gone, &e),
+                    Kind::Keyed(k) => k.adopt(&gone, &e),
+                    Kind::Base { .. } => {}
+                }
+            }
+        }
         for &id in &ent.derived {
             let Slot {
                 name,
@@ -461,8 +480,8 @@ impl Views {
             } = &mut slots[id.0 as usize];
             let mut em = Emitter::new(writer, scratch, id, name, *mode, out);
             match kind {
-                Kind::Window(w) => w.update(&key, &entity, &mut em),
-                Kind::Keyed(k) => k.update(&key, &entity, |k| audience.admits(k), &mut em),
+                Kind::Window(w) => w.update(&key, &ent.cache, &mut em),
+                Kind::Keyed(k) => k.update(&key, &ent.cache, |k| audience.admits(k), &mut em),
                 Kind::Base { .. } => {}
             }
         }
@@ -522,7 +541,8 @@ impl Views {
                 if req.with_snapshot == Some(false) {
                     Vec::new()
                 } else {
-                    kv.get(k)
+                    let src = &self.entities[self.view_entity[id.0 as usize]].cache;
+                    kv.get(src, k)
                         .map(|e| (Arc::from(k), e.clone()))
                         .into_iter()
                         .collect()
@@ -530,7 +550,8 @@ impl Views {
             }
             Kind::Window(w) => {
                 let (start, count) = w.slice(req.skip, req.take);
-                w.ordered_slice(start, count)
+                let src = &self.entities[self.view_entity[id.0 as usize]].cache;
+                w.ordered_slice(src, start, count)
             }
         };
         let (name, mode) = (slot.name.clone(), slot.mode);
@@ -558,11 +579,12 @@ impl Views {
             .subscribed(&name, mode, sort.as_ref().map(|(f, o)| (&f[..], *o)));
         out.push(Output::To { sub, frame });
 
+        let ei = self.derived_entity(id);
         let slot = &mut self.slots[id.0 as usize];
         let key = match &mut slot.kind {
             Kind::Window(w) => {
                 let (start, count) = w.slice(req.skip, req.take);
-                let now = w.subscribe(sub, start, count);
+                let now = w.subscribe(&self.entities[ei].cache, sub, start, count);
                 for k in old_window
                     .iter()
                     .filter(|k| !now.iter().any(|(n, _)| n == *k))
@@ -623,24 +645,33 @@ impl Views {
     /// What the server holds for `view`, in snapshot order: the entity cache (most recent first)
     /// for base views, the ordered rows for window views, the rows for keyed views.
     pub fn rows(&self, view: ViewId) -> Vec<(Arc<str>, Arc<Value>)> {
-        match self.slots.get(view.0 as usize).map(|s| &s.kind) {
-            Some(Kind::Base { entity }) => self.entities[*entity]
-                .cache
+        let Some(slot) = self.slots.get(view.0 as usize) else {
+            return Vec::new();
+        };
+        let src = &self.entities[self.derived_entity(view)].cache;
+        match &slot.kind {
+            Kind::Base { .. } => src
                 .iter_recent()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            Some(Kind::Window(w)) => w.ordered(),
-            Some(Kind::Keyed(k)) => k.rows(),
-            None => Vec::new(),
+            Kind::Window(w) => w.ordered(src),
+            Kind::Keyed(k) => k.rows(src),
         }
+    }
+
+    /// The entity (index) whose mutations feed `view`.
+    fn derived_entity(&self, view: ViewId) -> usize {
+        self.view_entity[view.0 as usize]
     }
 
     /// The cached entity of `key` in `view` (base and keyed views), without bumping it.
     pub fn get(&self, view: ViewId, key: &str) -> Option<&Value> {
-        match &self.slots.get(view.0 as usize)?.kind {
-            Kind::Base { entity } => self.entities[*entity].cache.peek(key).map(|a| &**a),
-            Kind::Keyed(k) => k.get(key).map(|a| &**a),
-            Kind::Window(w) => w.get(key),
+        let slot = self.slots.get(view.0 as usize)?;
+        let src = &self.entities[self.derived_entity(view)].cache;
+        match &slot.kind {
+            Kind::Base { .. } => src.peek(key).map(|a| &**a),
+            Kind::Keyed(k) => k.get(src, key).map(|a| &**a),
+            Kind::Window(w) => w.get(src, key),
         }
     }
 }
