@@ -67,6 +67,10 @@ impl KeyedView {
         self.rows.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     /// Entity `ekey` has a new merged entity in `src`; `wanted(key)` says whether any subscriber
     /// listens to a keyed value (frames are built only then).
     pub(crate) fn update(

@@ -441,7 +441,9 @@ impl Views {
         // Patch frames first (the body is serialized once, before the patch moves into the cache).
         let mut body = false;
         for id in ent.base {
-            let s = &slots[id.0 as usize];
+            let Some(s) = slots.get(id.0 as usize) else {
+                continue;
+            };
             if !s.audience.admits(&key) {
                 continue;
             }
@@ -676,6 +678,9 @@ impl Views {
     }
 }
 
+/// A snapshot row: key and entity.
+type Row = (Arc<str>, Arc<Value>);
+
 /// Snapshot rows of a list/append view (`protocol.md` §2.1, key filter first, §7.7).
 fn list_rows(
     cache: &Lru<Arc<Value>>,
@@ -695,7 +700,7 @@ fn list_rows(
             .collect(),
     };
     if let Some(c) = cursor {
-        let mut with: Vec<(Seq, (Arc<str>, Arc<Value>))> = rows
+        let mut with: Vec<(Seq, Row)> = rows
             .into_iter()
             .filter_map(|r| seq_of(&r.1).filter(|s| *s > c).map(|s| (s, r)))
             .collect();

@@ -115,6 +115,10 @@ impl WindowView {
         self.rows.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     /// The effective slice of a subscription's `skip`/`take` within the pipeline's own.
     pub fn slice(&self, skip: Option<usize>, take: Option<usize>) -> (usize, usize) {
         let skip = skip.unwrap_or(0);
