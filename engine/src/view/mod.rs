@@ -196,6 +196,24 @@ struct SubEntry {
     key: Option<Arc<str>>,
 }
 
+/// The part one shard plays in a subscribe served by several shards
+/// ([`Views::subscribe_shard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardRole {
+    /// Sends the `subscribed` frame.
+    pub first: bool,
+    /// Ends the snapshot with `complete:true`.
+    pub last: bool,
+}
+
+impl ShardRole {
+    /// The only shard: both first and last.
+    pub const WHOLE: ShardRole = ShardRole {
+        first: true,
+        last: true,
+    };
+}
+
 /// Counters of inputs the views could not use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyStats {
@@ -511,6 +529,22 @@ impl Views {
         max_rows: Option<usize>,
         out: &mut Vec<Output>,
     ) -> Result<ViewId, SubscribeError> {
+        self.subscribe_shard(sub, req, max_rows, ShardRole::WHOLE, out)
+    }
+
+    /// [`Views::subscribe_limited`] on one of several shards that together serve a view (the
+    /// caller subscribes on every shard, in order). Only the `first` shard sends `subscribed`;
+    /// only the `last` marks its final snapshot batch `complete:true` (and sends the empty batch
+    /// if it has no rows); the others send just their rows, if any. `max_rows` applies per shard.
+    /// Sorted windows cannot be merged across shards: a derived view must live on one shard.
+    pub fn subscribe_shard(
+        &mut self,
+        sub: SubId,
+        req: &Subscription,
+        max_rows: Option<usize>,
+        role: ShardRole,
+        out: &mut Vec<Output>,
+    ) -> Result<ViewId, SubscribeError> {
         let id = self
             .view_id(&req.view)
             .ok_or_else(|| SubscribeError::UnknownView(req.view.clone()))?;
@@ -576,10 +610,11 @@ impl Views {
             }
             _ => None,
         };
-        let frame = self
-            .writer
-            .subscribed(&name, mode, sort.as_ref().map(|(f, o)| (&f[..], *o)));
-        out.push(Output::To { sub, frame });
+        if role.first {
+            let sort = sort.as_ref().map(|(f, o)| (&f[..], *o));
+            let frame = self.writer.subscribed(&name, mode, sort);
+            out.push(Output::To { sub, frame });
+        }
 
         let ei = self.derived_entity(id);
         let slot = &mut self.slots[id.0 as usize];
@@ -606,9 +641,18 @@ impl Views {
             slot.audience.add(key.as_ref());
         }
         self.subs.insert(sub, SubEntry { view: id, key });
-        snapshot_frames(&mut self.writer, &self.cfg, mode, &name, &rows, |frame| {
-            out.push(Output::To { sub, frame })
-        });
+        if role.last || !rows.is_empty() {
+            let cfg = &self.cfg;
+            snapshot_frames(
+                &mut self.writer,
+                cfg,
+                mode,
+                &name,
+                &rows,
+                role.last,
+                |frame| out.push(Output::To { sub, frame }),
+            );
+        }
         Ok(id)
     }
 
@@ -716,14 +760,15 @@ fn list_rows(
 }
 
 /// Pushes the snapshot of `rows` in batches (first `initial_snapshot_batch_size`, then
-/// `subsequent_snapshot_batch_size`), `complete:true` on the last; one empty complete batch if
-/// there are no rows.
+/// `subsequent_snapshot_batch_size`), `complete:true` on the last if `complete`; one empty batch
+/// if there are no rows.
 pub(crate) fn snapshot_frames(
     writer: &mut FrameWriter,
     cfg: &EntityCacheConfig,
     mode: Mode,
     view: &str,
     rows: &[(Arc<str>, Arc<Value>)],
+    complete: bool,
     mut push: impl FnMut(SharedFrame),
 ) {
     let first = cfg.initial_snapshot_batch_size.max(1);
@@ -733,7 +778,7 @@ pub(crate) fn snapshot_frames(
         let n = if at == 0 { first } else { next };
         let end = (at + n).min(rows.len());
         let batch = rows[at..end].iter().map(|(k, v)| (&**k, &**v));
-        push(writer.snapshot(mode, view, batch, end == rows.len()));
+        push(writer.snapshot(mode, view, batch, complete && end == rows.len()));
         at = end;
         if at >= rows.len() {
             break;
