@@ -105,7 +105,7 @@ pub type Handshake = MidHandshake<ServerHandshake<Io, Gate>>;
 
 pub enum Phase {
     /// Reading the upgrade request. `None` only transiently while it is being advanced.
-    Handshake(Option<Handshake>),
+    Handshake(Option<Box<Handshake>>),
     Open(Box<WebSocket<Io>>),
     /// Refused at the upgrade: the HTTP answer is flushed, then the write side is shut and the
     /// peer's remaining input drained until EOF or the deadline.
@@ -180,7 +180,7 @@ impl Conn {
         Conn {
             io,
             gen,
-            phase: Phase::Handshake(Some(hs)),
+            phase: Phase::Handshake(Some(Box::new(hs))),
             outcome,
             session: None,
             _subject: None,

@@ -49,6 +49,19 @@
 //! WebSocket ping; WebSocket pings are answered by tungstenite. The HTTP upgrade must complete
 //! within `idle_timeout` of the accept.
 //!
+//! ## Metrics
+//! `connected_clients` counts every socket the acceptor handed on until its reactor drops it
+//! (handshaking and closing ones included); it is also what `max_clients` is checked against.
+//! `subscriptions` counts active subscriptions (activated by the worker), `pending_outbound_bytes`
+//! the bytes queued in all connections, `frames_sent_total` the data frames fully written,
+//! `bytes_sent_total` every byte written. Counters are accumulated per turn and published once.
+//!
+//! ## Memory per connection
+//! tungstenite's read buffer (4 KiB, growing only while a message up to `max_message_size` is
+//! read), the control buffer (≤ [`conn::CTRL_CAP`]), the queue (≤ `message_queue_size` `Arc`s of
+//! frames shared with every other subscriber, ≤ `max_outbound_bytes` of them counted against this
+//! connection) and its subscriptions (≤ the session's subscription limit).
+//!
 //! ## Subscriptions
 //! Sub-key `view:key` (or `view:*`) per connection; a duplicate subscribe keeps the existing
 //! subscription and sends nothing (the reference killed the stream instead). An unknown view is

@@ -19,6 +19,9 @@ use stackcore_io::reactor::{spawn_acceptor, spawn_reactor, ReactorContext, React
 use tungstenite::protocol::WebSocket;
 use tungstenite::Message;
 
+/// The fake worker's live subscriptions: id → (view, key).
+pub type WorkerSubs = Arc<Mutex<HashMap<SubId, (ViewId, Option<String>)>>>;
+
 /// The views the fake worker serves: (name, mode).
 pub const VIEWS: &[(&str, &str)] = &[
     ("OreRound/list", "list"),
@@ -37,7 +40,7 @@ pub struct Server {
     pub metrics: Arc<Metrics>,
     pub reactors: Vec<ReactorHandle>,
     /// Subscriptions the fake worker currently holds.
-    pub worker_subs: Arc<Mutex<HashMap<SubId, (ViewId, Option<String>)>>>,
+    pub worker_subs: WorkerSubs,
     threads: Vec<JoinHandle<()>>,
     acceptor: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
@@ -177,7 +180,7 @@ impl Drop for Server {
 fn fake_worker(
     rx: crossbeam_channel::Receiver<ToWorker>,
     reactors: Vec<ReactorHandle>,
-    subs: Arc<Mutex<HashMap<SubId, (ViewId, Option<String>)>>>,
+    subs: WorkerSubs,
 ) {
     while let Ok(msg) = rx.recv() {
         match msg {
@@ -191,7 +194,6 @@ fn fake_worker(
                         error: SubscribeError::SnapshotLimitExceeded { rows: 9, limit: 1 },
                     });
                 } else {
-                    subs.lock().unwrap().insert(sub, (view, req.key.clone()));
                     r.send(ToReactor::Subscribed { sub, view });
                     r.send(ToReactor::Frame(Output::To {
                         sub,
@@ -204,6 +206,9 @@ fn fake_worker(
                             frame: snapshot_frame(&req.view, mode, &key),
                         }));
                     }
+                    // Recorded after the reactor has the activation queued, so a test that
+                    // sees the subscription here can broadcast to it.
+                    subs.lock().unwrap().insert(sub, (view, req.key.clone()));
                 }
                 r.wake();
             }
@@ -225,6 +230,7 @@ pub fn connect(url: &str) -> Client {
     try_connect(url, &[]).expect("upgrade")
 }
 
+#[allow(clippy::result_large_err)]
 pub fn try_connect(
     url: &str,
     headers: &[(&str, &str)],
@@ -288,8 +294,11 @@ pub fn subscribe(c: &mut Client, view: &str, key: Option<&str>) {
 pub fn read_until_close(c: &mut Client) -> Option<(u16, String)> {
     loop {
         match c.read() {
-            Ok(Message::Close(Some(f))) => return Some((f.code.into(), f.reason.to_string())),
-            Ok(Message::Close(None)) => return None,
+            Ok(Message::Close(f)) => {
+                // Send tungstenite's queued close reply, as a real client does at once.
+                let _ = c.flush();
+                return f.map(|f| (f.code.into(), f.reason.to_string()));
+            }
             Ok(_) => continue,
             Err(_) => return None,
         }
