@@ -325,7 +325,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, update: SubscribeUpdate, bypass_filters: bool) {
+    fn push(&self, mut update: SubscribeUpdate, bypass_filters: bool) {
+        if update.created_at.is_none() && !bypass_filters {
+            update.created_at = Some(std::time::SystemTime::now().into());
+        }
         {
             let mut st = self.lock();
             if let Some(s) = slot_of(&update) {
