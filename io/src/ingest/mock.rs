@@ -315,7 +315,7 @@ struct Shared {
 }
 
 enum Next {
-    Found(SubscribeUpdate, u64),
+    Found(Box<SubscribeUpdate>, u64),
     Exhausted(u64),
     Lost,
 }
@@ -372,13 +372,13 @@ impl Shared {
                 continue;
             }
             if e.bypass_filters {
-                return Next::Found((*e.update).clone(), next);
+                return Next::Found(Box::new((*e.update).clone()), next);
             }
             let names = filter.matches(&e.update);
             if !names.is_empty() {
                 let mut u = (*e.update).clone();
                 u.filters = names;
-                return Next::Found(u, next);
+                return Next::Found(Box::new(u), next);
             }
         }
         drop(st);
@@ -713,7 +713,7 @@ async fn stream_task(
                         biased;
                         permit = tx.reserve() => {
                             let Ok(permit) = permit else { break None };
-                            permit.send(Ok(update));
+                            permit.send(Ok(*update));
                             cursor = next;
                             if next % 64 == 0 {
                                 sh.set_cursor(id, cursor);
