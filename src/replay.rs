@@ -17,13 +17,26 @@
 //!                 differences are printed (output line, event, entity, key, JSON path, both values)
 //! ```
 //!
-//! Inputs (`--events`): decoded-event JSON lines in the reference interpreter's shape (see
-//! [`input`]), `synthetic:SEED:COUNT` (the synthetic chain), or a recording made with `--record`.
+//! Inputs (`--events`):
+//! - decoded-event JSON lines in the reference interpreter's shape (see [`input`]), so events
+//!   captured for the reference replay as they are;
+//! - `synthetic:SEED:COUNT`: COUNT updates of the synthetic chain for the stack's IDLs;
+//! - a recording made with `--record` (told apart by its header): raw upstream messages, converted
+//!   and deduplicated the way ingest does it (receive time as the clock, re-sent messages after a
+//!   reconnect marker dropped), then decoded with the stack's IDLs. A truncated or corrupt
+//!   recording is replayed up to the bad record, which is reported.
+//!
+//! Events are applied one at a time by the engine's `VmContext` (`apply_json` for decoded events,
+//! `apply` for raw updates); with `--out frames` each mutation then goes through the engine's
+//! `Views`, where one subscription (`--view`, `--key`) was made before the first event or after
+//! `--subscribe-after N` events. Memory stays bounded by the engine's own bounds: nothing is
+//! buffered beyond one event's output, and `--expect` is read alongside, line by line.
 //!
 //! Exit codes: **0** the run completed (and matched `--expect` if given); **1** the output differs
 //! from `--expect`; **2** bad input — an unreadable or invalid stack, events or expect file, an
-//! unknown view, or (with `--strict`) a malformed event line. Without `--strict` a malformed line or
-//! an event the stack cannot take is reported on stderr with its line number and skipped.
+//! unknown view, or (with `--strict`) a malformed event line or record. Without `--strict` a
+//! malformed line, or an event the stack cannot take, is reported on stderr with its line number
+//! (or record offset) and skipped; an event the stack's handlers reject is always only reported.
 
 pub mod diff;
 pub mod input;
@@ -222,8 +235,7 @@ fn run_inner(
     while let Some(next) = events.next() {
         let (event, line) = match next {
             Ok(ev) => ev,
-            Err(events::Skip { line, message }) => {
-                let at = format!("{}:{line}", args.events);
+            Err(events::Skip { at, message }) => {
                 skip(args, at, message, true, stderr)?;
                 continue;
             }
@@ -515,6 +527,12 @@ fn frame_text(payload: &[u8]) -> Result<String, String> {
 mod events {
     //! The event sources behind `--events`, as one iterator of [`Event`]s.
 
+    use std::collections::VecDeque;
+
+    use stackcore_io::config::Commitment;
+    use stackcore_io::ingest::resume::Resume;
+    use stackcore_io::ingest::{record, Converter, IngestLimits};
+
     use super::*;
 
     /// One event to apply.
@@ -525,9 +543,10 @@ mod events {
         Update(stackcore_engine::Update),
     }
 
-    /// A line that could not be read as an event: reported (or fatal with `--strict`).
+    /// Input that could not be read as an event: reported (or fatal with `--strict`).
     pub struct Skip {
-        pub line: usize,
+        /// `FILE:LINE`, or `FILE (record at byte N)`.
+        pub at: String,
         pub message: String,
     }
 
@@ -542,6 +561,66 @@ mod events {
             gen: Box<stackcore_engine::synth::Generator>,
             left: u64,
         },
+        Recording(Box<Recording>),
+    }
+
+    /// A `--record` recording, read the way ingest replays it: every record through the same
+    /// conversion (receive time as the ingest clock) and the same dedup after "resumed" markers.
+    pub struct Recording {
+        input: String,
+        reader: record::Reader,
+        converter: Converter,
+        resume: Resume,
+        /// Updates of the last message not handed out yet (one message's worth at most).
+        pending: VecDeque<stackcore_engine::Update>,
+        scratch: Vec<stackcore_engine::Update>,
+        /// A bad record ended the recording; nothing after it is read.
+        ended: bool,
+    }
+
+    impl Recording {
+        fn next(&mut self) -> Option<Result<(Event, Option<usize>), Skip>> {
+            loop {
+                if let Some(u) = self.pending.pop_front() {
+                    return Some(Ok((Event::Update(u), None)));
+                }
+                if self.ended {
+                    return None;
+                }
+                let offset = self.reader.offset();
+                let at = format!("{} (record at byte {offset})", self.input);
+                match self.reader.next_record() {
+                    Ok(None) => return None,
+                    Ok(Some(record::Record::Resumed { .. })) => self.resume.resumed(),
+                    Ok(Some(record::Record::Update {
+                        recv_unix_nanos,
+                        update,
+                    })) => {
+                        let now_unix = (recv_unix_nanos / 1_000_000_000) as i64;
+                        self.scratch.clear();
+                        if let Err(e) = self.converter.convert(&update, now_unix, &mut self.scratch)
+                        {
+                            return Some(Err(Skip {
+                                at,
+                                message: format!("malformed upstream update: {e}"),
+                            }));
+                        }
+                        for (i, u) in self.scratch.drain(..).enumerate() {
+                            if self.resume.admit(&u, i) {
+                                self.pending.push_back(u);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        self.ended = true;
+                        return Some(Err(Skip {
+                            at,
+                            message: format!("{e}; the recording is replayed up to there"),
+                        }));
+                    }
+                }
+            }
+        }
     }
 
     pub fn open(input: &InputSpec, engine: &engine::Engine) -> Result<Events, ReplayError> {
@@ -561,12 +640,21 @@ mod events {
                     .map_err(io_err)?
                     .starts_with(RECORDING_MAGIC)
                 {
-                    return Err(ReplayError::Events {
+                    let reader = record::Reader::open(std::path::Path::new(path)).map_err(|e| {
+                        ReplayError::Events {
+                            input: path.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                    return Ok(Events::Recording(Box::new(Recording {
                         input: path.clone(),
-                        message: "this is a `--record` recording; this build replays only \
-                                  decoded-event JSON lines and synthetic:SEED:COUNT"
-                            .into(),
-                    });
+                        reader,
+                        converter: Converter::new(engine.program_ids(), Commitment::Processed),
+                        resume: Resume::new(IngestLimits::default().dedup_capacity),
+                        pending: VecDeque::new(),
+                        scratch: Vec::new(),
+                        ended: false,
+                    })));
                 }
                 Ok(Events::Lines {
                     reader: Box::new(reader),
@@ -582,7 +670,7 @@ mod events {
     const RECORDING_MAGIC: &[u8] = b"SCREC";
 
     impl Events {
-        /// The next event with its input line, a line to skip, or `None` at the end.
+        /// The next event with its input line, input to skip, or `None` at the end.
         #[allow(clippy::type_complexity)]
         pub fn next(&mut self) -> Option<Result<(Event, Option<usize>), Skip>> {
             match self {
@@ -593,6 +681,7 @@ mod events {
                     *left -= 1;
                     Some(Ok((Event::Update(gen.next_update()), None)))
                 }
+                Events::Recording(r) => r.next(),
                 Events::Lines {
                     reader,
                     line,
@@ -619,7 +708,7 @@ mod events {
                             Ok(Some(ev)) => return Some(Ok((Event::Json(ev), Some(*line)))),
                             Err(message) => {
                                 return Some(Err(Skip {
-                                    line: *line,
+                                    at: format!("{input}:{line}"),
                                     message,
                                 }))
                             }
@@ -633,7 +722,7 @@ mod events {
         pub fn error(&mut self) -> Option<ReplayError> {
             match self {
                 Events::Lines { error, .. } => error.take(),
-                Events::Synthetic { .. } => None,
+                _ => None,
             }
         }
     }
@@ -689,6 +778,11 @@ mod engine {
                 outputs: Vec::new(),
                 view: None,
             })
+        }
+
+        /// The programs whose updates a recording's transactions are searched for.
+        pub fn program_ids(&self) -> Vec<stackcore_engine::Pubkey> {
+            self.stack.program_ids()
         }
 
         /// The synthetic chain for this stack's IDLs, seeded.
