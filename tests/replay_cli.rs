@@ -381,3 +381,41 @@ fn a_stack_file_that_is_not_a_stack_is_exit_2() {
     assert_eq!(code, 2);
     assert!(err.contains("bad.stack.json"), "{err}");
 }
+
+#[test]
+fn frames_of_a_state_view_follow_only_the_subscribed_key() {
+    let events = demo_file("frames-state.jsonl");
+    let frames = |key: Option<&str>| {
+        let args = ReplayArgs {
+            out: OutKind::Frames,
+            view: Some("Token/state".into()),
+            key: key.map(String::from),
+            ..ReplayArgs::new(events.clone())
+        };
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{err}");
+        parse_lines(&out)
+    };
+    let b = frames(Some(MINT_B));
+    assert_eq!(b[0]["op"], json!("subscribed"));
+    assert_eq!(b[0]["mode"], json!("state"));
+    // The engine's views send an empty snapshot frame here (protocol.md §1.5 says the reference
+    // sends none for zero rows); either is accepted.
+    let live: Vec<&Value> = b[1..]
+        .iter()
+        .filter(|f| !(f["op"] == json!("snapshot") && f["data"] == json!([])))
+        .collect();
+    assert!(live.len() > 3);
+    for f in live {
+        assert_eq!(f["op"], json!("patch"));
+        assert_eq!(f["key"], json!(MINT_B), "{f}");
+    }
+    // Without a key a state subscription watches "", which never receives data.
+    let none = frames(None);
+    assert!(
+        none[1..]
+            .iter()
+            .all(|f| f["op"] == json!("snapshot") && f["data"] == json!([])),
+        "{none:?}"
+    );
+}
