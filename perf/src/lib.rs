@@ -10,14 +10,18 @@
 //! |-------------|------|
 //! | [`clock`]   | slot → send time ring |
 //! | [`pace`]    | fixed-rate schedule |
+//! | [`flags`]   | the flags every harness takes |
 //! | [`feed`]    | the synthetic ORE updates both servers get, and the loop that paces and stamps them |
 //! | [`loadgen`] | N mio + tungstenite clients timing every frame |
+//! | [`ours`]    | our server started in-process on the io topology |
 //! | [`stats`]   | HDR percentiles |
 //! | [`rss`]     | resident memory from `/proc` |
 
 pub mod clock;
 pub mod feed;
+pub mod flags;
 pub mod loadgen;
+pub mod ours;
 pub mod pace;
 pub mod rss;
 pub mod stats;
