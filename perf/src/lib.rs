@@ -13,6 +13,7 @@
 //! | [`flags`]   | the flags every harness takes |
 //! | [`feed`]    | the synthetic ORE updates both servers get, and the loop that paces and stamps them |
 //! | [`loadgen`] | N mio + tungstenite clients timing every frame |
+//! | [`memory`]  | RSS per connection, read from outside the server process |
 //! | [`ours`]    | our server started in-process on the io topology |
 //! | [`stats`]   | HDR percentiles |
 //! | [`rss`]     | resident memory from `/proc` |
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod feed;
 pub mod flags;
 pub mod loadgen;
+pub mod memory;
 pub mod ours;
 pub mod pace;
 pub mod rss;

@@ -10,8 +10,8 @@
 //! the server, so latency is measured by the same code, the same way, as for stackcore.
 //!
 //! ```text
-//! reference-peer STACK.json [--port 0] [--rate 10000] [--seconds 15] [--clients 1000]
-//!                [--threads 2] [--view OreRound/list] [--seed 1] [--serve-only]
+//! reference-peer [--stack FILE] [--port 0] [--rate 10000] [--seconds 15] [--clients 1000]
+//!                [--threads 2] [--view OreRound/list] [--seed 1] [--serve-only] [--allow-no-feed]
 //! ```
 //!
 //! `--serve-only` starts the server and the feed and runs until killed (for the memory harness,
@@ -20,7 +20,6 @@
 //! Not reproduced: the resolver and instruction hooks of the reference's generated glue (PDA
 //! reverse lookups, queued account updates, resolvers); the bare VM runs, as in §8.1.
 
-mod args;
 mod reference;
 
 use std::sync::atomic::AtomicBool;
@@ -29,14 +28,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
+use stackcore_perf::flags::{Flags, RunFlags, RUN_FLAGS};
 use stackcore_perf::{loadgen, rss, Feed, LoadConfig, Pacer, SlotClock};
 
 fn main() -> anyhow::Result<()> {
-    let args = args::Args::parse(std::env::args().skip(1))?;
+    let known: Vec<&str> = RUN_FLAGS.iter().copied().chain(["port"]).collect();
+    let flags = Flags::parse(std::env::args().skip(1), &known, &["serve-only", "allow-no-feed"])?;
+    let args = RunFlags::from_flags(&flags)?;
+    let port: u16 = flags.get("port", 0)?;
     let bytes = std::fs::read(&args.stack).with_context(|| format!("reading {}", args.stack))?;
     let feed = match Feed::from_stack_json(&bytes, args.seed) {
         Ok(f) => Some(f),
-        Err(e) if args.allow_no_feed => {
+        Err(e) if flags.switch("allow-no-feed") => {
             eprintln!("reference-peer: no feed ({e}); serving idle");
             None
         }
@@ -44,10 +47,10 @@ fn main() -> anyhow::Result<()> {
     };
     let clock = Arc::new(SlotClock::new(1 << 20));
     let stop = Arc::new(AtomicBool::new(false));
-    let peer = reference::start(&bytes, args.port, feed, Pacer::new(args.rate), clock.clone(), stop.clone())?;
+    let peer = reference::start(&bytes, port, feed, Pacer::new(args.rate), clock.clone(), stop.clone())?;
     let url = format!("ws://127.0.0.1:{}", peer.port);
 
-    if args.serve_only {
+    if flags.switch("serve-only") {
         peer.go(Duration::from_secs(u64::MAX / 4));
         println!("READY {} {}", peer.port, std::process::id());
         loop {
