@@ -45,10 +45,13 @@ pub struct ReferenceEvent {
     pub timestamp: i64,
 }
 
+type NextFn = Box<dyn FnMut() -> Update + Send>;
+type ReferenceFn = Box<dyn FnMut(&Update) -> Option<ReferenceEvent> + Send>;
+
 /// The synthetic ORE chain.
 pub struct Feed {
-    next: Box<dyn FnMut() -> Update + Send>,
-    reference: Box<dyn FnMut(&Update) -> Option<ReferenceEvent> + Send>,
+    next: NextFn,
+    reference: ReferenceFn,
 }
 
 impl Feed {
