@@ -16,6 +16,7 @@
 //! | [`memory`]  | RSS per connection, read from outside the server process |
 //! | [`ours`]    | our server started in-process on the io topology |
 //! | [`stats`]   | HDR percentiles |
+//! | [`profile`] | pprof flamegraphs behind the `flamegraph` feature |
 //! | [`rss`]     | resident memory from `/proc` |
 
 pub mod clock;
@@ -25,6 +26,7 @@ pub mod loadgen;
 pub mod memory;
 pub mod ours;
 pub mod pace;
+pub mod profile;
 pub mod rss;
 pub mod stats;
 

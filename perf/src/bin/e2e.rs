@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! e2e [--mode fed|geyser] [--rate 10000] [--seconds 15] [--clients 1000] [--threads 2]
-//!     [--view OreRound/list] [--seed 1] [--reactors 1] [--stack FILE]
+//!     [--view OreRound/list] [--seed 1] [--reactors 1] [--stack FILE] [--profile OUT.svg]
 //! ```
 //!
 //! - `fed`: the synthetic ORE updates go straight into the VM worker's queue
 //!   (`Running::worker_sender(0)`), paced and stamped by the same loop that feeds the reference.
 //! - `geyser`: the whole path, mock Geyser server → gRPC → our ingest → VM → reactors.
+//!
+//! `--profile` samples the whole process during the measured window and writes a flamegraph (needs
+//! `--features flamegraph`; see `perf/flamegraph.sh`).
 //!
 //! Prints a summary line and one JSON object (feed stats, load report, RSS of the process).
 
@@ -21,6 +24,7 @@ use stackcore_engine::Stack;
 use stackcore_io::channels::ToWorker;
 use stackcore_perf::flags::{Flags, RunFlags, RUN_FLAGS};
 use stackcore_perf::ours::{self, Layout};
+use stackcore_perf::profile::Profile;
 use stackcore_perf::{drive, loadgen, rss, Feed, LoadConfig, Pacer, SlotClock};
 
 fn main() {
@@ -34,7 +38,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let known: Vec<&str> = RUN_FLAGS
         .iter()
         .copied()
-        .chain(["mode", "reactors"])
+        .chain(["mode", "reactors", "profile"])
         .collect();
     let flags = Flags::parse(std::env::args().skip(1), &known, &[])?;
     let run = RunFlags::from_flags(&flags)?;
@@ -92,10 +96,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 )
             })?
     };
+    let profile = match flags.str("profile") {
+        Some(_) => Some(Profile::start(997)?),
+        None => None,
+    };
     let report = load.start();
     stop.store(true, Ordering::Relaxed);
     let feed_stats = feeder.join().map_err(|_| "feed thread panicked")?;
     let rss_end = rss::self_rss_kib();
+    if let (Some(p), Some(path)) = (profile, flags.str("profile")) {
+        p.finish(std::path::Path::new(path))?;
+        eprintln!("e2e: flamegraph written to {path}");
+    }
     server.shutdown();
 
     println!(
