@@ -29,6 +29,8 @@
 //! [`io::topology`].
 
 pub mod server;
+#[cfg(feature = "otel")]
+pub mod telemetry;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]
