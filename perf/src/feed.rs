@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use stackcore_engine::idl::{Decoded, IdlSet};
+use stackcore_engine::synth::{Generator, SynthConfig};
 use stackcore_engine::Update;
 
 use crate::clock::SlotClock;
@@ -55,11 +57,28 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// A feed over the stack file's IDLs, deterministic for a seed.
-    pub fn from_stack_json(_bytes: &[u8], _seed: u64) -> Result<Feed, FeedError> {
-        Err(FeedError::Unavailable(
-            "stackcore_engine::synth has not landed on this branch",
-        ))
+    /// A feed over the stack file's IDLs (the engine's synthetic chain with its default shape:
+    /// 4 updates per slot, 2 % duplicates, 2 % late writes), deterministic for a seed.
+    pub fn from_stack_json(bytes: &[u8], seed: u64) -> Result<Feed, FeedError> {
+        let stack: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| FeedError::Stack(e.to_string()))?;
+        let idls =
+            IdlSet::from_json(&stack["idls"]).map_err(|e| FeedError::Stack(e.to_string()))?;
+        if idls.event_types().is_empty() {
+            return Err(FeedError::Unavailable(
+                "the stack's IDLs define no event types",
+            ));
+        }
+        let mut generator = Generator::new(
+            &idls,
+            SynthConfig {
+                seed,
+                ..SynthConfig::default()
+            },
+        );
+        let mut decoded = Decoded::default();
+        let reference = move |u: &Update| reference_event(&idls, &mut decoded, u);
+        Ok(Feed::from_fn(move || generator.next_update(), reference))
     }
 
     /// A feed from any update source (tests, recordings).
@@ -82,6 +101,39 @@ impl Feed {
     pub fn reference_event(&mut self, update: &Update) -> Option<ReferenceEvent> {
         (self.reference)(update)
     }
+}
+
+/// Decodes `u` with the stack's IDLs into the reference's event shape.
+fn reference_event(idls: &IdlSet, decoded: &mut Decoded, u: &Update) -> Option<ReferenceEvent> {
+    idls.decode(u, decoded).ok()?;
+    let event_type = idls
+        .event_types()
+        .get(decoded.event_type as usize)?
+        .name
+        .to_string();
+    let value = idls.to_reference_json(decoded);
+    let b58 = |s: &[u8]| bs58::encode(s).into_string();
+    Some(match u {
+        Update::Account(a) => ReferenceEvent {
+            event_type,
+            value,
+            slot: a.slot,
+            signature: a.signature.as_ref().map(|s| b58(s)).unwrap_or_default(),
+            write_version: Some(a.write_version),
+            txn_index: None,
+            timestamp: a.timestamp,
+        },
+        Update::Instruction(i) => ReferenceEvent {
+            event_type,
+            value,
+            slot: i.slot,
+            signature: b58(&i.signature),
+            write_version: None,
+            txn_index: Some(i.txn_index),
+            timestamp: i.timestamp,
+        },
+        Update::Slot { .. } => return None,
+    })
 }
 
 /// What a feed run did.
@@ -203,6 +255,47 @@ mod tests {
         );
         assert!(!stats.sink_closed);
         assert!(stats.sent >= 10);
+    }
+
+    #[test]
+    fn the_ore_feed_gives_updates_the_reference_can_take() {
+        let bytes = std::fs::read(crate::flags::DEFAULT_STACK).expect("ORE stack file");
+        let mut feed = Feed::from_stack_json(&bytes, 7).expect("ORE feed");
+        let mut last_slot = 0;
+        let (mut accounts, mut instructions) = (0, 0);
+        for _ in 0..500 {
+            let u = feed.next_update();
+            let ev = feed
+                .reference_event(&u)
+                .expect("every synthetic update decodes");
+            assert_eq!(ev.slot, u.slot());
+            assert!(ev.event_type.contains("::"), "{}", ev.event_type);
+            match (ev.write_version, ev.txn_index) {
+                (Some(_), None) => {
+                    accounts += 1;
+                    assert!(ev.value.get("__account_address").is_some(), "{}", ev.value);
+                }
+                (None, Some(_)) => {
+                    instructions += 1;
+                    assert!(ev.value.get("data").is_some() && ev.value.get("accounts").is_some());
+                }
+                other => panic!("context {other:?}"),
+            }
+            last_slot = last_slot.max(u.slot());
+        }
+        assert!(
+            accounts > 0 && instructions > 0,
+            "{accounts} accounts, {instructions} instructions"
+        );
+        assert!(last_slot > 0);
+    }
+
+    #[test]
+    fn a_stack_file_that_is_not_json_is_a_stack_error() {
+        assert!(matches!(
+            Feed::from_stack_json(b"{nope", 1),
+            Err(FeedError::Stack(_))
+        ));
     }
 
     #[test]
