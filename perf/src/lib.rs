@@ -16,6 +16,7 @@
 //! | [`memory`]  | RSS per connection, read from outside the server process |
 //! | [`ours`]    | our server started in-process on the io topology |
 //! | [`stats`]   | HDR percentiles |
+//! | [`table`]   | the ours/reference table of one run |
 //! | [`profile`] | pprof flamegraphs behind the `flamegraph` feature |
 //! | [`rss`]     | resident memory from `/proc` |
 
@@ -29,6 +30,7 @@ pub mod pace;
 pub mod profile;
 pub mod rss;
 pub mod stats;
+pub mod table;
 
 pub use clock::SlotClock;
 pub use feed::{drive, Feed, FeedError, FeedStats, ReferenceEvent};
