@@ -166,7 +166,13 @@ pub fn start(plan: Plan) -> Result<Running, StartError> {
 
     // Ingest last: everything downstream is ready for it.
     let ingest = match (plan.source, &plan.stack) {
-        (Some(source), Some(stack)) => {
+        (Some(mut source), Some(stack)) => {
+            if let Source::Synthetic(synthetic) = &mut source {
+                // The synthetic chain speaks the stack's own IDLs unless told otherwise.
+                synthetic.generator.get_or_insert_with(|| {
+                    ingest::synth::idl_generator(stack.idls().clone(), Default::default())
+                });
+            }
             let sink = IngestSink { workers: worker_txs.clone(), route: Arc::new(|_| 0) };
             let health = health.clone().unwrap_or_else(|| Arc::new(HealthMonitor::new(Default::default())));
             let icfg = IngestConfig {
@@ -231,6 +237,8 @@ impl Running {
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
         }
+        // Gauges hold queue senders; drop them so the workers see their inboxes close.
+        self.metrics.clear_gauges();
         self.worker_txs.clear();
         for w in self.workers.drain(..) {
             let _ = w.join();
