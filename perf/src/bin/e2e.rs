@@ -17,11 +17,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
-use stackcore_engine::Stack;
+use stackcore_engine::{Stack, Update};
 use stackcore_io::channels::ToWorker;
+use stackcore_io::config::YellowstoneConfig;
+use stackcore_io::ingest::convert::to_proto;
+use stackcore_io::ingest::{MockConfig, MockGeyser, Source};
 use stackcore_perf::flags::{Flags, RunFlags, RUN_FLAGS};
 use stackcore_perf::ours::{self, Layout};
 use stackcore_perf::profile::Profile;
@@ -54,20 +57,53 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let clock = Arc::new(SlotClock::new(1 << 20));
     let stop = Arc::new(AtomicBool::new(false));
 
-    let server = match mode.as_str() {
-        "fed" => ours::start(stack, layout, None)?,
-        "geyser" => return Err(
-            "mode geyser needs the mock Geyser server (io::ingest::mock), not on this branch yet"
-                .into(),
-        ),
+    // Whole path: the mock Geyser server publishes, our ingest subscribes over gRPC.
+    let mock = match mode.as_str() {
+        "fed" => None,
+        "geyser" => {
+            if run.rate == 0 {
+                return Err(
+                    "mode geyser needs a fixed --rate (the mock keeps a bounded history)".into(),
+                );
+            }
+            Some(MockGeyser::start(MockConfig::default())?)
+        }
         other => return Err(format!("unknown --mode {other} (fed|geyser)").into()),
     };
+    let source = mock
+        .as_ref()
+        .map(|m| Source::Yellowstone(YellowstoneConfig::new(m.endpoint())));
+    let server = ours::start(stack, layout, source)?;
     let addr = server
         .websocket_addr()
         .ok_or("the server has no WebSocket address")?;
-    let worker = server
-        .worker_sender(0)
-        .ok_or("the server has no VM worker")?;
+    let sink: Box<dyn FnMut(Update) -> bool + Send> = match &mock {
+        None => {
+            let worker = server
+                .worker_sender(0)
+                .ok_or("the server has no VM worker")?;
+            Box::new(move |u| worker.send(ToWorker::Update(u)).is_ok())
+        }
+        Some(m) => {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while m.active_streams() == 0 {
+                if Instant::now() > deadline {
+                    return Err(
+                        "our ingest did not subscribe to the mock Geyser server within 10 s".into(),
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let publisher = m.publisher();
+            Box::new(move |u| match to_proto(&u) {
+                Ok(msg) => {
+                    publisher.publish(msg);
+                    true
+                }
+                Err(_) => true,
+            })
+        }
+    };
 
     let rss_start = rss::self_rss_kib();
     let cfg = LoadConfig {
@@ -83,6 +119,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let feeder = {
         let (clock, stop, duration) = (clock.clone(), stop.clone(), cfg.duration);
         let pacer = Pacer::new(run.rate);
+        let mut sink = sink;
         std::thread::Builder::new()
             .name("feed".into())
             .spawn(move || {
@@ -92,7 +129,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     duration,
                     &clock,
                     &stop,
-                    |u| worker.send(ToWorker::Update(u)).is_ok(),
+                    &mut sink,
                 )
             })?
     };
@@ -109,6 +146,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("e2e: flamegraph written to {path}");
     }
     server.shutdown();
+    drop(mock);
 
     println!(
         "ours[{mode}]: rate={} fed={:.0}/s {}",
