@@ -75,3 +75,28 @@ fn binary_replay_takes_every_flag() {
     assert_eq!(frames[0]["view"], "OreRound/latest");
     assert!(frames.len() > 1, "{out}");
 }
+
+#[test]
+fn binary_replay_is_byte_identical_across_processes() {
+    let args = [
+        "--stack",
+        ORE_STACK,
+        "--events",
+        "synthetic:9:1500",
+        "--out",
+        "frames",
+        "--view",
+        "OreRound/list",
+        "--subscribe-after",
+        "700",
+    ];
+    let (c1, a, e1) = stackcore(&args);
+    let (c2, b, e2) = stackcore(&args);
+    assert_eq!((c1, c2), (0, 0), "{e1}{e2}");
+    assert!(a.lines().count() > 10, "{a}");
+    assert!(a == b, "two processes printed different bytes");
+    let (c3, m1, _) = stackcore(&["--stack", ORE_STACK, "--events", "synthetic:9:1500"]);
+    let (c4, m2, _) = stackcore(&["--stack", ORE_STACK, "--events", "synthetic:9:1500"]);
+    assert_eq!((c3, c4), (0, 0));
+    assert!(m1 == m2, "two processes printed different mutations");
+}

@@ -40,7 +40,9 @@ pub fn run(args: ReplayArgs) -> (i32, String, String) {
 
 /// A fresh scratch path for this test process.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("stackcore-replay-tests-{}", std::process::id()));
+    // Cargo's scratch dir for integration tests (inside the target dir), one folder per process.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("replay-tests-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir.join(name)
 }
