@@ -5,6 +5,8 @@
 // Plan (environment, all optional):
 //   HS_PATCHES      live patch/upsert frames to see per view after its first frame (default 3)
 //   HS_TIMEOUT_MS   give up after this long, exit code 2 (default 20000)
+//   HS_QUIET_MS     after the live frames, also wait until no frame came for this long (default 0),
+//                   so that the merged entities can be compared with a finished server state
 //   HS_RECONNECT    1 (default): after unsubscribing and disconnecting, connect again,
 //                   subscribe to OreRound/list again and wait for its `subscribed` frame
 //   HS_MODE         `slow`: subscribe to OreRound/list only and wait until the server closes
@@ -44,6 +46,7 @@ if (!url) {
 }
 const PATCHES = Number(process.env.HS_PATCHES ?? 3);
 const TIMEOUT_MS = Number(process.env.HS_TIMEOUT_MS ?? 20000);
+const QUIET_MS = Number(process.env.HS_QUIET_MS ?? 0);
 const RECONNECT = (process.env.HS_RECONNECT ?? '1') === '1';
 
 const LIST = 'OreRound/list';
@@ -69,11 +72,13 @@ const timer = setTimeout(() => {
 const frames = { [LIST]: {}, [LATEST]: {} };
 const socketIssues = [];
 let waiters = [];
+let lastFrameAt = Date.now();
 
 function onFrame(f) {
   const view = f.entity ?? f.view;
   if (!(view in frames)) return;
   frames[view][f.op] = (frames[view][f.op] ?? 0) + 1;
+  lastFrameAt = Date.now();
   waiters = waiters.filter((w) => !w());
 }
 
@@ -140,6 +145,9 @@ async function main() {
 
   await until(() => started(LIST) && started(LATEST));
   await until(() => live(LIST) >= PATCHES && live(LATEST) >= PATCHES);
+  while (QUIET_MS > 0 && Date.now() - lastFrameAt < QUIET_MS) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
 
   const merged = {};
   for (const view of [LIST, LATEST]) {

@@ -315,7 +315,7 @@ struct Shared {
 }
 
 enum Next {
-    Found(SubscribeUpdate, u64),
+    Found(Box<SubscribeUpdate>, u64),
     Exhausted(u64),
     Lost,
 }
@@ -325,7 +325,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, update: SubscribeUpdate, bypass_filters: bool) {
+    fn push(&self, mut update: SubscribeUpdate, bypass_filters: bool) {
+        if update.created_at.is_none() && !bypass_filters {
+            update.created_at = Some(std::time::SystemTime::now().into());
+        }
         {
             let mut st = self.lock();
             if let Some(s) = slot_of(&update) {
@@ -369,13 +372,13 @@ impl Shared {
                 continue;
             }
             if e.bypass_filters {
-                return Next::Found((*e.update).clone(), next);
+                return Next::Found(Box::new((*e.update).clone()), next);
             }
             let names = filter.matches(&e.update);
             if !names.is_empty() {
                 let mut u = (*e.update).clone();
                 u.filters = names;
-                return Next::Found(u, next);
+                return Next::Found(Box::new(u), next);
             }
         }
         drop(st);
@@ -710,7 +713,7 @@ async fn stream_task(
                         biased;
                         permit = tx.reserve() => {
                             let Ok(permit) = permit else { break None };
-                            permit.send(Ok(update));
+                            permit.send(Ok(*update));
                             cursor = next;
                             if next % 64 == 0 {
                                 sh.set_cursor(id, cursor);
