@@ -28,7 +28,9 @@
 //! (threads and sockets: ingest island, VM workers, reactors, HTTP). The thread graph is drawn in
 //! [`io::topology`].
 
+pub mod replay;
 pub mod server;
+pub mod stacks;
 #[cfg(feature = "otel")]
 pub mod telemetry;
 

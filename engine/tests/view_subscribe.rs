@@ -581,3 +581,60 @@ fn mutations_the_views_cannot_use_are_counted_not_applied() {
     );
     assert!(v.rows(v.view_id("T/list").unwrap()).is_empty());
 }
+
+#[test]
+fn sharded_subscribe_sends_one_subscribed_and_one_complete_snapshot() {
+    use stackcore_engine::view::ShardRole;
+    let mut a = t_views(vec![]);
+    let mut b = t_views(vec![]);
+    let mut empty = t_views(vec![]);
+    let mut out = Vec::new();
+    put(&mut a, "a1", json!({"x": 1}), 1, &mut out);
+    put(&mut b, "b1", json!({"x": 2}), 2, &mut out);
+    let s = sub("T/list", None);
+    let roles = [
+        ShardRole {
+            first: true,
+            last: false,
+        },
+        ShardRole {
+            first: false,
+            last: false,
+        },
+        ShardRole {
+            first: false,
+            last: true,
+        },
+    ];
+    a.subscribe_shard(SubId(1), &s, None, roles[0], &mut out)
+        .unwrap();
+    empty
+        .subscribe_shard(SubId(1), &s, None, roles[1], &mut out)
+        .unwrap();
+    b.subscribe_shard(SubId(1), &s, None, roles[2], &mut out)
+        .unwrap();
+    let frames = to_frames(&out, SubId(1));
+    let ops: Vec<(Value, Option<Value>)> = frames
+        .iter()
+        .map(|f| (f["op"].clone(), f.get("complete").cloned()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            (json!("subscribed"), None),
+            (json!("snapshot"), Some(json!(false))),
+            (json!("snapshot"), Some(json!(true)))
+        ],
+        "the empty middle shard sends nothing"
+    );
+    let mut c = Client::new(
+        SubId(1),
+        a.view_id("T/list").unwrap(),
+        "T/list",
+        None,
+        false,
+        100,
+    );
+    frames.iter().for_each(|f| c.apply(f));
+    assert_eq!(c.rows.keys().collect::<Vec<_>>(), ["a1", "b1"]);
+}

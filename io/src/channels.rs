@@ -30,7 +30,9 @@ pub enum ToReactor {
     Rejected { sub: SubId, error: SubscribeError },
     /// A frame to fan out or deliver.
     Frame(Output),
-    /// Close every connection with 1001 and stop.
+    /// A freshly accepted client socket (non-blocking); the reactor does the upgrade.
+    Accept(mio::net::TcpStream),
+    /// Close every WebSocket with 1001 "going away", flush best effort for a short while, exit.
     Shutdown,
 }
 

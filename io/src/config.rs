@@ -27,6 +27,9 @@ pub struct WebSocketConfig {
     pub idle_timeout: Duration,
     /// A connection silent for this long is sent a WebSocket ping. Default 30 s.
     pub ping_interval: Duration,
+    /// Handshake authentication and per-subject / per-connection limits. Default allow-all,
+    /// 1,000 subscriptions per connection.
+    pub auth: crate::reactor::auth::AuthConfig,
 }
 
 impl Default for WebSocketConfig {
@@ -39,6 +42,7 @@ impl Default for WebSocketConfig {
             max_outbound_bytes: 1024 * 1024,
             idle_timeout: Duration::from_secs(300),
             ping_interval: Duration::from_secs(30),
+            auth: Default::default(),
         }
     }
 }
@@ -74,6 +78,10 @@ impl WebSocketConfig {
         self.ping_interval = d;
         self
     }
+    pub fn with_auth(mut self, auth: crate::reactor::auth::AuthConfig) -> Self {
+        self.auth = auth;
+        self
+    }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         nonzero("websocket.max_clients", self.max_clients)?;
@@ -81,7 +89,11 @@ impl WebSocketConfig {
         nonzero("websocket.max_message_size", self.max_message_size)?;
         nonzero("websocket.max_outbound_bytes", self.max_outbound_bytes)?;
         nonzero_duration("websocket.idle_timeout", self.idle_timeout)?;
-        nonzero_duration("websocket.ping_interval", self.ping_interval)
+        nonzero_duration("websocket.ping_interval", self.ping_interval)?;
+        nonzero(
+            "websocket.auth.limits.max_subscriptions_per_connection",
+            self.auth.limits.max_subscriptions_per_connection,
+        )
     }
 }
 

@@ -84,6 +84,14 @@ impl Metrics {
         g.sort_by(|a, b| a.0.cmp(&b.0));
     }
 
+    /// Drops every registered gauge (and whatever its closure holds, e.g. a queue's sender).
+    pub fn clear_gauges(&self) {
+        self.gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     /// Seconds since the process-wide metrics were created.
     pub fn uptime_secs(&self) -> f64 {
         self.started.elapsed().as_secs_f64()

@@ -5,8 +5,8 @@
 //! now − send time of that slot. The report has percentiles, frames/s and errors.
 
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -74,50 +74,93 @@ struct ThreadResult {
     latency: Latency,
 }
 
-/// Runs the load for `cfg.duration` (or until `stop` is set) and reports.
-pub fn run(cfg: &LoadConfig, clock: Option<Arc<SlotClock>>, stop: Arc<AtomicBool>) -> LoadReport {
-    let started = Instant::now();
+/// Connected clients, held until [`Load::start`] lets them read; `start` begins the measured window.
+pub struct Load {
+    handles: Vec<std::thread::JoinHandle<ThreadResult>>,
+    barrier: Arc<Barrier>,
+    connected: Arc<AtomicUsize>,
+    clients: usize,
+}
+
+/// Connects `cfg.clients` clients on `cfg.threads` threads and subscribes them; returns once every
+/// thread has tried all its connections. Nothing is read (or timed) before [`Load::start`].
+pub fn connect(cfg: &LoadConfig, clock: Option<Arc<SlotClock>>, stop: Arc<AtomicBool>) -> Load {
     let threads = cfg.threads.max(1);
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let connected = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let n = cfg.clients / threads + usize::from(t < cfg.clients % threads);
             let cfg = cfg.clone();
             let clock = clock.clone();
             let stop = stop.clone();
+            let barrier = barrier.clone();
+            let connected = connected.clone();
             std::thread::Builder::new()
                 .name(format!("loadgen-{t}"))
-                .spawn(move || run_thread(&cfg, n, clock.as_deref(), &stop))
+                .spawn(move || run_thread(&cfg, n, clock.as_deref(), &stop, &barrier, &connected))
                 .expect("spawn loadgen thread")
         })
         .collect();
-    let mut total = ThreadResult::default();
-    for h in handles {
-        let r = h.join().unwrap_or_default();
-        total.connected += r.connected;
-        total.frames += r.frames;
-        total.bytes += r.bytes;
-        total.timed += r.timed;
-        total.errors += r.errors;
-        total.closed += r.closed;
-        total.latency.merge(&r.latency);
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    LoadReport {
+    let load = Load {
+        handles,
+        barrier,
+        connected,
         clients: cfg.clients,
-        connected: total.connected,
-        frames: total.frames,
-        bytes: total.bytes,
-        frames_per_sec: total.frames as f64 / seconds,
-        timed_frames: total.timed,
-        latency: total.latency.percentiles(),
-        errors: total.errors,
-        closed_by_server: total.closed,
-        seconds,
+    };
+    load.barrier.wait();
+    load
+}
+
+impl Load {
+    /// Clients whose handshake and subscribe went through.
+    pub fn connected(&self) -> usize {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Lets every client read for the configured duration (or until `stop`), then reports.
+    pub fn start(self) -> LoadReport {
+        let started = Instant::now();
+        self.barrier.wait();
+        let mut total = ThreadResult::default();
+        for h in self.handles {
+            let r = h.join().unwrap_or_default();
+            total.connected += r.connected;
+            total.frames += r.frames;
+            total.bytes += r.bytes;
+            total.timed += r.timed;
+            total.errors += r.errors;
+            total.closed += r.closed;
+            total.latency.merge(&r.latency);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        LoadReport {
+            clients: self.clients,
+            connected: total.connected,
+            frames: total.frames,
+            bytes: total.bytes,
+            frames_per_sec: total.frames as f64 / seconds,
+            timed_frames: total.timed,
+            latency: total.latency.percentiles(),
+            errors: total.errors,
+            closed_by_server: total.closed,
+            seconds,
+        }
     }
 }
 
-fn connect(url: &str, views: &[String]) -> Result<WebSocket<std::net::TcpStream>, String> {
-    let addr = url.trim_start_matches("ws://").split('/').next().unwrap_or_default().to_string();
+/// Connects, then runs the load for `cfg.duration` (or until `stop` is set) and reports.
+pub fn run(cfg: &LoadConfig, clock: Option<Arc<SlotClock>>, stop: Arc<AtomicBool>) -> LoadReport {
+    connect(cfg, clock, stop).start()
+}
+
+fn connect_client(url: &str, views: &[String]) -> Result<WebSocket<std::net::TcpStream>, String> {
+    let addr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let stream = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
     stream.set_nodelay(true).ok();
     let (mut ws, _) = tungstenite::client(url, stream).map_err(|e| e.to_string())?;
@@ -125,29 +168,45 @@ fn connect(url: &str, views: &[String]) -> Result<WebSocket<std::net::TcpStream>
         let msg = format!(r#"{{"type":"subscribe","view":"{view}"}}"#);
         ws.send(Message::text(msg)).map_err(|e| e.to_string())?;
     }
-    ws.get_ref().set_nonblocking(true).map_err(|e| e.to_string())?;
+    ws.get_ref()
+        .set_nonblocking(true)
+        .map_err(|e| e.to_string())?;
     Ok(ws)
 }
 
-fn run_thread(cfg: &LoadConfig, n: usize, clock: Option<&SlotClock>, stop: &AtomicBool) -> ThreadResult {
+fn run_thread(
+    cfg: &LoadConfig,
+    n: usize,
+    clock: Option<&SlotClock>,
+    stop: &AtomicBool,
+    barrier: &Barrier,
+    connected: &AtomicUsize,
+) -> ThreadResult {
     let mut r = ThreadResult::default();
     let mut poll = match Poll::new() {
         Ok(p) => p,
         Err(_) => {
             r.errors += 1;
+            barrier.wait();
+            barrier.wait();
             return r;
         }
     };
     let mut conns: Vec<Option<WebSocket<std::net::TcpStream>>> = Vec::with_capacity(n);
     for i in 0..n {
-        match connect(&cfg.url, &cfg.views) {
+        match connect_client(&cfg.url, &cfg.views) {
             Ok(ws) => {
                 let fd = ws.get_ref().as_raw_fd();
-                if poll.registry().register(&mut SourceFd(&fd), Token(i), Interest::READABLE).is_err() {
+                if poll
+                    .registry()
+                    .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
+                    .is_err()
+                {
                     r.errors += 1;
                 }
                 conns.push(Some(ws));
                 r.connected += 1;
+                connected.fetch_add(1, Ordering::AcqRel);
             }
             Err(_) => {
                 r.errors += 1;
@@ -155,16 +214,23 @@ fn run_thread(cfg: &LoadConfig, n: usize, clock: Option<&SlotClock>, stop: &Atom
             }
         }
     }
+    barrier.wait(); // connected
+    barrier.wait(); // measuring
     let deadline = Instant::now() + cfg.duration;
     let mut events = Events::with_capacity(1024);
     let mut last_ping = Instant::now();
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-        if poll.poll(&mut events, Some(Duration::from_millis(50))).is_err() {
+        if poll
+            .poll(&mut events, Some(Duration::from_millis(50)))
+            .is_err()
+        {
             continue;
         }
         for ev in events.iter() {
             let i = ev.token().0;
-            let Some(ws) = conns.get_mut(i).and_then(|c| c.as_mut()) else { continue };
+            let Some(ws) = conns.get_mut(i).and_then(|c| c.as_mut()) else {
+                continue;
+            };
             loop {
                 match ws.read() {
                     Ok(Message::Binary(b)) => {
@@ -179,8 +245,13 @@ fn run_thread(cfg: &LoadConfig, n: usize, clock: Option<&SlotClock>, stop: &Atom
                     }
                     Ok(Message::Text(_)) => r.frames += 1,
                     Ok(_) => {}
-                    Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
+                    Err(tungstenite::Error::Io(e))
+                        if e.kind() == std::io::ErrorKind::WouldBlock =>
+                    {
+                        break
+                    }
+                    Err(tungstenite::Error::ConnectionClosed)
+                    | Err(tungstenite::Error::AlreadyClosed) => {
                         r.closed += 1;
                         conns[i] = None;
                         break;

@@ -16,8 +16,17 @@ fn main() {
     };
     let clients = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
     let seconds = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let views = args.get(4).map(|s| s.split(',').map(String::from).collect()).unwrap_or_else(|| vec!["OreRound/list".into()]);
-    let cfg = LoadConfig { url, clients, threads: 2, views, duration: Duration::from_secs(seconds) };
+    let views = args
+        .get(4)
+        .map(|s| s.split(',').map(String::from).collect())
+        .unwrap_or_else(|| vec!["OreRound/list".into()]);
+    let cfg = LoadConfig {
+        url,
+        clients,
+        threads: 2,
+        views,
+        duration: Duration::from_secs(seconds),
+    };
     let report = run(&cfg, None, Arc::new(AtomicBool::new(false)));
     println!("{}", report.summary());
     println!("{}", serde_json::to_string(&report).unwrap_or_default());
