@@ -246,6 +246,11 @@ impl MockPublisher {
     /// Publishes, first waiting while the slowest open stream is more than half the history
     /// behind (so a fast publisher never pushes a subscriber off the history).
     pub async fn publish_wait(&self, update: SubscribeUpdate) {
+        if self.shared.has_room() {
+            self.shared.push(update, false);
+            return;
+        }
+        // Subscribe, then look again: a bump in between is not missed.
         let mut consumed = self.shared.consumed.subscribe();
         loop {
             if self.shared.has_room() {
@@ -693,6 +698,8 @@ async fn stream_task(
     let mut filter: Option<MockFilter> = None;
     let mut cursor = 0u64;
     let mut floor = 0u64;
+    // Sends since the cursor was last published (for publishers' backpressure).
+    let mut unreported = 0u32;
     let period = sh.cfg.ping_interval.max(Duration::from_millis(1));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -715,7 +722,9 @@ async fn stream_task(
                             let Ok(permit) = permit else { break None };
                             permit.send(Ok(*update));
                             cursor = next;
-                            if next % 64 == 0 {
+                            unreported += 1;
+                            if unreported >= 64 {
+                                unreported = 0;
                                 sh.set_cursor(id, cursor);
                             }
                             continue;

@@ -72,8 +72,9 @@ pub struct SyntheticConfig {
     pub updates_per_sec: u32,
     /// The `x-token` the embedded server requires and the client sends.
     pub token: Option<String>,
-    /// The stack's generator (e.g. `stackcore_engine::synth::Generator` over the stack's IDLs);
-    /// `None` uses [`synth::stand_in`], opaque updates for the stack's program ids.
+    /// The stack's generator: `synth::idl_generator(stack.idls().clone(), SynthConfig::default())`
+    /// gives valid, decodable updates (so live frames). `None` uses [`synth::stand_in`]: opaque
+    /// bytes for the stack's program ids, which exercise ingest but do not decode.
     pub generator: Option<UpdateFactory>,
 }
 
