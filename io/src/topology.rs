@@ -43,6 +43,8 @@ use crate::worker::{self, WorkerContext};
 
 /// How long shutdown waits for workers to drain their queues.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(800);
+/// How long shutdown waits for room in a reactor's inbox.
+const SHUTDOWN_SEND_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What to run.
 pub struct Plan {
@@ -288,7 +290,9 @@ impl Running {
             std::thread::sleep(Duration::from_millis(2));
         }
         for (handle, _) in &self.reactors {
-            let _ = handle.tx.try_send(ToReactor::Shutdown);
+            // Waits for room if the inbox is full (the reactor is draining it); gives up only if
+            // the reactor is gone or stuck.
+            let _ = handle.tx.send_timeout(ToReactor::Shutdown, SHUTDOWN_SEND_TIMEOUT);
             handle.wake();
         }
         for (_, join) in self.reactors.drain(..) {

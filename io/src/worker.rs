@@ -181,7 +181,7 @@ pub fn spawn(
         .name(format!("worker-{index}"))
         .spawn(move || {
             if let Some(core) = pin {
-                crate::pin::pin_current("worker", core);
+                crate::pin::pin_current(crate::pin::Role::Worker, core);
             }
             let mut worker = Worker::new(ctx);
             'run: while let Ok(msg) = inbox.recv() {

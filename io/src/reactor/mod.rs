@@ -140,7 +140,7 @@ pub fn spawn_reactor(
         .name(format!("reactor-{index}"))
         .spawn(move || {
             if ctx.pin {
-                crate::pin::pin_current("reactor", index);
+                crate::pin::pin_current(crate::pin::Role::Reactor, index);
             }
             event_loop::Reactor::new(index, poll, inbox, ctx).run();
         })
