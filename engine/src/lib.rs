@@ -25,6 +25,7 @@ pub mod idl;
 pub mod mutation;
 pub mod spec;
 pub mod stack;
+pub mod synth;
 pub mod value;
 pub mod view;
 pub mod vm;

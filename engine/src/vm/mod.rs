@@ -1,20 +1,251 @@
 //! The VM: compiled handlers run over decoded events against bounded state tables.
+//!
+//! ```text
+//! event (type id, record, EventContext)
+//!   ├─ account with a PDA reverse-lookup hook: key known? set __resolved_primary_key : queue, stop
+//!   ├─ instruction that a `when` waits for: flush deferred writes of that transaction
+//!   ├─ for each entity handling the type (file order): run its Handler
+//!   │     key plan → null key on an account? stop → recency / dedup gate → steps → store → emit
+//!   │     nothing emitted and a lookup missed? queue (account or instruction) under the missed address
+//!   │     an index learnt an address? replay what was queued under it
+//!   └─ instruction with RegisterPdaMapping hooks: map pda → seed, replay what waited for it
+//! ```
+//!
+//! The semantics are the reference interpreter's (`../shared/protocol.md` §3, §8.1), including its
+//! hook glue, with these deliberate corrections (the differential test names each):
+//! - time comes only from events: replayed updates keep their own timestamp and whole-account
+//!   captures carry the event's, never a wall clock;
+//! - duplicate instructions are dropped against a bounded set of recent `(key, type, slot,
+//!   txn_index)`, not only against the last one seen;
+//! - a queued instruction replays with its own context (the reference replays it under the account
+//!   update that resolved it, so a second queued instruction for the same entity looks stale);
+//! - instructions whose key cannot be resolved are queued without creating a null-keyed row.
+
+mod expr;
+mod json;
+mod program;
+mod table;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{json, Value as Json};
 
 use crate::config::StateTableConfig;
 use crate::event::Update;
-use crate::mutation::Mutation;
+use crate::mutation::{Mutation, Seq};
 use crate::stack::Stack;
+
+use json::{Path, StepError};
+pub(crate) use program::Program;
+pub use program::ResolverKind;
+use program::{EventId, KeyHook, KeyPlan, Src, Step, Store};
+use table::{Deferred, Pending, PendingIx, Table};
 
 /// Why an update produced nothing. The caller counts it and goes on; the update is skipped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
+    /// The bytes do not match the IDL (unknown discriminator, short or trailing data).
     #[error("decode: {0}")]
     Decode(String),
+    /// The stack has no handler, hook or `when` for this event type.
+    #[error("unknown event type {0:?}")]
+    UnknownEventType(String),
+    /// The decoded event lacks what its kind needs (`__account_address`, an object body).
+    #[error("malformed event: {0}")]
+    BadEvent(String),
+    /// A handler step failed on this event's values (a transform of a wrong type, a non-numeric
+    /// `Sum`...). The reference drops the event the same way; its index updates stay applied.
+    #[error("{entity}: {message}")]
+    Handler { entity: String, message: String },
 }
 
-/// The state of one VM: entity tables, indexes, pending queues. CONTRACT (filled in by the engine work).
+/// Where an event sits in the chain, and when. Time is part of the event: the VM has no clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventContext {
+    pub slot: u64,
+    /// `write_version` for account updates, `txn_index` for instructions.
+    pub index: u64,
+    /// Base58 transaction signature, when known.
+    pub signature: Option<String>,
+    /// Unix seconds.
+    pub timestamp: i64,
+    pub is_account: bool,
+}
+
+/// Bounds of the VM's bookkeeping besides the entity rows ([`StateTableConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmLimits {
+    /// Entries per lookup / temporal index. Default 2,500.
+    pub lookup_index_entries: usize,
+    /// PDA reverse-lookup entries (and cached last account data) per entity. Default 2,500.
+    pub pda_entries: usize,
+    /// `(account, event type)` recency entries per entity. Default 2,500.
+    pub version_entries: usize,
+    /// Recent `(key, type, slot, txn_index)` remembered to drop duplicate instructions. Default 2,500.
+    pub instruction_dedup_entries: usize,
+    /// Transactions whose instruction types are remembered for `when`, and deferred-write groups.
+    /// Default 1,000.
+    pub recent_transactions: usize,
+    /// A deferred `when` write older than this many slots is dropped instead of applied. Default 150.
+    pub when_ttl_slots: u64,
+    /// Addresses with queued updates per entity. Default 2,500.
+    pub pending_addresses: usize,
+    /// Queued updates per address (oldest dropped). Default 50.
+    pub pending_per_address: usize,
+    /// Queued account updates in total. Default 2,500.
+    pub pending_total: usize,
+    /// Resolver requests and scheduled callbacks held until taken. Default 10,000.
+    pub resolver_requests: usize,
+    /// Slot hashes remembered for `slot_hash` expressions. Default 1,000.
+    pub slot_hashes: usize,
+}
+
+impl Default for VmLimits {
+    fn default() -> Self {
+        VmLimits {
+            lookup_index_entries: 2_500,
+            pda_entries: 2_500,
+            version_entries: 2_500,
+            instruction_dedup_entries: 2_500,
+            recent_transactions: 1_000,
+            when_ttl_slots: 150,
+            pending_addresses: 2_500,
+            pending_per_address: 50,
+            pending_total: 2_500,
+            resolver_requests: 10_000,
+            slot_hashes: 1_000,
+        }
+    }
+}
+
+/// Counters the worker reads (monotonic).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VmStats {
+    pub events: u64,
+    pub mutations: u64,
+    pub decode_errors: u64,
+    pub unknown_events: u64,
+    pub handler_errors: u64,
+    pub skipped_stale: u64,
+    pub skipped_duplicate: u64,
+    pub queued_pending: u64,
+    pub replayed: u64,
+    pub dropped_pending: u64,
+    pub deferred_when: u64,
+    pub expired_when: u64,
+    pub resolver_requests: u64,
+    pub dropped_resolver_requests: u64,
+    pub evicted_rows: u64,
+}
+
+/// An enrichment the engine wants fetched; `io/` fetches it and feeds the result back with
+/// [`VmContext::apply_resolver_result`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolverRequest {
+    pub entity: Arc<str>,
+    pub key: Json,
+    pub kind: ResolverKind,
+    /// The mint (token) or URL.
+    pub input: Json,
+    /// `(target_path, source_path)` pairs to write from the result.
+    pub extracts: Vec<(String, Option<String>)>,
+    /// For slot-scheduled resolvers: the slot at which to fetch.
+    pub at_slot: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ctx {
+    slot: u64,
+    signature: Option<String>,
+    timestamp: i64,
+    write_version: Option<u64>,
+    txn_index: Option<u64>,
+    skip_resolvers: bool,
+}
+
+impl Ctx {
+    fn from_event(c: &EventContext) -> Ctx {
+        Ctx {
+            slot: c.slot,
+            signature: c.signature.clone(),
+            timestamp: c.timestamp,
+            write_version: c.is_account.then_some(c.index),
+            txn_index: (!c.is_account).then_some(c.index),
+            skip_resolvers: false,
+        }
+    }
+    fn is_account(&self) -> bool {
+        self.write_version.is_some() && self.txn_index.is_none()
+    }
+    fn is_instruction(&self) -> bool {
+        self.txn_index.is_some() && self.write_version.is_none()
+    }
+    fn seq(&self) -> Seq {
+        Seq::new(
+            self.slot,
+            self.write_version.or(self.txn_index).unwrap_or(0),
+        )
+    }
+    fn to_json(&self) -> Json {
+        let mut m = serde_json::Map::new();
+        m.insert("slot".into(), json!(self.slot));
+        if let Some(s) = &self.signature {
+            m.insert("signature".into(), json!(s));
+        }
+        m.insert("timestamp".into(), json!(self.timestamp));
+        Json::Object(m)
+    }
+    fn of_pending(p: &Pending) -> Ctx {
+        Ctx {
+            slot: p.slot,
+            signature: if p.stale { None } else { p.signature.clone() },
+            timestamp: p.timestamp,
+            write_version: Some(p.write_version),
+            txn_index: None,
+            skip_resolvers: p.stale,
+        }
+    }
+}
+
+/// Paths changed by one handler run; appended arrays keep only their new elements.
+#[derive(Default)]
+struct Dirty(Vec<(Path, Option<Vec<Json>>)>);
+
+impl Dirty {
+    fn replaced(&mut self, p: &Path) {
+        match self.0.iter_mut().find(|(q, _)| q.dotted == p.dotted) {
+            Some(e) => e.1 = None,
+            None => self.0.push((p.clone(), None)),
+        }
+    }
+    fn appended(&mut self, p: &Path, v: Json) {
+        match self.0.iter_mut().find(|(q, _)| q.dotted == p.dotted) {
+            Some((_, Some(vals))) => vals.push(v),
+            Some((_, None)) => {}
+            None => self.0.push((p.clone(), Some(vec![v]))),
+        }
+    }
+}
+
+/// The state of one VM: entity tables, indexes, pending queues. One per worker; not shared.
 pub struct VmContext {
-    _cfg: StateTableConfig,
+    cfg: StateTableConfig,
+    limits: VmLimits,
+    tables: Vec<Table>,
+    stats: VmStats,
+    pending_total: usize,
+    // Per-handler signals, as the reference's (the lookup miss and registered PDA deliberately
+    // outlive the handler that set them until the next handler that takes them).
+    pda_miss: Option<String>,
+    lookup_miss: Option<String>,
+    pda_registered: Option<String>,
+    lookup_keys: Vec<String>,
+    requests: Vec<ResolverRequest>,
+    scheduled: Vec<(u64, ResolverRequest)>,
+    slot_hashes: lru::LruCache<u64, [u8; 32]>,
+    env: Vec<Json>,
+    decoded: crate::idl::Decoded,
 }
 
 impl VmContext {
@@ -23,22 +254,1259 @@ impl VmContext {
     }
 
     pub fn new_with_config(cfg: StateTableConfig) -> Self {
-        VmContext { _cfg: cfg }
+        Self::new_with_limits(cfg, VmLimits::default())
+    }
+
+    pub fn new_with_limits(cfg: StateTableConfig, limits: VmLimits) -> Self {
+        VmContext {
+            cfg,
+            limits,
+            tables: Vec::new(),
+            stats: VmStats::default(),
+            pending_total: 0,
+            pda_miss: None,
+            lookup_miss: None,
+            pda_registered: None,
+            lookup_keys: Vec::new(),
+            requests: Vec::new(),
+            scheduled: Vec::new(),
+            slot_hashes: lru::LruCache::new(
+                std::num::NonZeroUsize::new(limits.slot_hashes.max(1)).unwrap(),
+            ),
+            env: Vec::new(),
+            decoded: Default::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &VmStats {
+        &self.stats
+    }
+
+    /// Resolver requests produced since the last call.
+    pub fn take_resolver_requests(&mut self) -> Vec<ResolverRequest> {
+        std::mem::take(&mut self.requests)
+    }
+
+    /// Remembers a slot hash for `SlotHash.slot_hash` expressions.
+    pub fn record_slot_hash(&mut self, slot: u64, hash: [u8; 32]) {
+        self.slot_hashes.put(slot, hash);
+    }
+
+    /// Entity rows currently held for `entity` (by index in the stack).
+    pub fn entity_count(&self, entity: usize) -> usize {
+        self.tables.get(entity).map(|t| t.rows.len()).unwrap_or(0)
+    }
+
+    /// The stored state of one entity (including non-emitted fields).
+    pub fn entity_state(&self, stack: &Stack, entity: &str, key: &Json) -> Option<Json> {
+        let i = stack
+            .program()
+            .entities
+            .iter()
+            .position(|e| &*e.name == entity)?;
+        self.tables
+            .get(i)?
+            .rows
+            .peek(&key.to_string())
+            .map(|(_, s)| s.clone())
+    }
+
+    fn ensure_tables(&mut self, p: &Program) {
+        if self.tables.len() != p.entities.len() {
+            self.tables = p
+                .entities
+                .iter()
+                .map(|e| {
+                    Table::new(
+                        &self.cfg,
+                        &self.limits,
+                        e.index_names.len(),
+                        e.temporal_names.len(),
+                    )
+                })
+                .collect();
+        }
     }
 
     /// Decodes one update with the stack's IDLs and runs its handlers; pushes the mutations.
     pub fn apply(
         &mut self,
-        _stack: &Stack,
-        _update: &Update,
-        _out: &mut Vec<Mutation>,
+        stack: &Stack,
+        update: &Update,
+        out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
-        todo!("engine")
+        let (slot, index, signature, timestamp, is_account) = match update {
+            Update::Slot { slot, .. } => {
+                self.fire_scheduled(*slot);
+                return Ok(());
+            }
+            Update::Account(a) => (
+                a.slot,
+                a.write_version,
+                a.signature.as_ref(),
+                a.timestamp,
+                true,
+            ),
+            Update::Instruction(i) => (i.slot, i.txn_index, Some(&i.signature), i.timestamp, false),
+        };
+        let mut d = std::mem::take(&mut self.decoded);
+        let r = stack.idls().decode(update, &mut d);
+        if let Err(e) = r {
+            self.decoded = d;
+            self.stats.events += 1;
+            self.stats.decode_errors += 1;
+            return Err(ApplyError::Decode(e.to_string()));
+        }
+        let Some(e) = stack.vm_event(d.event_type) else {
+            self.decoded = d;
+            self.stats.events += 1;
+            self.stats.unknown_events += 1;
+            return Ok(());
+        };
+        let event = stack.idls().to_reference_json(&d);
+        self.decoded = d;
+        let ctx = EventContext {
+            slot,
+            index,
+            signature: signature.map(|s| bs58::encode(s).into_string()),
+            timestamp,
+            is_account,
+        };
+        let p = stack.program();
+        self.ensure_tables(p);
+        self.stats.events += 1;
+        self.run(p, e, &event, &ctx, out)
     }
+
+    /// Moves slot-scheduled resolver requests whose slot has come into the request queue.
+    fn fire_scheduled(&mut self, slot: u64) {
+        let mut i = 0;
+        while i < self.scheduled.len() {
+            if self.scheduled[i].0 <= slot {
+                let (_, r) = self.scheduled.swap_remove(i);
+                self.push_request(r);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn push_request(&mut self, r: ResolverRequest) {
+        if self.requests.len() >= self.limits.resolver_requests {
+            self.stats.dropped_resolver_requests += 1;
+            return;
+        }
+        self.stats.resolver_requests += 1;
+        self.requests.push(r);
+    }
+
+    /// Runs one decoded event in the reference interpreter's shape (`../shared/protocol.md` §8.1):
+    /// accounts are a flat object of fields plus `__account_address`; instructions are
+    /// `{"data": {args}, "accounts": {name: address}}`.
+    pub fn apply_json(
+        &mut self,
+        stack: &Stack,
+        event_type: &str,
+        event: &Json,
+        ctx: &EventContext,
+        out: &mut Vec<Mutation>,
+    ) -> Result<(), ApplyError> {
+        let p = stack.program();
+        self.ensure_tables(p);
+        self.stats.events += 1;
+        let Some(&e) = p.event_ids.get(event_type) else {
+            self.stats.unknown_events += 1;
+            return Err(ApplyError::UnknownEventType(event_type.to_string()));
+        };
+        if !event.is_object() {
+            return Err(ApplyError::BadEvent("expected an object".into()));
+        }
+        self.run(p, e, event, ctx, out)
+    }
+
+    fn run(
+        &mut self,
+        p: &Program,
+        e: EventId,
+        event: &Json,
+        ctx: &EventContext,
+        out: &mut Vec<Mutation>,
+    ) -> Result<(), ApplyError> {
+        let start = out.len();
+        let c = Ctx::from_event(ctx);
+        let r = self.apply_event(p, e, event, &c, out);
+        if r.is_err() {
+            out.truncate(start);
+            self.stats.handler_errors += 1;
+        }
+        self.stats.mutations += (out.len() - start) as u64;
+        r
+    }
+
+    fn apply_event(
+        &mut self,
+        p: &Program,
+        e: EventId,
+        event: &Json,
+        c: &Ctx,
+        out: &mut Vec<Mutation>,
+    ) -> Result<(), ApplyError> {
+        let mut ev = event.clone();
+        let info = &p.events[e];
+        if c.is_account() {
+            let addr = match ev.get("__account_address") {
+                Some(Json::String(s)) => s.clone(),
+                _ => {
+                    return Err(ApplyError::BadEvent(
+                        "account event without a string __account_address".into(),
+                    ))
+                }
+            };
+            if let Some(hook) = &info.resolver_hook {
+                if !self.tables.is_empty() && self.tables[0].exists {
+                    match hook {
+                        KeyHook::PdaReverseLookup => match self.tables[0].pda.get(&addr).cloned() {
+                            Some(k) => {
+                                ev["__resolved_primary_key"] = Json::String(k);
+                            }
+                            None => {
+                                let pending = Pending {
+                                    event: e,
+                                    pda: addr.clone(),
+                                    data: ev,
+                                    slot: c.slot,
+                                    write_version: c.write_version.unwrap_or(0),
+                                    signature: c.signature.clone(),
+                                    timestamp: c.timestamp,
+                                    stale: false,
+                                };
+                                self.queue_update(0, pending);
+                                return Ok(());
+                            }
+                        },
+                        KeyHook::DirectField(path) => {
+                            if let Some(Json::String(k)) = json::get(&ev, path) {
+                                if !k.is_empty() {
+                                    let k = k.clone();
+                                    ev["__resolved_primary_key"] = Json::String(k);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            self.process(p, &ev, e, c, out)?;
+            let mut seen = HashSet::new();
+            for &(ent, _) in &info.routes {
+                if seen.insert(ent) && self.tables[ent].exists {
+                    let cached = Pending {
+                        event: e,
+                        pda: addr.clone(),
+                        data: ev.clone(),
+                        slot: c.slot,
+                        write_version: c.write_version.unwrap_or(0),
+                        signature: c.signature.clone(),
+                        timestamp: c.timestamp,
+                        stale: false,
+                    };
+                    self.tables[ent].last_data.put(addr.clone(), cached);
+                }
+            }
+        } else {
+            self.process(p, &ev, e, c, out)?;
+            if !info.pda_mappings.is_empty() {
+                let mut replay = Vec::new();
+                for (pda_names, seed_names) in &info.pda_mappings {
+                    let acct = |names: &[Box<str>]| {
+                        names.iter().find_map(|n| {
+                            ev.get("accounts")
+                                .and_then(|a| a.get(&**n))
+                                .and_then(|v| v.as_str())
+                        })
+                    };
+                    if let (Some(pda), Some(seed)) = (acct(pda_names), acct(seed_names)) {
+                        replay.extend(self.map_pda(pda, seed));
+                    }
+                }
+                for u in replay {
+                    self.stats.replayed += 1;
+                    let resolved = self.chained_lookup(&u.pda);
+                    let mut data = u.data.clone();
+                    if let (Some(k), Some(obj)) = (resolved, data.as_object_mut()) {
+                        obj.insert("__resolved_primary_key".into(), Json::String(k));
+                    }
+                    let mark = out.len();
+                    if self
+                        .process(p, &data, u.event, &Ctx::of_pending(&u), out)
+                        .is_err()
+                    {
+                        out.truncate(mark);
+                        self.stats.handler_errors += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers `pda → seed` in the first entity's reverse lookup; returns the updates to replay.
+    fn map_pda(&mut self, pda: &str, seed: &str) -> Vec<Pending> {
+        if self.tables.is_empty() || !self.tables[0].exists {
+            return Vec::new();
+        }
+        let t = &mut self.tables[0];
+        let old = t.pda.peek(pda).cloned();
+        let changed = old.as_deref().map(|o| o != seed).unwrap_or(false);
+        if let Some((evicted, _)) = t.pda.push(pda.to_string(), seed.to_string()) {
+            if evicted != pda {
+                if let Some(list) = t.pending.pop(&evicted) {
+                    self.pending_total -= list.len();
+                    self.stats.dropped_pending += list.len() as u64;
+                }
+            }
+        }
+        let mut out = self.flush_updates(0, pda);
+        if changed {
+            let t = &mut self.tables[0];
+            for ix in &mut t.lookups {
+                ix.pop(pda);
+            }
+            if let Some(mut cached) = t.last_data.pop(pda) {
+                cached.stale = true;
+                out.push(cached);
+            }
+        }
+        out
+    }
+
+    fn chained_lookup(&mut self, pda: &str) -> Option<String> {
+        let t = self.tables.first_mut()?;
+        let v = t.pda.get(pda)?.clone();
+        match t.find_in_indexes(None, &v) {
+            Some(r) => r.as_str().map(str::to_string),
+            None => Some(v),
+        }
+    }
+
+    fn queue_update(&mut self, ent: usize, p: Pending) {
+        let lim = self.limits;
+        let t = &mut self.tables[ent];
+        if !t.exists {
+            self.stats.dropped_pending += 1;
+            return;
+        }
+        if self.pending_total >= lim.pending_total {
+            // Make room: the least recently queued address loses its oldest update.
+            if let Some(k) = t.pending.peek_lru().map(|(k, _)| k.clone()) {
+                if let Some(list) = t.pending.peek_mut(&k) {
+                    if !list.is_empty() {
+                        list.remove(0);
+                        self.pending_total -= 1;
+                        self.stats.dropped_pending += 1;
+                    }
+                }
+            } else {
+                self.stats.dropped_pending += 1;
+                return;
+            }
+        }
+        if !t.pending.contains(&p.pda) {
+            if let Some((_, evicted)) = t.pending.push(p.pda.clone(), Vec::new()) {
+                self.pending_total -= evicted.len();
+                self.stats.dropped_pending += evicted.len() as u64;
+            }
+        }
+        let list = t.pending.get_mut(&p.pda).expect("just inserted");
+        let before = list.len();
+        list.retain(|x| x.slot > p.slot);
+        self.pending_total -= before - list.len();
+        if list.len() >= lim.pending_per_address {
+            list.remove(0);
+            self.pending_total -= 1;
+            self.stats.dropped_pending += 1;
+        }
+        list.push(p);
+        self.pending_total += 1;
+        self.stats.queued_pending += 1;
+    }
+
+    fn flush_updates(&mut self, ent: usize, pda: &str) -> Vec<Pending> {
+        match self.tables[ent].pending.pop(pda) {
+            Some(list) => {
+                self.pending_total -= list.len();
+                list
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn process(
+        &mut self,
+        p: &Program,
+        ev: &Json,
+        e: EventId,
+        c: &Ctx,
+        out: &mut Vec<Mutation>,
+    ) -> Result<(), ApplyError> {
+        let info = &p.events[e];
+        if info.is_tx && info.is_when {
+            if let Some(sig) = &c.signature {
+                for ent in 0..self.tables.len() {
+                    if self.tables[ent].exists {
+                        self.note_instruction(p, ent, sig, e, c, out);
+                    }
+                }
+            }
+        }
+        for &(ent, hi) in &info.routes {
+            let before = out.len();
+            if let Err(err) = self.exec(p, ent, hi, ev, c, out) {
+                return Err(ApplyError::Handler {
+                    entity: p.entities[ent].name.to_string(),
+                    message: err.0,
+                });
+            }
+            if out.len() == before {
+                if let Some(pda) = self.pda_miss.take() {
+                    if info.is_tx {
+                        self.queue_ix(
+                            ent,
+                            pda,
+                            PendingIx {
+                                event: e,
+                                data: ev.clone(),
+                                ctx: c.clone(),
+                            },
+                        );
+                    } else if let Some(wv) = c.write_version {
+                        let pending = self.pending_of(e, pda, ev, c, wv);
+                        self.queue_update(ent, pending);
+                    }
+                }
+                if let Some(miss) = self.lookup_miss.take() {
+                    if !info.is_tx {
+                        if let Some(wv) = c.write_version {
+                            let pending = self.pending_of(e, miss, ev, c, wv);
+                            self.queue_update(ent, pending);
+                        }
+                    }
+                }
+            }
+            if info.is_tx {
+                if let Some(sig) = &c.signature {
+                    self.note_instruction(p, ent, sig, e, c, out);
+                }
+            }
+            if let Some(reg) = self.pda_registered.take() {
+                if let Some(list) = self.tables[ent].pending_ix.pop(&reg) {
+                    for ix in list {
+                        if let Some(&h) = p.entities[ent].handler_by_event.get(&ix.event) {
+                            self.stats.replayed += 1;
+                            let mark = out.len();
+                            if self.exec(p, ent, h, &ix.data, &ix.ctx, out).is_err() {
+                                out.truncate(mark);
+                                self.stats.handler_errors += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            let keys = std::mem::take(&mut self.lookup_keys);
+            for k in keys {
+                for u in self.flush_updates(ent, &k) {
+                    if let Some(&h) = p.entities[ent].handler_by_event.get(&u.event) {
+                        self.stats.replayed += 1;
+                        let mark = out.len();
+                        if self
+                            .exec(p, ent, h, &u.data, &Ctx::of_pending(&u), out)
+                            .is_err()
+                        {
+                            out.truncate(mark);
+                            self.stats.handler_errors += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pending_of(&self, e: EventId, pda: String, ev: &Json, c: &Ctx, wv: u64) -> Pending {
+        Pending {
+            event: e,
+            pda,
+            data: ev.clone(),
+            slot: c.slot,
+            write_version: wv,
+            signature: c.signature.clone(),
+            timestamp: c.timestamp,
+            stale: false,
+        }
+    }
+
+    fn queue_ix(&mut self, ent: usize, pda: String, ix: PendingIx) {
+        let per = self.limits.pending_per_address;
+        let t = &mut self.tables[ent];
+        if !t.pending_ix.contains(&pda) {
+            if let Some((_, evicted)) = t.pending_ix.push(pda.clone(), Vec::new()) {
+                self.stats.dropped_pending += evicted.len() as u64;
+            }
+        }
+        let list = t.pending_ix.get_mut(&pda).expect("just inserted");
+        if list.len() >= per {
+            list.remove(0);
+            self.stats.dropped_pending += 1;
+        }
+        list.push(ix);
+        self.stats.queued_pending += 1;
+    }
+
+    /// Records that instruction `e` ran in transaction `sig` and applies writes waiting for it.
+    fn note_instruction(
+        &mut self,
+        p: &Program,
+        ent: usize,
+        sig: &str,
+        e: EventId,
+        c: &Ctx,
+        out: &mut Vec<Mutation>,
+    ) {
+        let t = &mut self.tables[ent];
+        match t.recent_tx.get_mut(sig) {
+            Some(v) => {
+                if !v.contains(&e) {
+                    v.push(e)
+                }
+            }
+            None => {
+                t.recent_tx.put(sig.to_string(), vec![e]);
+            }
+        }
+        let Some(ops) = t.deferred.pop(&(sig.to_string(), e)) else {
+            return;
+        };
+        for d in ops {
+            if d.slot.saturating_add(self.limits.when_ttl_slots) < c.slot {
+                self.stats.expired_when += 1;
+                continue;
+            }
+            self.apply_deferred(p, ent, d, c, out);
+        }
+    }
+
+    fn apply_deferred(
+        &mut self,
+        p: &Program,
+        ent: usize,
+        d: Deferred,
+        c: &Ctx,
+        out: &mut Vec<Mutation>,
+    ) {
+        if d.key.is_null() {
+            return;
+        }
+        let ep = &p.entities[ent];
+        let kstr = d.key.to_string();
+        let mut state = self.tables[ent]
+            .rows
+            .get(&kstr)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| json!({}));
+        let old: Vec<Option<Json>> = ep
+            .computed_paths
+            .iter()
+            .map(|(p, _)| json::get(&state, p).cloned())
+            .collect();
+        json::set_nested(&mut state, &d.target, d.value.clone());
+        let _ = self.eval_computed(p, ent, &mut state, c);
+        if self.tables[ent].rows.len() >= self.tables[ent].rows.cap().get()
+            && !self.tables[ent].rows.contains(&kstr)
+        {
+            self.stats.evicted_rows += 1;
+        }
+        self.tables[ent]
+            .rows
+            .put(kstr, (d.key.clone(), state.clone()));
+        if !d.emit {
+            return;
+        }
+        let mut patch = json!({});
+        json::set_nested(&mut patch, &d.target, d.value);
+        for ((path, _), old) in ep.computed_paths.iter().zip(old) {
+            if let Some(new) = json::get(&state, path) {
+                if Some(new) != old.as_ref() {
+                    json::set_nested(&mut patch, path, new.clone());
+                }
+            }
+        }
+        out.push(Mutation {
+            entity: ep.name.clone(),
+            key: d.key,
+            patch,
+            append: Vec::new(),
+            seq: c.seq(),
+        });
+    }
+
+    fn eval_computed(
+        &mut self,
+        p: &Program,
+        ent: usize,
+        state: &mut Json,
+        c: &Ctx,
+    ) -> Result<(), StepError> {
+        let ep = &p.entities[ent];
+        let hashes = &self.slot_hashes;
+        let lookup = |s: u64| hashes.peek(&s).copied();
+        let cx = expr::EvalCtx {
+            slot: Some(c.slot),
+            timestamp: c.timestamp,
+            slot_hashes: &lookup,
+        };
+        for f in &ep.computed {
+            self.env.clear();
+            if let Ok(v) = expr::eval(&f.expr, state, &mut self.env, &cx) {
+                json::set_forcing(state, &f.target, v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load(ev: &Json, path: &Path, default: Option<&Json>, c: &Ctx) -> Json {
+        if path.is_empty() {
+            return json::public_fields(ev);
+        }
+        if &*path.segs[0] == "__update_context" {
+            let cj = c.to_json();
+            let rest = Path {
+                segs: path.segs[1..].into(),
+                dotted: "".into(),
+            };
+            return json::get(&cj, &rest)
+                .cloned()
+                .or_else(|| default.cloned())
+                .unwrap_or(Json::Null);
+        }
+        json::get(ev, path)
+            .cloned()
+            .or_else(|| default.cloned())
+            .unwrap_or(Json::Null)
+    }
+
+    fn lookup_chain(&mut self, ent: usize, named: Option<usize>, start: Json) -> Json {
+        let t = &mut self.tables[ent];
+        if !t.exists {
+            // Nothing is known yet. (The reference returns null without noting the miss, so an
+            // instruction arriving before its entity's first update is lost; we queue it.)
+            if let Some(s) = start.as_str() {
+                self.pda_miss = Some(s.to_string());
+            }
+            return Json::Null;
+        }
+        let mut cur = start;
+        for iter in 1..=5 {
+            let mut resolved = t
+                .find_in_indexes(named, &json::cache_key(&cur))
+                .unwrap_or(Json::Null);
+            let mut from_pda = false;
+            if resolved.is_null() {
+                if let Some(s) = cur.as_str() {
+                    from_pda = true;
+                    resolved = t
+                        .pda
+                        .get(s)
+                        .map(|v| Json::String(v.clone()))
+                        .unwrap_or(Json::Null);
+                }
+            }
+            if resolved.is_null() {
+                if iter == 1 {
+                    if let Some(s) = cur.as_str() {
+                        self.pda_miss = Some(s.to_string());
+                    }
+                }
+                return Json::Null;
+            }
+            let ck = json::cache_key(&resolved);
+            let further = t.find_in_indexes(named, &ck).is_some()
+                || resolved
+                    .as_str()
+                    .map(|s| t.pda.contains(s))
+                    .unwrap_or(false);
+            if !further {
+                if from_pda {
+                    if let Some(s) = resolved.as_str() {
+                        self.lookup_miss = Some(s.to_string());
+                    }
+                    return Json::Null;
+                }
+                return resolved;
+            }
+            cur = resolved;
+        }
+        cur
+    }
+
+    fn exec(
+        &mut self,
+        p: &Program,
+        ent: usize,
+        hi: usize,
+        ev: &Json,
+        c: &Ctx,
+        out: &mut Vec<Mutation>,
+    ) -> Result<(), StepError> {
+        self.pda_miss = None;
+        let ep = &p.entities[ent];
+        let h = &ep.handlers[hi];
+        let resolved = ev
+            .get("__resolved_primary_key")
+            .cloned()
+            .unwrap_or(Json::Null);
+        let key = match &h.key {
+            KeyPlan::Embedded { path, transform } => {
+                let mut key = resolved;
+                if let Some(path) = path {
+                    let mut v = Self::load(ev, path, None, c);
+                    if let Some(t) = transform {
+                        v = json::transform(&v, *t)?;
+                    }
+                    if key.is_null() {
+                        key = v;
+                    }
+                }
+                key
+            }
+            KeyPlan::Lookup { path, index } => {
+                let mut lk = resolved;
+                if lk.is_null() {
+                    lk = Self::load(ev, path, None, c);
+                }
+                self.lookup_chain(ent, *index, lk)
+            }
+            KeyPlan::Computed { path } => {
+                if resolved.is_null() {
+                    Self::load(ev, path, None, c)
+                } else {
+                    resolved
+                }
+            }
+            KeyPlan::Temporal { lookup, ts, index } => {
+                let lv = Self::load(ev, lookup, None, c);
+                let tsv = Self::load(ev, ts, None, c);
+                let found = if !self.tables[ent].exists {
+                    return Err("State table not found".into());
+                } else {
+                    let t = &mut self.tables[ent];
+                    let list =
+                        index.and_then(|i| t.temporal[i].get(&json::cache_key(&lv)).cloned());
+                    match (tsv.is_null(), list) {
+                        (_, None) => Json::Null,
+                        (true, Some(l)) => l.last().map(|(_, k)| k.clone()).unwrap_or(Json::Null),
+                        (false, Some(l)) => {
+                            let at = json::as_int(&tsv).ok_or("Timestamp must be a number")?;
+                            l.iter()
+                                .rev()
+                                .find(|(t, _)| *t <= at)
+                                .map(|(_, k)| k.clone())
+                                .unwrap_or(Json::Null)
+                        }
+                    }
+                };
+                if resolved.is_null() {
+                    found
+                } else {
+                    resolved
+                }
+            }
+            KeyPlan::HookOnly { lookup_by } => {
+                let mut key = resolved;
+                if let Some(path) = lookup_by {
+                    let v = json::transform(
+                        &Self::load(ev, path, None, c),
+                        crate::spec::Transformation::HexEncode,
+                    )?;
+                    if key.is_null() {
+                        key = v;
+                    }
+                }
+                key
+            }
+        };
+        if key.is_null() && h.is_account {
+            return Ok(());
+        }
+        let evname = &p.event_names[h.event];
+        self.tables[ent].exists = true;
+        if !key.is_null() {
+            let t = &mut self.tables[ent];
+            if c.is_account() {
+                let addr = ev
+                    .get("__account_address")
+                    .cloned()
+                    .unwrap_or_else(|| key.clone());
+                let vkey = format!("{addr}:{evname}");
+                let now = (c.slot, c.write_version.unwrap_or(0));
+                if matches!(t.versions.get(&vkey), Some(last) if now <= *last) {
+                    self.stats.skipped_stale += 1;
+                    return Ok(());
+                }
+                t.versions.put(vkey, now);
+            } else if c.is_instruction() {
+                let dkey = format!("{key}:{evname}:{}:{}", c.slot, c.txn_index.unwrap_or(0));
+                if t.ix_seen.contains(&dkey) {
+                    self.stats.skipped_duplicate += 1;
+                    return Ok(());
+                }
+                t.ix_seen.put(dkey, ());
+            }
+        } else {
+            // An instruction whose key is unknown: nothing is stored under a null key; the
+            // missed lookup (if any) queues it for replay.
+            if self.pda_miss.is_some() {
+                return Ok(());
+            }
+        }
+        let kstr = key.to_string();
+        let mut state = self.tables[ent]
+            .rows
+            .get(&kstr)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| json!({}));
+        let mut dirty = Dirty::default();
+        let mut temp = Json::Null;
+        for step in &h.steps {
+            match step {
+                Step::IndexLookup { index, value } => {
+                    let lv = Self::load(ev, value, None, c);
+                    self.tables[ent].lookups[*index].put(json::cache_key(&lv), key.clone());
+                    if let Json::String(s) = lv {
+                        self.lookup_keys.push(s);
+                    }
+                }
+                Step::IndexTemporal {
+                    index, value, ts, ..
+                } => {
+                    let lv = Self::load(ev, value, None, c);
+                    let tsv = json::as_int(&Self::load(ev, ts, None, c))
+                        .ok_or("Timestamp must be a number")?;
+                    let t = &mut self.tables[ent].temporal[*index];
+                    let ck = json::cache_key(&lv);
+                    let list = match t.get_mut(&ck) {
+                        Some(l) => l,
+                        None => {
+                            t.put(ck.clone(), Vec::new());
+                            t.get_mut(&ck).unwrap()
+                        }
+                    };
+                    let pos = list.partition_point(|(x, _)| *x <= tsv);
+                    list.insert(pos, (tsv, key.clone()));
+                    if list.len() > 250 {
+                        list.remove(0);
+                    }
+                }
+                Step::IndexPda { value } => {
+                    let lv = Self::load(ev, value, None, c);
+                    if let Some(pda) = lv.as_str() {
+                        let seed = match &key {
+                            Json::String(s) => Some(s.clone()),
+                            k => k.as_u64().map(|n| n.to_string()),
+                        };
+                        if let Some(seed) = seed {
+                            self.tables[ent].pda.put(pda.to_string(), seed);
+                            self.pda_registered = Some(pda.to_string());
+                        }
+                    }
+                }
+                Step::Map(op) => {
+                    match &op.src {
+                        Src::Event {
+                            path,
+                            default,
+                            transform,
+                        } => {
+                            temp = Self::load(ev, path, default.as_ref(), c);
+                            if let Some(t) = transform {
+                                temp = json::transform(&temp, *t)?;
+                            }
+                        }
+                        Src::Const(v) => temp = v.clone(),
+                        Src::Context(f) => {
+                            temp = c.to_json().get(&**f).cloned().unwrap_or(Json::Null)
+                        }
+                        Src::Keep => {}
+                        Src::Capture { transforms } => {
+                            let mut data = json::public_fields(ev);
+                            for (f, t) in transforms {
+                                let v = json::get(&data, f)
+                                    .ok_or_else(|| format!("Field not found: {}", f.dotted))?;
+                                let nv = json::transform(v, *t)?;
+                                json::set(&mut data, f, nv)?;
+                            }
+                            for f in &op.capture_dirty {
+                                dirty.replaced(f);
+                            }
+                            let mut m = serde_json::Map::new();
+                            m.insert("timestamp".into(), json!(c.timestamp));
+                            let addr = ev
+                                .get("__account_address")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or("");
+                            m.insert("account_address".into(), json!(addr));
+                            m.insert("data".into(), data);
+                            m.insert("slot".into(), json!(c.slot));
+                            if let Some(s) = &c.signature {
+                                m.insert("signature".into(), json!(s));
+                            }
+                            temp = Json::Object(m);
+                        }
+                        Src::AsEvent { fields } => {
+                            let data = match fields {
+                                None => json::public_fields(ev),
+                                Some(fs) => {
+                                    let mut d = serde_json::Map::new();
+                                    for (name, path, default, t) in fs {
+                                        let mut v = Self::load(ev, path, default.as_ref(), c);
+                                        if let Some(t) = t {
+                                            v = json::transform(&v, *t)?;
+                                        }
+                                        d.insert(name.to_string(), v);
+                                    }
+                                    Json::Object(d)
+                                }
+                            };
+                            let mut m = serde_json::Map::new();
+                            m.insert("timestamp".into(), json!(c.timestamp));
+                            m.insert("data".into(), data);
+                            m.insert("slot".into(), json!(c.slot));
+                            if let Some(s) = &c.signature {
+                                m.insert("signature".into(), json!(s));
+                            }
+                            temp = Json::Object(m);
+                        }
+                    }
+                    if let Some(t) = op.transform {
+                        temp = json::transform(&temp, t)?;
+                    }
+                    self.store(p, ent, op, &mut state, &temp, &key, ev, c, &mut dirty)?;
+                }
+                Step::Resolvers => {
+                    if !c.skip_resolvers {
+                        self.queue_resolvers(p, ent, &state, &key, c)?;
+                    }
+                }
+                Step::Computed => {
+                    let old: Vec<Option<Json>> = ep
+                        .computed_paths
+                        .iter()
+                        .map(|(p, _)| json::get(&state, p).cloned())
+                        .collect();
+                    if self.eval_computed(p, ent, &mut state, c).is_ok() {
+                        for ((path, emit), old) in ep.computed_paths.iter().zip(old) {
+                            if *emit && json::get(&state, path) != old.as_ref() {
+                                dirty.replaced(path);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !key.is_null() {
+            let t = &mut self.tables[ent];
+            if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(&kstr) {
+                self.stats.evicted_rows += 1;
+            }
+            t.rows.put(kstr, (key.clone(), state.clone()));
+        }
+        if h.emit && !key.is_null() && !dirty.0.is_empty() {
+            let mut patch = json!({});
+            let mut append = Vec::new();
+            for (path, change) in dirty.0 {
+                match change {
+                    None => {
+                        if let Some(v) = json::get(&state, &path) {
+                            json::set_nested(&mut patch, &path, v.clone());
+                        }
+                    }
+                    Some(vals) => {
+                        json::set_nested(&mut patch, &path, Json::Array(vals));
+                        append.push(path.dotted.to_string());
+                    }
+                }
+            }
+            out.push(Mutation {
+                entity: ep.name.clone(),
+                key,
+                patch,
+                append,
+                seq: c.seq(),
+            });
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &mut self,
+        p: &Program,
+        ent: usize,
+        op: &program::MapOp,
+        state: &mut Json,
+        temp: &Json,
+        key: &Json,
+        ev: &Json,
+        c: &Ctx,
+        dirty: &mut Dirty,
+    ) -> Result<(), StepError> {
+        let _ = p;
+        let target = &op.target;
+        let mark = |d: &mut Dirty| {
+            if op.emit {
+                d.replaced(target)
+            }
+        };
+        match &op.store {
+            Store::Set => {
+                json::set(state, target, temp.clone())?;
+                mark(dirty);
+            }
+            Store::SetIfNull => {
+                if !temp.is_null() {
+                    let slot = json::slot_mut(state, target)?;
+                    if slot.is_null() {
+                        *slot = temp.clone();
+                        mark(dirty);
+                    }
+                }
+            }
+            Store::Max | Store::Min => {
+                let slot = json::slot_mut(state, target)?;
+                if json::extreme_wins(slot, temp, matches!(op.store, Store::Max)) {
+                    *slot = temp.clone();
+                    mark(dirty);
+                }
+            }
+            Store::Sum => {
+                let n = json::as_int(temp).ok_or("Sum requires numeric value")?;
+                let slot = json::slot_mut(state, target)?;
+                let cur = if slot.is_null() {
+                    0
+                } else {
+                    json::as_int(slot).unwrap_or(0)
+                };
+                *slot = json!(cur.wrapping_add(n));
+                mark(dirty);
+            }
+            Store::Increment => {
+                increment(state, target)?;
+                mark(dirty);
+            }
+            Store::Append => {
+                let max = self.cfg.max_array_length;
+                let slot = json::slot_mut(state, target)?;
+                if slot.is_null() {
+                    *slot = Json::Array(Vec::new());
+                }
+                let arr = slot.as_array_mut().ok_or("Path is not an array")?;
+                arr.push(temp.clone());
+                if arr.len() > max {
+                    let excess = arr.len() - max;
+                    arr.drain(..excess);
+                }
+                if op.emit {
+                    dirty.appended(target, temp.clone());
+                }
+            }
+            Store::UniqueCount { set } => {
+                let mut items: Vec<Json> = match json::get(state, set) {
+                    Some(Json::Array(a)) => a.clone(),
+                    _ => Vec::new(),
+                };
+                let new = !items.contains(temp);
+                if new {
+                    items.push(temp.clone());
+                }
+                let n = items.len();
+                json::set(state, set, Json::Array(items))?;
+                if new {
+                    json::set(state, target, json!(n))?;
+                    mark(dirty);
+                }
+            }
+            Store::CondSet(cond) => {
+                let fv = Self::load(ev, &cond.field, None, c);
+                if json::compare(&fv, cond.op, &cond.value)? {
+                    json::set(state, target, temp.clone())?;
+                    mark(dirty);
+                }
+            }
+            Store::CondIncrement(cond) => {
+                let fv = Self::load(ev, &cond.field, None, c);
+                if json::compare(&fv, cond.op, &cond.value)? {
+                    increment(state, target)?;
+                    mark(dirty);
+                }
+            }
+            Store::When { instruction, cond } => {
+                if let Some(cond) = cond {
+                    let fv = Self::load(ev, &cond.field, None, c);
+                    if !json::compare(&fv, cond.op, &cond.value)? {
+                        return Ok(());
+                    }
+                }
+                let Some(sig) = c.signature.as_deref().filter(|s| !s.is_empty()) else {
+                    return Ok(());
+                };
+                let t = &mut self.tables[ent];
+                let seen = t
+                    .recent_tx
+                    .get(sig)
+                    .map(|v| v.contains(instruction))
+                    .unwrap_or(false);
+                if seen {
+                    json::set(state, target, temp.clone())?;
+                    mark(dirty);
+                } else {
+                    let d = Deferred {
+                        key: key.clone(),
+                        target: target.clone(),
+                        value: temp.clone(),
+                        emit: op.emit,
+                        slot: c.slot,
+                    };
+                    let k = (sig.to_string(), *instruction);
+                    match t.deferred.get_mut(&k) {
+                        Some(v) => {
+                            if v.len() >= self.limits.pending_per_address {
+                                v.remove(0);
+                                self.stats.expired_when += 1;
+                            }
+                            v.push(d)
+                        }
+                        None => {
+                            if let Some((_, lost)) = t.deferred.push(k, vec![d]) {
+                                self.stats.expired_when += lost.len() as u64;
+                            }
+                        }
+                    }
+                    self.stats.deferred_when += 1;
+                }
+            }
+            Store::UnlessStopped { flag } => {
+                let stopped = json::get(state, flag)
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false);
+                if !stopped {
+                    json::set(state, target, temp.clone())?;
+                    mark(dirty);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_resolvers(
+        &mut self,
+        p: &Program,
+        ent: usize,
+        state: &Json,
+        key: &Json,
+        c: &Ctx,
+    ) -> Result<(), StepError> {
+        let ep = &p.entities[ent];
+        for r in &ep.resolvers {
+            if let Some((path, op, value)) = &r.condition {
+                let v = json::get(state, path).cloned().unwrap_or(Json::Null);
+                if !json::compare(&v, *op, value)? {
+                    continue;
+                }
+            }
+            let mut at_slot = None;
+            if let Some(path) = &r.schedule_at {
+                match json::get(state, path).and_then(|v| v.as_u64()) {
+                    Some(target) if c.slot < target => at_slot = Some(target),
+                    Some(_) => {}
+                    None => continue,
+                }
+            }
+            let input = if let Some(parts) = &r.template {
+                let mut url = String::new();
+                let mut ok = true;
+                for part in parts {
+                    match part {
+                        program::TemplatePart::Lit(s) => url.push_str(s),
+                        program::TemplatePart::Field(f) => match json::get(state, f) {
+                            Some(Json::String(s)) => url.push_str(s),
+                            Some(Json::Null) | None => ok = false,
+                            Some(v) => url.push_str(&v.to_string()),
+                        },
+                    }
+                }
+                ok.then_some(Json::String(url))
+            } else if let Some(v) = &r.input_value {
+                Some(v.clone())
+            } else {
+                r.input_path
+                    .as_ref()
+                    .and_then(|p| json::get(state, p).cloned())
+            };
+            let Some(input) = input else { continue };
+            if key.is_null() || (input.is_null() && at_slot.is_none()) {
+                continue;
+            }
+            if at_slot.is_none()
+                && r.strategy == crate::spec::ResolveStrategy::SetOnce
+                && r.extracts
+                    .iter()
+                    .all(|(t, _, _)| json::get(state, t).map(|v| !v.is_null()).unwrap_or(false))
+            {
+                continue;
+            }
+            let req = ResolverRequest {
+                entity: ep.name.clone(),
+                key: key.clone(),
+                kind: r.kind.clone(),
+                input,
+                extracts: r
+                    .extracts
+                    .iter()
+                    .map(|(t, s, _)| (t.dotted.to_string(), s.clone()))
+                    .collect(),
+                at_slot,
+            };
+            match at_slot {
+                Some(s) => {
+                    if self.scheduled.len() >= self.limits.resolver_requests {
+                        self.stats.dropped_resolver_requests += 1;
+                    } else {
+                        self.scheduled.push((s, req));
+                    }
+                }
+                None => self.push_request(req),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn increment(state: &mut Json, target: &Path) -> Result<(), StepError> {
+    let slot = json::slot_mut(state, target)?;
+    let cur = if slot.is_null() {
+        0
+    } else {
+        json::as_int(slot).unwrap_or(0)
+    };
+    *slot = json!(cur.wrapping_add(1));
+    Ok(())
 }
 
 impl Default for VmContext {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Compiles a parsed stack's entities (used by [`Stack::from_json`]).
+pub(crate) fn program_of(spec: &crate::spec::StackSpec) -> Result<Program, crate::spec::SpecError> {
+    program::compile(spec)
 }

@@ -1,0 +1,770 @@
+//! Computed fields: the expression language compiled to a tree with resolved variables.
+//!
+//! At load time names become indexes: `Var`/`Let`/closure parameters become slots of a small
+//! environment stack, field references become pre-split paths, resolver methods become an enum
+//! (an unknown resolver, method or arity is a [`SpecError`]). Fields are evaluated in dependency
+//! order (a field that reads another computed field comes after it; file order otherwise).
+//! A field whose expression fails (division by zero, a non-numeric operand...) keeps its old value,
+//! as in the reference.
+
+use serde_json::{json, Value as Json};
+use sha3::{Digest, Keccak256};
+
+use super::json::{get, Path};
+use crate::spec::{BinaryOp, ComputedFieldSpec, Expr, SpecError, UnaryOp};
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Builtin {
+    UiAmount,
+    RawAmount,
+    SlotHash,
+    KeccakRng,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum CExpr {
+    Field(Path),
+    Var(usize),
+    Let(Box<CExpr>, Box<CExpr>),
+    If(Box<CExpr>, Box<CExpr>, Box<CExpr>),
+    Lit(Json),
+    UnwrapOr(Box<CExpr>, Json),
+    Binary(BinaryOp, Box<CExpr>, Box<CExpr>),
+    Unary(UnaryOp, Box<CExpr>),
+    Cast(Box<CExpr>, Box<str>),
+    /// `expr.map(|p| body)`: the parameter is the next slot.
+    Map(Box<CExpr>, Box<CExpr>),
+    Method(Box<CExpr>, Box<str>, Vec<CExpr>),
+    Builtin(Builtin, Vec<CExpr>),
+    Slice(Box<CExpr>, usize, usize),
+    Index(Box<CExpr>, usize),
+    U64Le(Box<CExpr>),
+    U64Be(Box<CExpr>),
+    ToBytes(Box<CExpr>),
+    Keccak(Box<CExpr>),
+    /// A closure outside `map` (not evaluable).
+    BareClosure,
+    Slot,
+    Timestamp,
+}
+
+pub(crate) struct Computed {
+    pub target: Path,
+    pub expr: CExpr,
+}
+
+/// Evaluation inputs besides the entity state.
+pub(crate) struct EvalCtx<'a> {
+    pub slot: Option<u64>,
+    pub timestamp: i64,
+    pub slot_hashes: &'a dyn Fn(u64) -> Option<[u8; 32]>,
+}
+
+type R = Result<Json, String>;
+
+pub(crate) fn compile_fields(
+    specs: &[ComputedFieldSpec],
+    base: &str,
+) -> Result<Vec<Computed>, SpecError> {
+    let mut out = Vec::with_capacity(specs.len());
+    for (i, s) in specs.iter().enumerate() {
+        let mut scope = Vec::new();
+        let expr = compile(
+            &s.expression,
+            &mut scope,
+            &format!("{base}[{i}].expression"),
+        )?;
+        out.push((Path::dotted(&s.target_path), expr, deps(&s.expression)));
+    }
+    // Dependency order, stable: repeatedly take the first field none of whose computed inputs is
+    // still pending. A cycle is a spec error.
+    let mut pending: Vec<(Path, CExpr, Vec<String>)> = out;
+    let mut ordered = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let ready = |(t, _, d): &(Path, CExpr, Vec<String>)| {
+            d.iter().all(|dep| {
+                dep.as_str() == &*t.dotted
+                    || pending.iter().all(|(o, _, _)| &*o.dotted != dep.as_str())
+            })
+        };
+        let Some(pos) = pending.iter().position(ready) else {
+            return Err(SpecError::new(
+                base,
+                "computed fields depend on each other in a cycle",
+            ));
+        };
+        let (target, expr, _) = pending.remove(pos);
+        ordered.push(Computed { target, expr });
+    }
+    Ok(ordered)
+}
+
+fn deps(e: &Expr) -> Vec<String> {
+    let mut v = Vec::new();
+    walk(e, &mut v);
+    v
+}
+
+fn walk(e: &Expr, out: &mut Vec<String>) {
+    use Expr::*;
+    match e {
+        FieldRef { path } => out.push(path.clone()),
+        UnwrapOr { expr, .. }
+        | Cast { expr, .. }
+        | Paren { expr }
+        | Slice { expr, .. }
+        | Index { expr, .. }
+        | Unary { expr, .. }
+        | JsonToBytes { expr }
+        | Keccak256 { expr } => walk(expr, out),
+        Binary { left, right, .. } => {
+            walk(left, out);
+            walk(right, out)
+        }
+        MethodCall { expr, args, .. } => {
+            walk(expr, out);
+            args.iter().for_each(|a| walk(a, out))
+        }
+        ResolverComputed { args, .. } => args.iter().for_each(|a| walk(a, out)),
+        Let { value, body, .. } => {
+            walk(value, out);
+            walk(body, out)
+        }
+        If {
+            condition,
+            then_branch,
+            else_branch,
+        } => {
+            walk(condition, out);
+            walk(then_branch, out);
+            walk(else_branch, out)
+        }
+        Some { value } => walk(value, out),
+        U64FromLeBytes { bytes } | U64FromBeBytes { bytes } => walk(bytes, out),
+        Closure { body, .. } => walk(body, out),
+        Literal { .. } | Var { .. } | None | ByteArray { .. } | ContextSlot | ContextTimestamp => {}
+    }
+}
+
+fn compile(e: &Expr, scope: &mut Vec<String>, at: &str) -> Result<CExpr, SpecError> {
+    use Expr as E;
+    let b = |e: &Expr, scope: &mut Vec<String>| compile(e, scope, at).map(Box::new);
+    Ok(match e {
+        E::FieldRef { path } => CExpr::Field(Path::dotted(path)),
+        E::Var { name } => match scope.iter().rposition(|n| n == name) {
+            Some(i) => CExpr::Var(i),
+            None => return Err(SpecError::new(at, format!("undefined variable `{name}`"))),
+        },
+        E::Let { name, value, body } => {
+            let v = b(value, scope)?;
+            scope.push(name.clone());
+            let body = b(body, scope);
+            scope.pop();
+            CExpr::Let(v, body?)
+        }
+        E::If {
+            condition,
+            then_branch,
+            else_branch,
+        } => CExpr::If(
+            b(condition, scope)?,
+            b(then_branch, scope)?,
+            b(else_branch, scope)?,
+        ),
+        E::Literal { value } => CExpr::Lit(value.clone()),
+        E::UnwrapOr { expr, default } => CExpr::UnwrapOr(b(expr, scope)?, default.clone()),
+        E::Binary { op, left, right } => CExpr::Binary(*op, b(left, scope)?, b(right, scope)?),
+        E::Unary { op, expr } => CExpr::Unary(*op, b(expr, scope)?),
+        E::Cast { expr, to_type } => CExpr::Cast(b(expr, scope)?, to_type.as_str().into()),
+        E::Paren { expr } => compile(expr, scope, at)?,
+        E::None => CExpr::Lit(Json::Null),
+        E::Some { value } => compile(value, scope, at)?,
+        E::MethodCall { expr, method, args } => {
+            let recv = b(expr, scope)?;
+            if method == "map" && args.len() == 1 {
+                if let E::Closure { param, body } = &args[0] {
+                    scope.push(param.clone());
+                    let body = b(body, scope);
+                    scope.pop();
+                    return Ok(CExpr::Map(recv, body?));
+                }
+            }
+            const KNOWN: &[&str] = &[
+                "unwrap_or",
+                "unwrap_or_default",
+                "is_some",
+                "is_none",
+                "abs",
+                "len",
+                "to_string",
+                "min",
+                "max",
+                "saturating_add",
+                "saturating_sub",
+            ];
+            if !KNOWN.contains(&method.as_str()) {
+                return Err(SpecError::new(at, format!("unknown method `{method}`")));
+            }
+            let args = args
+                .iter()
+                .map(|a| compile(a, scope, at))
+                .collect::<Result<_, _>>()?;
+            CExpr::Method(recv, method.as_str().into(), args)
+        }
+        E::ResolverComputed {
+            resolver,
+            method,
+            args,
+        } => {
+            let (f, n) = match (resolver.as_str(), method.as_str()) {
+                ("TokenMetadata", "ui_amount") => (Builtin::UiAmount, 2),
+                ("TokenMetadata", "raw_amount") => (Builtin::RawAmount, 2),
+                ("SlotHash", "slot_hash") => (Builtin::SlotHash, 1),
+                ("SlotHash", "keccak_rng") => (Builtin::KeccakRng, 3),
+                _ => {
+                    return Err(SpecError::new(
+                        at,
+                        format!("unknown resolver method {resolver}.{method}"),
+                    ))
+                }
+            };
+            if args.len() != n {
+                return Err(SpecError::new(
+                    at,
+                    format!(
+                        "{resolver}.{method} takes {n} arguments, got {}",
+                        args.len()
+                    ),
+                ));
+            }
+            CExpr::Builtin(
+                f,
+                args.iter()
+                    .map(|a| compile(a, scope, at))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        E::Slice { expr, start, end } => CExpr::Slice(b(expr, scope)?, *start, *end),
+        E::Index { expr, index } => CExpr::Index(b(expr, scope)?, *index),
+        E::U64FromLeBytes { bytes } => CExpr::U64Le(b(bytes, scope)?),
+        E::U64FromBeBytes { bytes } => CExpr::U64Be(b(bytes, scope)?),
+        E::ByteArray { bytes } => {
+            CExpr::Lit(Json::Array(bytes.iter().map(|x| json!(*x)).collect()))
+        }
+        E::Closure { .. } => CExpr::BareClosure,
+        E::JsonToBytes { expr } => CExpr::ToBytes(b(expr, scope)?),
+        E::Keccak256 { expr } => CExpr::Keccak(b(expr, scope)?),
+        E::ContextSlot => CExpr::Slot,
+        E::ContextTimestamp => CExpr::Timestamp,
+    })
+}
+
+pub(crate) fn eval(e: &CExpr, state: &Json, env: &mut Vec<Json>, cx: &EvalCtx) -> R {
+    Ok(match e {
+        CExpr::Field(p) => get(state, p).cloned().unwrap_or(Json::Null),
+        CExpr::Var(i) => env.get(*i).cloned().ok_or("undefined variable")?,
+        CExpr::Let(v, body) => {
+            let v = eval(v, state, env, cx)?;
+            env.push(v);
+            let r = eval(body, state, env, cx);
+            env.pop();
+            r?
+        }
+        CExpr::If(c, t, f) => {
+            if truthy(&eval(c, state, env, cx)?) {
+                eval(t, state, env, cx)?
+            } else {
+                eval(f, state, env, cx)?
+            }
+        }
+        CExpr::Lit(v) => v.clone(),
+        CExpr::UnwrapOr(x, d) => {
+            let v = eval(x, state, env, cx)?;
+            if v.is_null() {
+                d.clone()
+            } else {
+                v
+            }
+        }
+        CExpr::Binary(op, l, r) => {
+            let l = eval(l, state, env, cx)?;
+            let r = eval(r, state, env, cx)?;
+            binary(*op, &l, &r)?
+        }
+        CExpr::Unary(op, x) => {
+            let v = eval(x, state, env, cx)?;
+            match op {
+                UnaryOp::Not => json!(!truthy(&v)),
+                UnaryOp::ReverseBits => match (v.as_u64(), v.as_i64()) {
+                    (Some(n), _) => json!(n.reverse_bits()),
+                    (None, Some(n)) => json!((n as u64).reverse_bits()),
+                    _ => return Err("reverse_bits requires an integer".into()),
+                },
+            }
+        }
+        CExpr::Cast(x, ty) => cast(&eval(x, state, env, cx)?, ty)?,
+        CExpr::Map(recv, body) => {
+            let v = eval(recv, state, env, cx)?;
+            match v {
+                Json::Null => Json::Null,
+                Json::Array(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for it in items {
+                        env.push(it);
+                        let r = eval(body, state, env, cx);
+                        env.pop();
+                        out.push(r?);
+                    }
+                    Json::Array(out)
+                }
+                other => {
+                    env.push(other);
+                    let r = eval(body, state, env, cx);
+                    env.pop();
+                    r?
+                }
+            }
+        }
+        CExpr::Method(recv, m, args) => {
+            let v = eval(recv, state, env, cx)?;
+            let mut a = Vec::with_capacity(args.len());
+            for x in args {
+                a.push(eval(x, state, env, cx)?);
+            }
+            method(&v, m, &a)?
+        }
+        CExpr::Builtin(f, args) => {
+            let mut a = Vec::with_capacity(args.len());
+            for x in args {
+                a.push(eval(x, state, env, cx)?);
+            }
+            builtin(*f, &a, cx)?
+        }
+        CExpr::Slice(x, s, e) => match eval(x, state, env, cx)? {
+            Json::Array(a) => Json::Array(a.get(*s..*e).unwrap_or(&[]).to_vec()),
+            _ => return Err("Cannot slice non-array value".into()),
+        },
+        CExpr::Index(x, i) => match eval(x, state, env, cx)? {
+            Json::Array(a) => a.get(*i).cloned().unwrap_or(Json::Null),
+            _ => return Err("Cannot index non-array value".into()),
+        },
+        CExpr::U64Le(x) | CExpr::U64Be(x) => {
+            let b = to_bytes(&eval(x, state, env, cx)?)?;
+            let arr: [u8; 8] = b
+                .get(..8)
+                .ok_or("u64 from bytes requires 8 bytes")?
+                .try_into()
+                .unwrap();
+            json!(if matches!(e, CExpr::U64Le(_)) {
+                u64::from_le_bytes(arr)
+            } else {
+                u64::from_be_bytes(arr)
+            })
+        }
+        CExpr::ToBytes(x) => bytes_json(&to_bytes(&eval(x, state, env, cx)?)?),
+        CExpr::Keccak(x) => bytes_json(&Keccak256::digest(to_bytes(&eval(x, state, env, cx)?)?)),
+        CExpr::BareClosure => return Err("a closure is only valid as the argument of map".into()),
+        CExpr::Slot => cx.slot.map(Json::from).unwrap_or(Json::Null),
+        CExpr::Timestamp => json!(cx.timestamp),
+    })
+}
+
+fn bytes_json(b: &[u8]) -> Json {
+    Json::Array(b.iter().map(|x| json!(*x)).collect())
+}
+
+fn to_bytes(v: &Json) -> Result<Vec<u8>, String> {
+    match v {
+        Json::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_u64()
+                    .map(|n| n as u8)
+                    .ok_or_else(|| "Array element not a valid byte".to_string())
+            })
+            .collect(),
+        Json::String(s) => {
+            let s = s
+                .strip_prefix("0x")
+                .or_else(|| s.strip_prefix("0X"))
+                .unwrap_or(s);
+            hex::decode(s).map_err(|e| format!("Invalid hex string: {e}"))
+        }
+        _ => Err("Cannot convert value to bytes".into()),
+    }
+}
+
+pub(crate) fn truthy(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::Bool(b) => *b,
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => i != 0,
+            None => n.as_f64().map(|f| f != 0.0).unwrap_or(true),
+        },
+        Json::String(s) => !s.is_empty(),
+        Json::Array(a) => !a.is_empty(),
+        Json::Object(o) => !o.is_empty(),
+    }
+}
+
+fn numeric(l: &Json, r: &Json, i: fn(i64, i64) -> Option<i64>, f: fn(f64, f64) -> f64) -> R {
+    if let (Some(a), Some(b)) = (l.as_i64(), r.as_i64()) {
+        return i(a, b)
+            .map(Json::from)
+            .ok_or_else(|| "integer overflow".into());
+    }
+    if let (Some(a), Some(b)) = (l.as_u64(), r.as_u64()) {
+        return i(a as i64, b as i64)
+            .map(Json::from)
+            .ok_or_else(|| "integer overflow".into());
+    }
+    if let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) {
+        return Ok(json!(f(a, b)));
+    }
+    if l.is_null() || r.is_null() {
+        return Ok(Json::Null);
+    }
+    Err("Cannot perform numeric operation".into())
+}
+
+fn ordering(l: &Json, r: &Json, i: fn(i64, i64) -> bool, f: fn(f64, f64) -> bool) -> R {
+    if let (Some(a), Some(b)) = (l.as_i64(), r.as_i64()) {
+        return Ok(json!(i(a, b)));
+    }
+    if let (Some(a), Some(b)) = (l.as_u64(), r.as_u64()) {
+        return Ok(json!(i(a as i64, b as i64)));
+    }
+    if let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) {
+        return Ok(json!(f(a, b)));
+    }
+    if l.is_null() || r.is_null() {
+        return Ok(json!(false));
+    }
+    Err("Cannot compare values".into())
+}
+
+fn bits(l: &Json, r: &Json, u: fn(u64, u64) -> Option<u64>, i: fn(i64, i64) -> Option<i64>) -> R {
+    if let (Some(a), Some(b)) = (l.as_u64(), r.as_u64()) {
+        return u(a, b)
+            .map(Json::from)
+            .ok_or_else(|| "shift out of range".into());
+    }
+    if let (Some(a), Some(b)) = (l.as_i64(), r.as_i64()) {
+        return i(a, b)
+            .map(Json::from)
+            .ok_or_else(|| "shift out of range".into());
+    }
+    Err("bitwise operation requires integer operands".into())
+}
+
+fn binary(op: BinaryOp, l: &Json, r: &Json) -> R {
+    use BinaryOp::*;
+    match op {
+        Add => numeric(l, r, i64::checked_add, |a, b| a + b),
+        Sub => numeric(l, r, i64::checked_sub, |a, b| a - b),
+        Mul => numeric(l, r, i64::checked_mul, |a, b| a * b),
+        Div => {
+            if r.as_i64() == Some(0) || r.as_f64() == Some(0.0) {
+                return Err("Division by zero".into());
+            }
+            numeric(l, r, i64::checked_div, |a, b| a / b)
+        }
+        Mod => match (l.as_i64(), r.as_i64()) {
+            (Some(a), Some(b)) if b != 0 => Ok(json!(a.wrapping_rem(b))),
+            (None, _) | (_, None) => match (l.as_u64(), r.as_u64()) {
+                (Some(a), Some(b)) if b != 0 => Ok(json!(a % b)),
+                _ => Err("Modulo requires non-zero integer operands".into()),
+            },
+            _ => Err("Modulo by zero".into()),
+        },
+        Gt => ordering(l, r, |a, b| a > b, |a, b| a > b),
+        Lt => ordering(l, r, |a, b| a < b, |a, b| a < b),
+        Gte => ordering(l, r, |a, b| a >= b, |a, b| a >= b),
+        Lte => ordering(l, r, |a, b| a <= b, |a, b| a <= b),
+        Eq => Ok(json!(l == r)),
+        Ne => Ok(json!(l != r)),
+        And => Ok(json!(truthy(l) && truthy(r))),
+        Or => Ok(json!(truthy(l) || truthy(r))),
+        Xor => bits(l, r, |a, b| Some(a ^ b), |a, b| Some(a ^ b)),
+        BitAnd => bits(l, r, |a, b| Some(a & b), |a, b| Some(a & b)),
+        BitOr => bits(l, r, |a, b| Some(a | b), |a, b| Some(a | b)),
+        Shl => bits(
+            l,
+            r,
+            |a, b| a.checked_shl(b.try_into().ok()?),
+            |a, b| a.checked_shl(b.try_into().ok()?),
+        ),
+        Shr => bits(
+            l,
+            r,
+            |a, b| a.checked_shr(b.try_into().ok()?),
+            |a, b| a.checked_shr(b.try_into().ok()?),
+        ),
+    }
+}
+
+fn cast(v: &Json, ty: &str) -> R {
+    Ok(match ty {
+        "i8" | "i16" | "i32" | "i64" | "isize" => {
+            if let Some(n) = v.as_i64() {
+                json!(n)
+            } else if let Some(n) = v.as_u64() {
+                json!(n as i64)
+            } else if let Some(n) = v.as_f64() {
+                json!(n as i64)
+            } else if let Some(s) = v.as_str() {
+                json!(s.parse::<i64>().map_err(|e| e.to_string())?)
+            } else {
+                return Err(format!("Cannot cast to {ty}"));
+            }
+        }
+        "u8" | "u16" | "u32" | "u64" | "usize" => {
+            if let Some(n) = v.as_u64() {
+                json!(n)
+            } else if let Some(n) = v.as_i64() {
+                json!(n as u64)
+            } else if let Some(n) = v.as_f64() {
+                json!(n as u64)
+            } else if let Some(s) = v.as_str() {
+                json!(s.parse::<u64>().map_err(|e| e.to_string())?)
+            } else {
+                return Err(format!("Cannot cast to {ty}"));
+            }
+        }
+        "f32" | "f64" => {
+            if let Some(n) = v.as_f64() {
+                json!(n)
+            } else if let Some(s) = v.as_str() {
+                json!(s.parse::<f64>().map_err(|e| e.to_string())?)
+            } else {
+                return Err(format!("Cannot cast to {ty}"));
+            }
+        }
+        "String" | "string" => json!(v.to_string()),
+        "bool" => json!(truthy(v)),
+        _ => v.clone(),
+    })
+}
+
+fn method(v: &Json, m: &str, args: &[Json]) -> R {
+    let arg = || {
+        args.first()
+            .ok_or_else(|| format!("{m}() requires an argument"))
+    };
+    Ok(match m {
+        "unwrap_or" => {
+            if v.is_null() && !args.is_empty() {
+                args[0].clone()
+            } else {
+                v.clone()
+            }
+        }
+        "unwrap_or_default" => {
+            if v.is_null() {
+                json!(0)
+            } else {
+                v.clone()
+            }
+        }
+        "is_some" => json!(!v.is_null()),
+        "is_none" => json!(v.is_null()),
+        "abs" => {
+            if let Some(n) = v.as_i64() {
+                json!(n.checked_abs().ok_or("abs overflow")?)
+            } else if let Some(n) = v.as_f64() {
+                json!(n.abs())
+            } else {
+                return Err("Cannot call abs()".into());
+            }
+        }
+        "len" => match v {
+            Json::String(s) => json!(s.len()),
+            Json::Array(a) => json!(a.len()),
+            Json::Object(o) => json!(o.len()),
+            _ => return Err("Cannot call len()".into()),
+        },
+        "to_string" => json!(v.to_string()),
+        "min" | "max" => {
+            let o = arg()?;
+            let max = m == "max";
+            if let (Some(a), Some(b)) = (v.as_i64(), o.as_i64()) {
+                json!(if max { a.max(b) } else { a.min(b) })
+            } else if let (Some(a), Some(b)) = (v.as_f64(), o.as_f64()) {
+                json!(if max { a.max(b) } else { a.min(b) })
+            } else {
+                return Err(format!("Cannot call {m}()"));
+            }
+        }
+        "saturating_add" | "saturating_sub" => {
+            let o = arg()?;
+            let add = m == "saturating_add";
+            if let (Some(a), Some(b)) = (v.as_i64(), o.as_i64()) {
+                json!(if add {
+                    a.saturating_add(b)
+                } else {
+                    a.saturating_sub(b)
+                })
+            } else if let (Some(a), Some(b)) = (v.as_u64(), o.as_u64()) {
+                json!(if add {
+                    a.saturating_add(b)
+                } else {
+                    a.saturating_sub(b)
+                })
+            } else {
+                return Err(format!("Cannot call {m}()"));
+            }
+        }
+        _ => return Err(format!("Unknown method call: {m}()")),
+    })
+}
+
+fn opt_f64(v: &Json) -> Option<f64> {
+    match v {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn opt_u8(v: &Json) -> Option<u8> {
+    match v {
+        Json::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_i64().filter(|x| *x >= 0).map(|x| x as u64))
+            .and_then(|x| u8::try_from(x).ok()),
+        Json::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn bytes_exact(v: &Json, n: usize) -> Option<Vec<u8>> {
+    let a = v.as_array()?;
+    let b: Vec<u8> = a
+        .iter()
+        .filter_map(|x| x.as_u64().and_then(|n| u8::try_from(n).ok()))
+        .collect();
+    (b.len() == n).then_some(b)
+}
+
+fn builtin(f: Builtin, a: &[Json], cx: &EvalCtx) -> R {
+    Ok(match f {
+        Builtin::UiAmount | Builtin::RawAmount => match (opt_f64(&a[0]), opt_u8(&a[1])) {
+            (Some(v), Some(d)) => {
+                let factor = 10f64.powi(d as i32);
+                if matches!(f, Builtin::UiAmount) {
+                    let r = v / factor;
+                    if !r.is_finite() {
+                        return Err("ui_amount result is not finite".into());
+                    }
+                    json!(r)
+                } else {
+                    let r = v * factor;
+                    if !r.is_finite() || r < 0.0 || r.round() > u64::MAX as f64 {
+                        return Err("raw_amount out of range".into());
+                    }
+                    json!(r.round() as u64)
+                }
+            }
+            _ => Json::Null,
+        },
+        Builtin::SlotHash => match a[0].as_u64() {
+            Some(slot) if slot != 0 => match (cx.slot_hashes)(slot) {
+                Some(h) => json!({ "bytes": bytes_json(&h) }),
+                None => Json::Null,
+            },
+            _ => Json::Null,
+        },
+        Builtin::KeccakRng => {
+            let sh = match &a[0] {
+                Json::Object(o) => o.get("bytes").cloned().unwrap_or(Json::Null),
+                v => v.clone(),
+            };
+            let samples = match &a[2] {
+                Json::Number(n) => n.as_u64(),
+                _ => None,
+            };
+            match (bytes_exact(&sh, 32), bytes_exact(&a[1], 32), samples) {
+                (Some(s), Some(seed), Some(n)) => {
+                    let mut h = Keccak256::new();
+                    h.update(&s);
+                    h.update(&seed);
+                    h.update(n.to_le_bytes());
+                    let d = h.finalize();
+                    let w = |i: usize| u64::from_le_bytes(d[i * 8..i * 8 + 8].try_into().unwrap());
+                    json!(w(0) ^ w(1) ^ w(2) ^ w(3))
+                }
+                _ => Json::Null,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(src: Json, state: Json) -> R {
+        let e: Expr = serde_json::from_value(src).unwrap();
+        let c = compile(&e, &mut Vec::new(), "$").unwrap();
+        let none = |_: u64| None;
+        eval(
+            &c,
+            &state,
+            &mut Vec::new(),
+            &EvalCtx {
+                slot: Some(100),
+                timestamp: 1_000,
+                slot_hashes: &none,
+            },
+        )
+    }
+
+    #[test]
+    fn let_if_and_context_evaluate() {
+        let src = json!({"Let": {"name": "s", "value": "ContextSlot", "body": {"If": {
+            "condition": {"Binary": {"op": "Gt", "left": {"Var": {"name": "s"}}, "right": {"Literal": {"value": 50}}}},
+            "then_branch": {"Some": {"value": {"Binary": {"op": "Add", "left": "ContextTimestamp", "right": {"Var": {"name": "s"}}}}}},
+            "else_branch": "None"}}}});
+        assert_eq!(run(src, json!({})).unwrap(), json!(1_100));
+    }
+
+    #[test]
+    fn map_over_null_array_and_scalar() {
+        let src = json!({"MethodCall": {"expr": {"FieldRef": {"path": "a.b"}}, "method": "map", "args": [
+            {"Closure": {"param": "x", "body": {"Binary": {"op": "Mod", "left": {"Var": {"name": "x"}}, "right": {"Literal": {"value": 25}}}}}}]}});
+        assert_eq!(run(src.clone(), json!({})).unwrap(), Json::Null);
+        assert_eq!(run(src.clone(), json!({"a": {"b": 30}})).unwrap(), json!(5));
+        assert_eq!(
+            run(src, json!({"a": {"b": [26, 52]}})).unwrap(),
+            json!([1, 2])
+        );
+    }
+
+    #[test]
+    fn bytes_ops_and_errors() {
+        let src = json!({"U64FromLeBytes": {"bytes": {"Slice": {"expr": {"JsonToBytes": {"expr": {"FieldRef": {"path": "h"}}}}, "start": 0, "end": 8}}}});
+        assert_eq!(
+            run(src.clone(), json!({"h": [1, 0, 0, 0, 0, 0, 0, 0, 9]})).unwrap(),
+            json!(1)
+        );
+        assert!(run(src, json!({})).is_err(), "null has no bytes");
+        let div = json!({"Binary": {"op": "Div", "left": {"Literal": {"value": 1}}, "right": {"Literal": {"value": 0}}}});
+        assert!(run(div, json!({})).is_err());
+        let ui = json!({"ResolverComputed": {"resolver": "TokenMetadata", "method": "ui_amount", "args": [{"Literal": {"value": 1500}}, {"Literal": {"value": 3}}]}});
+        assert_eq!(run(ui, json!({})).unwrap(), json!(1.5));
+    }
+
+    #[test]
+    fn unknown_names_are_spec_errors() {
+        for src in [
+            json!({"Var": {"name": "nope"}}),
+            json!({"ResolverComputed": {"resolver": "X", "method": "y", "args": []}}),
+            json!({"ResolverComputed": {"resolver": "TokenMetadata", "method": "ui_amount", "args": []}}),
+            json!({"MethodCall": {"expr": "None", "method": "frobnicate", "args": []}}),
+        ] {
+            let e: Expr = serde_json::from_value(src).unwrap();
+            assert!(compile(&e, &mut Vec::new(), "$.x").is_err());
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Operations on entity state: pre-split paths, auto-vivifying writes, transforms, comparisons.
+//!
+//! Entity state is kept in the reference interpreter's JSON form so that patches, comparisons and
+//! aggregations agree with it bit for bit (integer vs float numbers, byte arrays as number arrays).
+
+use serde_json::{Map, Value as Json};
+
+use crate::spec::{ComparisonOp, Transformation};
+
+/// A dotted path split once at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Path {
+    pub segs: Box<[Box<str>]>,
+    pub dotted: Box<str>,
+}
+
+impl Path {
+    pub fn dotted(s: &str) -> Path {
+        Path {
+            segs: s.split('.').map(Box::from).collect(),
+            dotted: s.into(),
+        }
+    }
+    pub fn from_segments(segs: &[String]) -> Path {
+        Path {
+            segs: segs.iter().map(|s| Box::from(s.as_str())).collect(),
+            dotted: segs.join(".").into(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+}
+
+/// Why one handler step failed. The whole event is skipped (counted), as the reference does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepError(pub String);
+
+impl<T: Into<String>> From<T> for StepError {
+    fn from(s: T) -> Self {
+        StepError(s.into())
+    }
+}
+
+pub(crate) fn get<'a>(v: &'a Json, path: &Path) -> Option<&'a Json> {
+    let mut cur = v;
+    for s in path.segs.iter() {
+        cur = cur.get(&**s)?;
+    }
+    Some(cur)
+}
+
+/// Writes `value` at `path`, creating intermediate objects; an intermediate non-object is an error.
+pub(crate) fn set(obj: &mut Json, path: &Path, value: Json) -> Result<(), StepError> {
+    let slot = slot_mut(obj, path)?;
+    *slot = value;
+    Ok(())
+}
+
+/// The place for `path`'s last segment (inserting `null` when absent).
+pub(crate) fn slot_mut<'a>(obj: &'a mut Json, path: &Path) -> Result<&'a mut Json, StepError> {
+    if !obj.is_object() {
+        *obj = Json::Object(Map::new());
+    }
+    let mut cur = obj;
+    let n = path.segs.len();
+    for (i, s) in path.segs.iter().enumerate() {
+        let map = cur
+            .as_object_mut()
+            .ok_or("Path collision: expected object")?;
+        if i + 1 == n {
+            return Ok(map.entry(&**s).or_insert(Json::Null));
+        }
+        cur = map.entry(&**s).or_insert_with(|| Json::Object(Map::new()));
+        if !cur.is_object() {
+            return Err("Path collision: expected object".into());
+        }
+    }
+    Err("empty path".into())
+}
+
+/// Like [`set`] but replaces non-object intermediates (the computed-field writer's behaviour).
+pub(crate) fn set_forcing(state: &mut Json, path: &Path, value: Json) -> Result<(), StepError> {
+    let mut cur = state;
+    let n = path.segs.len();
+    for (i, s) in path.segs.iter().enumerate() {
+        if i + 1 == n {
+            let map = cur
+                .as_object_mut()
+                .ok_or("Cannot set field on non-object")?;
+            map.insert(s.to_string(), value);
+            return Ok(());
+        }
+        if !cur.is_object() {
+            *cur = Json::Object(Map::new());
+        }
+        cur = cur
+            .as_object_mut()
+            .unwrap()
+            .entry(&**s)
+            .or_insert_with(|| Json::Object(Map::new()));
+    }
+    Ok(())
+}
+
+/// Writes `value` at `path` of a patch, replacing any non-object on the way.
+pub(crate) fn set_nested(obj: &mut Json, path: &Path, value: Json) {
+    let mut cur = obj;
+    let n = path.segs.len();
+    for (i, s) in path.segs.iter().enumerate() {
+        let Some(map) = cur.as_object_mut() else {
+            return;
+        };
+        if i + 1 == n {
+            map.insert(s.to_string(), value);
+            return;
+        }
+        let e = map.entry(&**s).or_insert_with(|| Json::Object(Map::new()));
+        if !e.is_object() {
+            *e = Json::Object(Map::new());
+        }
+        cur = e;
+    }
+}
+
+/// The reference's string form of a lookup value (`"abc"` → `abc`, `42` → `42`, null → `null`).
+pub(crate) fn cache_key(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        Json::Number(n) => n.to_string(),
+        Json::Bool(b) => b.to_string(),
+        Json::Null => "null".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn bytes_of(arr: &[Json]) -> Vec<u8> {
+    arr.iter()
+        .filter_map(|v| v.as_u64().map(|n| n as u8))
+        .collect()
+}
+
+pub(crate) fn transform(v: &Json, t: Transformation) -> Result<Json, StepError> {
+    Ok(match t {
+        Transformation::HexEncode => match v {
+            Json::Array(a) => Json::String(hex::encode(bytes_of(a))),
+            Json::String(_) => v.clone(),
+            _ => return Err("HexEncode requires an array of numbers".into()),
+        },
+        Transformation::HexDecode => match v {
+            Json::String(s) => {
+                let s = s.strip_prefix("0x").unwrap_or(s);
+                let b = hex::decode(s).map_err(|e| format!("Hex decode error: {e}"))?;
+                Json::Array(b.into_iter().map(Json::from).collect())
+            }
+            _ => return Err("HexDecode requires a string".into()),
+        },
+        Transformation::Base58Encode => match v {
+            Json::Array(a) => Json::String(bs58::encode(bytes_of(a)).into_string()),
+            Json::String(_) => v.clone(),
+            _ => return Err("Base58Encode requires an array of numbers".into()),
+        },
+        Transformation::Base58Decode => match v {
+            Json::String(s) => {
+                let b = bs58::decode(s)
+                    .into_vec()
+                    .map_err(|e| format!("Base58 decode error: {e}"))?;
+                Json::Array(b.into_iter().map(Json::from).collect())
+            }
+            _ => return Err("Base58Decode requires a string".into()),
+        },
+        Transformation::ToString => Json::String(v.to_string()),
+        Transformation::ToNumber => match v {
+            Json::String(s) => {
+                Json::from(s.parse::<i64>().map_err(|e| format!("Parse error: {e}"))?)
+            }
+            _ => v.clone(),
+        },
+    })
+}
+
+/// `field op literal`, numbers compared as i64, then u64, then f64.
+pub(crate) fn compare(field: &Json, op: ComparisonOp, lit: &Json) -> Result<bool, StepError> {
+    use ComparisonOp::*;
+    let ord = |f_i: fn(i64, i64) -> bool, f_u: fn(u64, u64) -> bool, f_f: fn(f64, f64) -> bool| {
+        if let (Some(a), Some(b)) = (field.as_i64(), lit.as_i64()) {
+            return Ok(f_i(a, b));
+        }
+        if let (Some(a), Some(b)) = (field.as_u64(), lit.as_u64()) {
+            return Ok(f_u(a, b));
+        }
+        if let (Some(a), Some(b)) = (field.as_f64(), lit.as_f64()) {
+            return Ok(f_f(a, b));
+        }
+        Err(StepError::from("Cannot compare non-numeric values"))
+    };
+    match op {
+        Equal => Ok(field == lit),
+        NotEqual => Ok(field != lit),
+        GreaterThan => ord(|a, b| a > b, |a, b| a > b, |a, b| a > b),
+        GreaterThanOrEqual => ord(|a, b| a >= b, |a, b| a >= b, |a, b| a >= b),
+        LessThan => ord(|a, b| a < b, |a, b| a < b, |a, b| a < b),
+        LessThanOrEqual => ord(|a, b| a <= b, |a, b| a <= b, |a, b| a <= b),
+    }
+}
+
+/// Should `new` replace `cur` for Max (`greater`) or Min?
+pub(crate) fn extreme_wins(cur: &Json, new: &Json, greater: bool) -> bool {
+    if cur.is_null() {
+        return true;
+    }
+    let pick = |o: std::cmp::Ordering| if greater { o.is_gt() } else { o.is_lt() };
+    match (cur.as_i64(), new.as_i64()) {
+        (Some(c), Some(n)) => pick(n.cmp(&c)),
+        (Some(c), None) if new.as_u64().is_some() => pick((new.as_u64().unwrap() as i64).cmp(&c)),
+        (None, Some(n)) if cur.as_u64().is_some() => pick(n.cmp(&(cur.as_u64().unwrap() as i64))),
+        (None, None) => match (cur.as_u64(), new.as_u64()) {
+            (Some(c), Some(n)) => pick(n.cmp(&c)),
+            _ => match (cur.as_f64(), new.as_f64()) {
+                (Some(c), Some(n)) => n.partial_cmp(&c).map(pick).unwrap_or(false),
+                _ => false,
+            },
+        },
+        _ => false,
+    }
+}
+
+pub(crate) fn as_int(v: &Json) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_u64().map(|n| n as i64))
+}
+
+/// The object without its `__`-prefixed bookkeeping fields (what `WholeSource`/`AsCapture` see).
+pub(crate) fn public_fields(ev: &Json) -> Json {
+    match ev {
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn set_vivifies_and_refuses_to_walk_through_scalars() {
+        let mut s = json!({});
+        set(&mut s, &Path::dotted("a.b.c"), json!(1)).unwrap();
+        assert_eq!(s, json!({"a": {"b": {"c": 1}}}));
+        let mut s = json!({"a": 5});
+        assert!(set(&mut s, &Path::dotted("a.b"), json!(1)).is_err());
+    }
+
+    #[test]
+    fn transforms_follow_the_reference_shapes() {
+        assert_eq!(
+            transform(&json!([1, 255]), Transformation::HexEncode).unwrap(),
+            json!("01ff")
+        );
+        assert_eq!(
+            transform(&json!("0x01ff"), Transformation::HexDecode).unwrap(),
+            json!([1, 255])
+        );
+        assert_eq!(
+            transform(&json!([0, 0]), Transformation::Base58Encode).unwrap(),
+            json!("11")
+        );
+        assert_eq!(
+            transform(&json!("11"), Transformation::Base58Decode).unwrap(),
+            json!([0, 0])
+        );
+        assert_eq!(
+            transform(&json!(7), Transformation::ToString).unwrap(),
+            json!("7")
+        );
+        assert_eq!(
+            transform(&json!("-3"), Transformation::ToNumber).unwrap(),
+            json!(-3)
+        );
+        assert!(transform(&json!(null), Transformation::Base58Encode).is_err());
+        assert!(transform(&json!("zz"), Transformation::HexDecode).is_err());
+        assert!(transform(&json!("0OIl"), Transformation::Base58Decode).is_err());
+        assert!(transform(&json!("x"), Transformation::ToNumber).is_err());
+    }
+
+    #[test]
+    fn comparisons_are_numeric_and_reject_non_numbers() {
+        assert!(compare(&json!(5), ComparisonOp::GreaterThan, &json!(3)).unwrap());
+        assert!(compare(&json!(u64::MAX), ComparisonOp::GreaterThan, &json!(3)).unwrap());
+        assert!(compare(&json!(1.5), ComparisonOp::LessThan, &json!(2)).unwrap());
+        assert!(compare(&json!([0, 0]), ComparisonOp::NotEqual, &json!([0, 1])).unwrap());
+        assert!(compare(&json!("a"), ComparisonOp::LessThan, &json!(1)).is_err());
+    }
+}

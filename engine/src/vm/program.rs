@@ -1,0 +1,823 @@
+//! Compiling a stack's entities into handler programs.
+//!
+//! Each (entity, event type) pair becomes one [`Handler`]: a key plan followed by a flat list of
+//! [`Step`]s (index updates, field mappings, resolver queueing, computed-field evaluation, hook
+//! actions). Paths are pre-split, index names resolved to slot numbers, emit flags decided, and the
+//! event type names interned: the executor never consults the spec again.
+//!
+//! The layout follows the reference compiler's facts (`../shared/protocol.md` §3.3): key loading,
+//! null-key abort for accounts, recency gate, index updates, mappings, resolvers, computed fields,
+//! store, emit; handlers of one entity for the same event type are merged (the first one's key
+//! plan and emit flag, every handler's steps); instruction-hook actions go before the first
+//! computed-field evaluation.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value as Json;
+
+use super::expr::{compile_fields, Computed};
+use super::json::Path;
+use crate::spec::{
+    ComparisonOp, EntitySpec, FieldPath, HookAction, KeyResolution, MappingSource, ParsedCondition,
+    Population, ResolveStrategy, ResolverSpec, ResolverStrategy, SpecError, StackSpec,
+    Transformation, UrlSource, UrlTemplatePart,
+};
+
+/// Index of an interned event type.
+pub(crate) type EventId = usize;
+
+pub(crate) struct Program {
+    pub event_names: Vec<String>,
+    pub event_ids: HashMap<String, EventId>,
+    pub events: Vec<EventInfo>,
+    pub entities: Vec<EntityProgram>,
+}
+
+#[derive(Default)]
+pub(crate) struct EventInfo {
+    pub is_tx: bool,
+    /// Some handler defers a field until this instruction is seen in the same transaction.
+    pub is_when: bool,
+    /// (entity, handler index) in file order.
+    pub routes: Vec<(usize, usize)>,
+    pub resolver_hook: Option<KeyHook>,
+    pub pda_mappings: Vec<(Vec<Box<str>>, Vec<Box<str>>)>,
+}
+
+#[derive(Clone)]
+pub(crate) enum KeyHook {
+    PdaReverseLookup,
+    DirectField(Path),
+}
+
+pub(crate) struct EntityProgram {
+    pub name: std::sync::Arc<str>,
+    pub index_names: Vec<String>,
+    pub temporal_names: Vec<String>,
+    pub handlers: Vec<Handler>,
+    pub handler_by_event: HashMap<EventId, usize>,
+    pub computed: Vec<Computed>,
+    /// `computed_fields` with their emit flags: the paths compared before/after evaluation.
+    pub computed_paths: Vec<(Path, bool)>,
+    pub resolvers: Vec<Resolver>,
+}
+
+pub(crate) struct Handler {
+    pub event: EventId,
+    pub is_account: bool,
+    pub key: KeyPlan,
+    pub steps: Vec<Step>,
+    pub emit: bool,
+}
+
+pub(crate) enum KeyPlan {
+    Embedded {
+        path: Option<Path>,
+        transform: Option<Transformation>,
+    },
+    Lookup {
+        path: Path,
+        index: Option<usize>,
+    },
+    Computed {
+        path: Path,
+    },
+    Temporal {
+        lookup: Path,
+        ts: Path,
+        index: Option<usize>,
+    },
+    /// A handler made only for instruction hooks: the resolved key, else `lookup_by` (hex-encoded).
+    HookOnly {
+        lookup_by: Option<Path>,
+    },
+}
+
+pub(crate) enum Step {
+    IndexLookup { index: usize, value: Path },
+    IndexTemporal { index: usize, value: Path, ts: Path },
+    IndexPda { value: Path },
+    Map(MapOp),
+    Resolvers,
+    Computed,
+}
+
+pub(crate) struct MapOp {
+    pub src: Src,
+    pub transform: Option<Transformation>,
+    pub target: Path,
+    pub store: Store,
+    pub emit: bool,
+    /// Capture field names whose rewrite the reference marks dirty (emit-filtered).
+    pub capture_dirty: Vec<Path>,
+}
+
+pub(crate) enum Src {
+    Event {
+        path: Path,
+        default: Option<Json>,
+        transform: Option<Transformation>,
+    },
+    Const(Json),
+    Capture {
+        transforms: Vec<(Path, Transformation)>,
+    },
+    AsEvent {
+        fields: Option<Vec<(Box<str>, Path, Option<Json>, Option<Transformation>)>>,
+    },
+    Context(Box<str>),
+    /// `Computed`/`FromState` sources load nothing: the previous value stays (reference fact).
+    Keep,
+}
+
+pub(crate) struct Cond {
+    pub field: Path,
+    pub op: ComparisonOp,
+    pub value: Json,
+}
+
+pub(crate) enum Store {
+    Set,
+    SetIfNull,
+    Append,
+    Max,
+    Min,
+    Sum,
+    Increment,
+    UniqueCount {
+        set: Path,
+    },
+    CondSet(Cond),
+    CondIncrement(Cond),
+    When {
+        instruction: EventId,
+        cond: Option<Cond>,
+    },
+    UnlessStopped {
+        flag: Path,
+    },
+}
+
+pub(crate) struct Resolver {
+    pub kind: ResolverKind,
+    pub input_path: Option<Path>,
+    pub input_value: Option<Json>,
+    pub template: Option<Vec<TemplatePart>>,
+    pub strategy: ResolveStrategy,
+    pub extracts: Vec<(Path, Option<String>, Option<Transformation>)>,
+    pub condition: Option<(Path, ComparisonOp, Json)>,
+    pub schedule_at: Option<Path>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResolverKind {
+    /// Token metadata (DAS) for a mint.
+    Token,
+    /// An HTTP fetch; `extract_path` selects from the response.
+    Url {
+        method: crate::spec::HttpMethod,
+        extract_path: Option<String>,
+    },
+}
+
+pub(crate) enum TemplatePart {
+    Lit(String),
+    Field(Path),
+}
+
+fn stop_path(target: &str) -> String {
+    format!("__stop:{target}")
+}
+
+fn last_seg(dotted: &str) -> &str {
+    dotted.rsplit('.').next().unwrap_or(dotted)
+}
+
+fn fp(p: &FieldPath) -> Path {
+    Path::from_segments(&p.segments)
+}
+
+fn snake_to_lower_camel(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut up = false;
+    for ch in s.chars() {
+        if ch == '_' {
+            up = true;
+        } else if up {
+            out.extend(ch.to_uppercase());
+            up = false;
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+struct Interner<'a> {
+    ids: &'a mut HashMap<String, EventId>,
+    names: &'a mut Vec<String>,
+    events: &'a mut Vec<EventInfo>,
+}
+
+impl Interner<'_> {
+    fn id(&mut self, name: &str) -> EventId {
+        if let Some(&i) = self.ids.get(name) {
+            return i;
+        }
+        let i = self.names.len();
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), i);
+        self.events.push(EventInfo {
+            is_tx: name.ends_with("IxState") || name.ends_with("CpiEvent"),
+            ..Default::default()
+        });
+        i
+    }
+}
+
+pub(crate) fn compile(spec: &StackSpec) -> Result<Program, SpecError> {
+    let mut event_ids = HashMap::new();
+    let mut event_names = Vec::new();
+    let mut events = Vec::new();
+    let mut entities = Vec::with_capacity(spec.entities.len());
+    for (ei, e) in spec.entities.iter().enumerate() {
+        let mut int = Interner {
+            ids: &mut event_ids,
+            names: &mut event_names,
+            events: &mut events,
+        };
+        let ep = compile_entity(e, ei, &mut int)?;
+        entities.push(ep);
+    }
+    // Routing in file order; hooks: the first entity's resolver hook per account type wins; the
+    // PDA-mapping hook actions of every entity run.
+    for (ei, ep) in entities.iter().enumerate() {
+        for (hi, h) in ep.handlers.iter().enumerate() {
+            events[h.event].routes.push((ei, hi));
+        }
+    }
+    for e in &spec.entities {
+        for h in &e.resolver_hooks {
+            let mut int = Interner {
+                ids: &mut event_ids,
+                names: &mut event_names,
+                events: &mut events,
+            };
+            let id = int.id(&h.account_type);
+            if events[id].resolver_hook.is_none() {
+                events[id].resolver_hook = Some(match &h.strategy {
+                    ResolverStrategy::PdaReverseLookup { .. } => KeyHook::PdaReverseLookup,
+                    ResolverStrategy::DirectField { field_path } => {
+                        KeyHook::DirectField(fp(field_path))
+                    }
+                });
+            }
+        }
+        for h in &e.instruction_hooks {
+            let mut int = Interner {
+                ids: &mut event_ids,
+                names: &mut event_names,
+                events: &mut events,
+            };
+            let id = int.id(&h.instruction_type);
+            for a in &h.actions {
+                if let HookAction::RegisterPdaMapping {
+                    pda_field,
+                    seed_field,
+                    ..
+                } = a
+                {
+                    let names = |p: &FieldPath| {
+                        let raw = p.segments.last().cloned().unwrap_or_default();
+                        vec![
+                            Box::from(snake_to_lower_camel(&raw).as_str()),
+                            Box::from(raw.as_str()),
+                        ]
+                    };
+                    events[id]
+                        .pda_mappings
+                        .push((names(pda_field), names(seed_field)));
+                }
+            }
+        }
+    }
+    Ok(Program {
+        event_names,
+        event_ids,
+        events,
+        entities,
+    })
+}
+
+fn lookup_index_for_field(e: &EntitySpec, path: &FieldPath) -> Option<String> {
+    let leaf = path.segments.last()?;
+    for li in &e.identity.lookup_indexes {
+        let name = last_seg(&li.field_name);
+        if name == leaf || name.strip_suffix("_address") == Some(leaf.as_str()) {
+            return Some(format!("{name}_lookup_index"));
+        }
+    }
+    None
+}
+
+fn lookup_index_for_lookup_field(
+    e: &EntitySpec,
+    path: &FieldPath,
+    maps: &[crate::spec::FieldMapping],
+) -> Option<String> {
+    let joined = path.segments.join(".");
+    for m in maps {
+        if let MappingSource::FromSource { path: src, .. } = &m.source {
+            if src.segments.join(".") == joined {
+                for li in &e.identity.lookup_indexes {
+                    if m.target_path == li.field_name {
+                        return Some(format!("{}_lookup_index", last_seg(&li.field_name)));
+                    }
+                }
+            }
+        }
+    }
+    lookup_index_for_field(e, path)
+}
+
+fn key_transform(e: &EntitySpec, maps: &[crate::spec::FieldMapping]) -> Option<Transformation> {
+    let pk = e.identity.primary_keys.first()?;
+    let leaf = last_seg(pk).to_string();
+    let targets_pk = |t: &str| t == pk || t.ends_with(&format!(".{pk}"));
+    for m in maps {
+        if targets_pk(&m.target_path) {
+            if let Some(t) = m.transform {
+                return Some(t);
+            }
+            if let MappingSource::FromSource {
+                transform: Some(t), ..
+            } = &m.source
+            {
+                return Some(*t);
+            }
+        }
+    }
+    for m in maps {
+        if let MappingSource::AsCapture { field_transforms } = &m.source {
+            if let Some(t) = field_transforms.get(&leaf) {
+                return Some(*t);
+            }
+        }
+    }
+    for h in &e.handlers {
+        for m in &h.mappings {
+            if targets_pk(&m.target_path) {
+                if let MappingSource::FromSource {
+                    path, transform, ..
+                } = &m.source
+                {
+                    if path.segments.last() == Some(&leaf) {
+                        return m.transform.or(*transform);
+                    }
+                }
+            }
+            if let MappingSource::AsCapture { field_transforms } = &m.source {
+                if let Some(t) = field_transforms.get(&leaf) {
+                    return Some(*t);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn cond_of(c: &Option<crate::spec::ConditionExpr>) -> Option<Cond> {
+    match c.as_ref()?.parsed.as_ref()? {
+        ParsedCondition::Comparison { field, op, value } => Some(Cond {
+            field: fp(field),
+            op: *op,
+            value: value.clone(),
+        }),
+        // The reference does not evaluate logical conditions on mappings: they apply unconditionally.
+        ParsedCondition::Logical { .. } => None,
+    }
+}
+
+fn compile_entity(
+    e: &EntitySpec,
+    ei: usize,
+    int: &mut Interner,
+) -> Result<EntityProgram, SpecError> {
+    let base = format!("$.entities[{ei}]");
+    // Emit flags: a path is emitted if any mapping to it is; stop flags never are.
+    let mut emit_by_path: HashMap<String, bool> = HashMap::new();
+    for h in &e.handlers {
+        for m in &h.mappings {
+            *emit_by_path.entry(m.target_path.clone()).or_insert(false) |= m.emit;
+            if m.stop.is_some() {
+                emit_by_path
+                    .entry(stop_path(&m.target_path))
+                    .or_insert(false);
+            }
+        }
+    }
+    let hidden: HashSet<String> = emit_by_path
+        .into_iter()
+        .filter(|(_, v)| !v)
+        .map(|(k, _)| k)
+        .collect();
+    let emits = |p: &str| !hidden.contains(p);
+
+    let mut index_names: Vec<String> = Vec::new();
+    let mut temporal_names: Vec<String> = Vec::new();
+    let index_id = |names: &mut Vec<String>, n: String| -> usize {
+        match names.iter().position(|x| *x == n) {
+            Some(i) => i,
+            None => {
+                names.push(n);
+                names.len() - 1
+            }
+        }
+    };
+    // Declared indexes first, so lookups scan them in declaration order.
+    for li in &e.identity.lookup_indexes {
+        index_id(
+            &mut index_names,
+            format!("{}_lookup_index", last_seg(&li.field_name)),
+        );
+    }
+
+    let mut handlers: Vec<Handler> = Vec::new();
+    let mut by_event: HashMap<EventId, usize> = HashMap::new();
+    for (hi, h) in e.handlers.iter().enumerate() {
+        let hbase = format!("{base}.handlers[{hi}]");
+        let ev = int.id(h.source.type_name());
+        let is_account = h.source.is_account();
+        let key = match &h.key_resolution {
+            KeyResolution::Embedded { primary_field } => KeyPlan::Embedded {
+                path: (!primary_field.segments.is_empty()).then(|| fp(primary_field)),
+                transform: key_transform(e, &h.mappings),
+            },
+            KeyResolution::Lookup { primary_field } => {
+                let name = lookup_index_for_lookup_field(e, primary_field, &h.mappings)
+                    .unwrap_or_else(|| "default_pda_lookup".to_string());
+                let index = index_names.iter().position(|n| *n == name);
+                KeyPlan::Lookup {
+                    path: fp(primary_field),
+                    index,
+                }
+            }
+            KeyResolution::Computed { primary_field, .. } => KeyPlan::Computed {
+                path: fp(primary_field),
+            },
+            KeyResolution::TemporalLookup {
+                lookup_field,
+                timestamp_field,
+                index_name,
+            } => {
+                let index = Some(index_id(&mut temporal_names, index_name.clone()));
+                KeyPlan::Temporal {
+                    lookup: fp(lookup_field),
+                    ts: fp(timestamp_field),
+                    index,
+                }
+            }
+        };
+        let mut steps = Vec::new();
+        for li in &e.identity.lookup_indexes {
+            let leaf = last_seg(&li.field_name);
+            match &h.key_resolution {
+                KeyResolution::Embedded { .. } => {
+                    let src = h
+                        .mappings
+                        .iter()
+                        .find(|m| m.target_path == li.field_name)
+                        .and_then(|m| match &m.source {
+                            MappingSource::FromSource { path, .. } => Some(fp(path)),
+                            _ => None,
+                        });
+                    let found = src.is_some();
+                    let value = src.unwrap_or_else(|| Path::dotted(leaf));
+                    let idx = index_id(&mut index_names, format!("{leaf}_lookup_index"));
+                    if let Some(tf) = &li.temporal_field {
+                        let t = index_id(&mut temporal_names, format!("{leaf}_temporal_index"));
+                        steps.push(Step::IndexTemporal {
+                            index: t,
+                            value: value.clone(),
+                            ts: Path::from_segments(std::slice::from_ref(tf)),
+                        });
+                    }
+                    steps.push(Step::IndexLookup {
+                        index: idx,
+                        value: value.clone(),
+                    });
+                    if found {
+                        steps.push(Step::IndexPda { value });
+                    }
+                }
+                KeyResolution::Lookup { primary_field } => {
+                    if h.mappings.iter().any(|m| m.target_path == li.field_name) {
+                        let idx = index_id(&mut index_names, format!("{leaf}_lookup_index"));
+                        steps.push(Step::IndexLookup {
+                            index: idx,
+                            value: fp(primary_field),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (mi, m) in h.mappings.iter().enumerate() {
+            let at = format!("{hbase}.mappings[{mi}]");
+            steps.push(Step::Map(compile_mapping(m, &emits, int, &at)?));
+        }
+        if !e.resolver_specs.is_empty() {
+            steps.push(Step::Resolvers);
+        }
+        steps.push(Step::Computed);
+        match by_event.get(&ev) {
+            Some(&i) => handlers[i].steps.extend(steps),
+            None => {
+                by_event.insert(ev, handlers.len());
+                handlers.push(Handler {
+                    event: ev,
+                    is_account,
+                    key,
+                    steps,
+                    emit: h.emit,
+                });
+            }
+        }
+    }
+    for (hi, hook) in e.instruction_hooks.iter().enumerate() {
+        let ev = int.id(&hook.instruction_type);
+        let idx = match by_event.get(&ev) {
+            Some(&i) => i,
+            None => {
+                by_event.insert(ev, handlers.len());
+                handlers.push(Handler {
+                    event: ev,
+                    is_account: false,
+                    key: KeyPlan::HookOnly {
+                        lookup_by: hook.lookup_by.as_ref().map(fp),
+                    },
+                    steps: Vec::new(),
+                    emit: false,
+                });
+                handlers.len() - 1
+            }
+        };
+        let mut ops = Vec::new();
+        for (ai, a) in hook.actions.iter().enumerate() {
+            let at = format!("{base}.instruction_hooks[{hi}].actions[{ai}]");
+            match a {
+                HookAction::RegisterPdaMapping { .. } => {} // run around the handler, see `vm`
+                HookAction::SetField {
+                    target_field,
+                    source,
+                    condition,
+                } => {
+                    let src = compile_src(source, &at)?;
+                    let transform = match source {
+                        // The reference applies a FromSource transform twice for hook SetField.
+                        MappingSource::FromSource { transform, .. } => *transform,
+                        _ => None,
+                    };
+                    let store = match cond_of(condition) {
+                        Some(c) => Store::CondSet(c),
+                        None => Store::Set,
+                    };
+                    ops.push(Step::Map(MapOp {
+                        src,
+                        transform,
+                        target: Path::dotted(target_field),
+                        store,
+                        emit: emits(target_field),
+                        capture_dirty: Vec::new(),
+                    }));
+                }
+                HookAction::IncrementField {
+                    target_field,
+                    condition,
+                    ..
+                } => {
+                    let store = match cond_of(condition) {
+                        Some(c) => Store::CondIncrement(c),
+                        None => Store::Increment,
+                    };
+                    ops.push(Step::Map(MapOp {
+                        src: Src::Keep,
+                        transform: None,
+                        target: Path::dotted(target_field),
+                        store,
+                        emit: emits(target_field),
+                        capture_dirty: Vec::new(),
+                    }));
+                }
+            }
+        }
+        let steps = &mut handlers[idx].steps;
+        let pos = steps
+            .iter()
+            .position(|s| matches!(s, Step::Computed))
+            .unwrap_or(steps.len());
+        for (i, op) in ops.into_iter().enumerate() {
+            steps.insert(pos + i, op);
+        }
+    }
+    let computed = compile_fields(
+        &e.computed_field_specs,
+        &format!("{base}.computed_field_specs"),
+    )?;
+    let computed_paths = e
+        .computed_fields
+        .iter()
+        .map(|p| (Path::dotted(p), emits(p)))
+        .collect();
+    let resolvers = e
+        .resolver_specs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| compile_resolver(r, &format!("{base}.resolver_specs[{i}]")))
+        .collect::<Result<_, _>>()?;
+    Ok(EntityProgram {
+        name: e.state_name.as_str().into(),
+        index_names,
+        temporal_names,
+        handlers,
+        handler_by_event: by_event,
+        computed,
+        computed_paths,
+        resolvers,
+    })
+}
+
+fn compile_src(s: &MappingSource, at: &str) -> Result<Src, SpecError> {
+    Ok(match s {
+        MappingSource::FromSource {
+            path,
+            default,
+            transform,
+        } => Src::Event {
+            path: fp(path),
+            default: default.clone(),
+            transform: *transform,
+        },
+        MappingSource::Constant(v) => Src::Const(v.clone()),
+        MappingSource::AsCapture { field_transforms } => Src::Capture {
+            transforms: field_transforms
+                .iter()
+                .map(|(k, t)| (Path::dotted(k), *t))
+                .collect(),
+        },
+        MappingSource::AsEvent { fields } => {
+            if fields.is_empty() {
+                Src::AsEvent { fields: None }
+            } else {
+                let mut out = Vec::new();
+                for f in fields {
+                    if let MappingSource::FromSource {
+                        path,
+                        default,
+                        transform,
+                    } = f
+                    {
+                        if let Some(name) = path.segments.last() {
+                            out.push((
+                                Box::from(name.as_str()),
+                                fp(path),
+                                default.clone(),
+                                *transform,
+                            ));
+                        }
+                    } else {
+                        return Err(SpecError::new(at, "AsEvent fields must be FromSource"));
+                    }
+                }
+                Src::AsEvent { fields: Some(out) }
+            }
+        }
+        MappingSource::WholeSource => Src::Event {
+            path: Path::from_segments(&[]),
+            default: Some(Json::Object(Default::default())),
+            transform: None,
+        },
+        MappingSource::FromContext { field } => Src::Context(field.as_str().into()),
+        MappingSource::Computed { .. } | MappingSource::FromState { .. } => Src::Keep,
+    })
+}
+
+fn compile_mapping(
+    m: &crate::spec::FieldMapping,
+    emits: &dyn Fn(&str) -> bool,
+    int: &mut Interner,
+    at: &str,
+) -> Result<MapOp, SpecError> {
+    let src = compile_src(&m.source, &format!("{at}.source"))?;
+    let capture_dirty = match &m.source {
+        MappingSource::AsCapture { field_transforms } => field_transforms
+            .keys()
+            .filter(|k| emits(k))
+            .map(|k| Path::dotted(k))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let target = Path::dotted(&m.target_path);
+    let store = if m.stop.is_some() {
+        Store::UnlessStopped {
+            flag: Path::dotted(&stop_path(&m.target_path)),
+        }
+    } else if let Some(w) = &m.when {
+        Store::When {
+            instruction: int.id(w),
+            cond: cond_of(&m.condition),
+        }
+    } else {
+        let cond = cond_of(&m.condition);
+        match (m.population, cond) {
+            (Population::LastWrite | Population::Merge, Some(c)) => Store::CondSet(c),
+            (Population::Count, Some(c)) => Store::CondIncrement(c),
+            (p, _) => match p {
+                Population::LastWrite | Population::Merge => Store::Set,
+                Population::SetOnce => Store::SetIfNull,
+                Population::Append => Store::Append,
+                Population::Max => Store::Max,
+                Population::Min => Store::Min,
+                Population::Sum => Store::Sum,
+                Population::Count => Store::Increment,
+                Population::UniqueCount => Store::UniqueCount {
+                    set: Path::dotted(&format!("__unique_set:{}_unique_set", m.target_path)),
+                },
+            },
+        }
+    };
+    if let Store::When { instruction, .. } = &store {
+        int.events[*instruction].is_when = true;
+    }
+    Ok(MapOp {
+        src,
+        transform: m.transform,
+        target,
+        store,
+        emit: emits(&m.target_path),
+        capture_dirty,
+    })
+}
+
+fn compile_resolver(r: &ResolverSpec, at: &str) -> Result<Resolver, SpecError> {
+    let (kind, template) = match &r.resolver {
+        crate::spec::ResolverType::Token => (ResolverKind::Token, None),
+        crate::spec::ResolverType::Url(cfg) => {
+            let template = match &cfg.url_source {
+                UrlSource::Template(parts) => Some(
+                    parts
+                        .iter()
+                        .map(|p| match p {
+                            UrlTemplatePart::Literal(s) => TemplatePart::Lit(s.clone()),
+                            UrlTemplatePart::FieldRef(f) => TemplatePart::Field(Path::dotted(f)),
+                        })
+                        .collect(),
+                ),
+                UrlSource::FieldPath(_) => None,
+            };
+            (
+                ResolverKind::Url {
+                    method: cfg.method,
+                    extract_path: cfg.extract_path.clone(),
+                },
+                template,
+            )
+        }
+    };
+    let input_path = match (&r.resolver, &r.input_path) {
+        (crate::spec::ResolverType::Url(cfg), None) => match &cfg.url_source {
+            UrlSource::FieldPath(p) => Some(Path::dotted(p)),
+            _ => None,
+        },
+        (_, p) => p.as_deref().map(Path::dotted),
+    };
+    if template.is_none() && input_path.is_none() && r.input_value.is_none() {
+        return Err(SpecError::new(
+            at,
+            "resolver has no input (input_path, input_value or URL template)",
+        ));
+    }
+    Ok(Resolver {
+        kind,
+        input_path,
+        input_value: r.input_value.clone(),
+        template,
+        strategy: r.strategy,
+        extracts: r
+            .extracts
+            .iter()
+            .map(|x| {
+                (
+                    Path::dotted(&x.target_path),
+                    x.source_path.clone(),
+                    x.transform,
+                )
+            })
+            .collect(),
+        condition: r
+            .condition
+            .as_ref()
+            .map(|c| (Path::dotted(&c.field_path), c.op, c.value.clone())),
+        schedule_at: r.schedule_at.as_deref().map(Path::dotted),
+    })
+}

@@ -1,0 +1,111 @@
+//! One entity type's bounded state: rows, indexes, pending queues, recency and dedup memory.
+//!
+//! Every structure is an LRU cache with a capacity from [`VmLimits`](super::VmLimits) or
+//! [`StateTableConfig`]: whatever the input, memory stays bounded, and what falls out is counted.
+
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+use serde_json::Value as Json;
+
+use super::program::EventId;
+use super::{Ctx, VmLimits};
+use crate::config::StateTableConfig;
+
+/// An account update waiting for its key to become resolvable (or cached for reprocessing).
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub event: EventId,
+    pub pda: String,
+    pub data: Json,
+    pub slot: u64,
+    pub write_version: u64,
+    pub signature: Option<String>,
+    pub timestamp: i64,
+    pub stale: bool,
+}
+
+/// An instruction waiting for the PDA it names to be mapped.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingIx {
+    pub event: EventId,
+    pub data: Json,
+    pub ctx: Ctx,
+}
+
+/// A `when` mapping waiting for its instruction in the same transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct Deferred {
+    pub key: Json,
+    pub target: super::json::Path,
+    pub value: Json,
+    pub emit: bool,
+    pub slot: u64,
+}
+
+fn cap(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n.max(1)).unwrap()
+}
+
+pub(crate) struct Table {
+    /// The reference creates an entity's table on the first handler that reaches the state read;
+    /// several behaviours (PDA hooks, queueing) depend on whether it exists yet.
+    pub exists: bool,
+    pub rows: LruCache<String, (Json, Json)>,
+    pub lookups: Vec<LruCache<String, Json>>,
+    pub temporal: Vec<LruCache<String, Vec<(i64, Json)>>>,
+    pub pda: LruCache<String, String>,
+    pub pending: LruCache<String, Vec<Pending>>,
+    pub pending_ix: LruCache<String, Vec<PendingIx>>,
+    pub last_data: LruCache<String, Pending>,
+    pub versions: LruCache<String, (u64, u64)>,
+    pub ix_seen: LruCache<String, ()>,
+    pub recent_tx: LruCache<String, Vec<EventId>>,
+    pub deferred: LruCache<(String, EventId), Vec<Deferred>>,
+}
+
+impl Table {
+    pub fn new(
+        cfg: &StateTableConfig,
+        lim: &VmLimits,
+        n_lookup: usize,
+        n_temporal: usize,
+    ) -> Table {
+        Table {
+            exists: false,
+            rows: LruCache::new(cap(cfg.max_entries)),
+            lookups: (0..n_lookup)
+                .map(|_| LruCache::new(cap(lim.lookup_index_entries)))
+                .collect(),
+            temporal: (0..n_temporal)
+                .map(|_| LruCache::new(cap(lim.lookup_index_entries)))
+                .collect(),
+            pda: LruCache::new(cap(lim.pda_entries)),
+            pending: LruCache::new(cap(lim.pending_addresses)),
+            pending_ix: LruCache::new(cap(lim.pending_addresses)),
+            last_data: LruCache::new(cap(lim.pda_entries)),
+            versions: LruCache::new(cap(lim.version_entries)),
+            ix_seen: LruCache::new(cap(lim.instruction_dedup_entries)),
+            recent_tx: LruCache::new(cap(lim.recent_transactions)),
+            deferred: LruCache::new(cap(lim.recent_transactions)),
+        }
+    }
+
+    /// Looks `value` up in the named index first, then in every other one in declaration order.
+    pub fn find_in_indexes(&mut self, first: Option<usize>, value: &str) -> Option<Json> {
+        if let Some(i) = first {
+            if let Some(v) = self.lookups[i].get(value) {
+                return Some(v.clone());
+            }
+        }
+        for (i, ix) in self.lookups.iter_mut().enumerate() {
+            if Some(i) == first {
+                continue;
+            }
+            if let Some(v) = ix.get(value) {
+                return Some(v.clone());
+            }
+        }
+        None
+    }
+}
