@@ -2,7 +2,7 @@
 //!
 //! For every entity `E`: `E/state`, `E/list`, `E/append`, plus the derived views of the stack file.
 //! [`Views`] owns the entity caches (snapshots are served from them) and the sorted windows; it
-//! turns each [`Mutation`](crate::Mutation) into [`Output`]s, each frame serialized once.
+//! turns each [`Mutation`] into [`Output`]s, each frame serialized once.
 //!
 //! Subscriptions are identified by a [`SubId`] chosen by the caller (the reactor that owns the
 //! connection). Frames meant for every subscriber of a view go out as [`Output::Broadcast`];

@@ -7,12 +7,12 @@
 //! the front. A dropped row comes back with its next update (the projector feeds the full merged
 //! entity from the entity cache), so only rows that are both far down the order and idle are lost.
 //!
-//! Subscriptions with the same effective `(start, count)` share one [`Group`]: the window is
+//! Subscriptions with the same effective `(start, count)` share one group: the window is
 //! recomputed once per group per update and the resulting `delete`/`upsert` frames are built once
-//! (see [`Emitter`]) and handed to each member. Only deltas go out: `delete` for keys that left the
+//! (see `emit::Emitter`) and handed to each member. Only deltas go out: `delete` for keys that left the
 //! window, `upsert` for keys that entered it and for the updated key if it stayed.
 //!
-//! Rows hold no copy of their entity while the entity cache has it (see [`Row`]), so an update
+//! Rows hold no copy of their entity while the entity cache has it (see `Row`), so an update
 //! merges in place instead of cloning the entity.
 
 use std::cmp::Ordering;
