@@ -638,3 +638,45 @@ fn sharded_subscribe_sends_one_subscribed_and_one_complete_snapshot() {
     frames.iter().for_each(|f| c.apply(f));
     assert_eq!(c.rows.keys().collect::<Vec<_>>(), ["a1", "b1"]);
 }
+
+#[test]
+fn large_windows_converge_under_reordering_updates() {
+    let mut v = t_views(vec![derived(
+        "T/top",
+        "T",
+        vec![sort(&["n"], "desc")],
+        ViewOutput::Collection,
+    )]);
+    let id = v.view_id("T/top").unwrap();
+    let mut out = Vec::new();
+    for i in 0..60u64 {
+        put(&mut v, &format!("k{i}"), json!({"n": i}), i, &mut out);
+    }
+    let w = Subscription {
+        skip: Some(5),
+        take: Some(30),
+        ..sub("T/top", None)
+    };
+    let mut c = Client::new(SubId(1), id, "T/top", None, false, 100);
+    v.subscribe(SubId(1), &w, &mut out).unwrap();
+    // Deterministic reshuffle: every key gets a new rank.
+    for step in 0..200u64 {
+        let k = (step * 37) % 60;
+        put(
+            &mut v,
+            &format!("k{k}"),
+            json!({"n": (step * 7919) % 101}),
+            100 + step,
+            &mut out,
+        );
+    }
+    route(&out, std::slice::from_mut(&mut c));
+    let want: Vec<String> = v
+        .rows(id)
+        .iter()
+        .skip(5)
+        .take(30)
+        .map(|(k, _)| k.to_string())
+        .collect();
+    assert_eq!(c.ordered_keys(), want);
+}

@@ -2,7 +2,7 @@
 //!
 //! For every entity `E`: `E/state`, `E/list`, `E/append`, plus the derived views of the stack file.
 //! [`Views`] owns the entity caches (snapshots are served from them) and the sorted windows; it
-//! turns each [`Mutation`](crate::Mutation) into [`Output`]s, each frame serialized once.
+//! turns each [`Mutation`] into [`Output`]s, each frame serialized once.
 //!
 //! Subscriptions are identified by a [`SubId`] chosen by the caller (the reactor that owns the
 //! connection). Frames meant for every subscriber of a view go out as [`Output::Broadcast`];
@@ -36,6 +36,9 @@
 //!   stream) and sends `subscribed` and the snapshot again, which clients apply idempotently. On a
 //!   window whose slice changed, keys of the old slice that are not in the new one get a `delete`
 //!   first, so the client converges to exactly the new window.
+//! * **Shards.** When several workers each hold part of a view's keys, the caller subscribes on
+//!   each with [`Views::subscribe_shard`]: one `subscribed`, one final `complete:true`. Sorted
+//!   windows, `Single` and `Keyed` views rank across all keys and must live on one shard.
 //! * **Bounds.** The entity cache holds `max_entities_per_view` rows per entity (LRU, silent
 //!   eviction); window and keyed views hold at most `max_entities_per_view` rows each (see
 //!   [`window`] and [`keyed`]); arrays keep their newest `max_array_length` elements.

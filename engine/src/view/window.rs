@@ -7,16 +7,16 @@
 //! the front. A dropped row comes back with its next update (the projector feeds the full merged
 //! entity from the entity cache), so only rows that are both far down the order and idle are lost.
 //!
-//! Subscriptions with the same effective `(start, count)` share one [`Group`]: the window is
+//! Subscriptions with the same effective `(start, count)` share one group: the window is
 //! recomputed once per group per update and the resulting `delete`/`upsert` frames are built once
-//! (see [`Emitter`]) and handed to each member. Only deltas go out: `delete` for keys that left the
+//! (see `emit::Emitter`) and handed to each member. Only deltas go out: `delete` for keys that left the
 //! window, `upsert` for keys that entered it and for the updated key if it stayed.
 //!
-//! Rows hold no copy of their entity while the entity cache has it (see [`Row`]), so an update
+//! Rows hold no copy of their entity while the entity cache has it (see `Row`), so an update
 //! merges in place instead of cloning the entity.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -76,6 +76,29 @@ fn entity<'a>(
 ) -> Option<&'a Arc<Value>> {
     let r = rows.get(key)?;
     r.detached.as_ref().or_else(|| src.peek(key))
+}
+
+/// Membership test over a window's keys: a scan for small windows, a hash set for large ones.
+enum Members<'a> {
+    Scan(&'a [Arc<str>]),
+    Set(HashSet<&'a str>),
+}
+
+impl<'a> Members<'a> {
+    fn of(keys: &'a [Arc<str>]) -> Self {
+        if keys.len() <= 16 {
+            Members::Scan(keys)
+        } else {
+            Members::Set(keys.iter().map(|k| &**k).collect())
+        }
+    }
+
+    fn has(&self, k: &str) -> bool {
+        match self {
+            Members::Scan(keys) => keys.iter().any(|x| &**x == k),
+            Members::Set(set) => set.contains(k),
+        }
+    }
 }
 
 /// Subscriptions sharing one slice `[start, start + count)` of the rows.
@@ -267,13 +290,14 @@ impl WindowView {
                 .map(|e| e.key.clone())
                 .collect();
             let mut frames = Vec::new();
+            let (in_old, in_new) = (Members::of(&g.keys), Members::of(&keys));
             for k in &g.keys {
-                if !keys.contains(k) {
+                if !in_new.has(k) {
                     frames.push(em.delete(k));
                 }
             }
             for k in &keys {
-                if !g.keys.contains(k) || k == key {
+                if !in_old.has(k) || k == key {
                     if let Some(e) = entity(&self.rows, src, k) {
                         frames.push(em.upsert(k, e));
                     }
