@@ -73,6 +73,11 @@ pub struct EventContext {
     pub is_account: bool,
 }
 
+/// Public keys whose base58 form is kept (a rendering cache; fixed size).
+const B58_KEY_CACHE: usize = 4_096;
+/// Transaction signatures whose base58 form is kept (instructions of one transaction share it).
+const B58_SIG_CACHE: usize = 64;
+
 /// Bounds of the VM's bookkeeping besides the entity rows ([`StateTableConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VmLimits {
@@ -246,6 +251,8 @@ pub struct VmContext {
     slot_hashes: lru::LruCache<u64, [u8; 32]>,
     env: Vec<Json>,
     decoded: crate::idl::Decoded,
+    b58_keys: lru::LruCache<[u8; 32], String>,
+    b58_sigs: lru::LruCache<[u8; 64], String>,
 }
 
 impl VmContext {
@@ -275,6 +282,8 @@ impl VmContext {
             ),
             env: Vec::new(),
             decoded: Default::default(),
+            b58_keys: lru::LruCache::new(std::num::NonZeroUsize::new(B58_KEY_CACHE).unwrap()),
+            b58_sigs: lru::LruCache::new(std::num::NonZeroUsize::new(B58_SIG_CACHE).unwrap()),
         }
     }
 
@@ -363,19 +372,162 @@ impl VmContext {
             self.stats.unknown_events += 1;
             return Ok(());
         };
-        let event = stack.idls().to_reference_json(&d);
+        let event = self.reference_json(stack, &d);
         self.decoded = d;
+        let signature = signature.map(|s| self.b58_sig(s));
         let ctx = EventContext {
             slot,
             index,
-            signature: signature.map(|s| bs58::encode(s).into_string()),
+            signature,
             timestamp,
             is_account,
         };
         let p = stack.program();
         self.ensure_tables(p);
         self.stats.events += 1;
-        self.run(p, e, &event, &ctx, out)
+        self.run(p, e, event, &ctx, out)
+    }
+
+    /// Applies a fetched resolver result to the entity that asked for it: each extract's value
+    /// (`source_path` inside `result`, or all of it) is written to its target (`SetOnce` resolvers
+    /// only fill nulls), computed fields are re-evaluated, and a mutation is pushed if an emitted
+    /// field changed. An entity that has since been evicted is left alone (`Ok`).
+    pub fn apply_resolver_result(
+        &mut self,
+        stack: &Stack,
+        request: &ResolverRequest,
+        set_once: bool,
+        result: &Json,
+        ctx: &EventContext,
+        out: &mut Vec<Mutation>,
+    ) -> Result<(), ApplyError> {
+        let p = stack.program();
+        self.ensure_tables(p);
+        let Some(ent) = p.entities.iter().position(|e| e.name == request.entity) else {
+            return Err(ApplyError::UnknownEventType(format!(
+                "resolver result for {}",
+                request.entity
+            )));
+        };
+        let kstr = request.key.to_string();
+        let Some((_, mut state)) = self.tables[ent].rows.get(&kstr).cloned() else {
+            return Ok(());
+        };
+        let c = Ctx::from_event(ctx);
+        let mut dirty = Dirty::default();
+        for (target, source) in &request.extracts {
+            let v = match source {
+                Some(sp) => json::get(result, &Path::dotted(sp))
+                    .cloned()
+                    .unwrap_or(Json::Null),
+                None => result.clone(),
+            };
+            let target = Path::dotted(target);
+            let slot = json::slot_mut(&mut state, &target).map_err(|e| ApplyError::Handler {
+                entity: request.entity.to_string(),
+                message: e.0,
+            })?;
+            if v.is_null() || (set_once && !slot.is_null()) {
+                continue;
+            }
+            *slot = v;
+            dirty.replaced(&target);
+        }
+        let ep = &p.entities[ent];
+        let old: Vec<Option<Json>> = ep
+            .computed_paths
+            .iter()
+            .map(|(p, _)| json::get(&state, p).cloned())
+            .collect();
+        if self.eval_computed(p, ent, &mut state, &c).is_ok() {
+            for ((path, emit), old) in ep.computed_paths.iter().zip(old) {
+                if *emit && json::get(&state, path) != old.as_ref() {
+                    dirty.replaced(path);
+                }
+            }
+        }
+        self.tables[ent]
+            .rows
+            .put(kstr, (request.key.clone(), state.clone()));
+        if !dirty.0.is_empty() {
+            let mut patch = json!({});
+            for (path, _) in &dirty.0 {
+                if let Some(v) = json::get(&state, path) {
+                    json::set_nested(&mut patch, path, v.clone());
+                }
+            }
+            out.push(Mutation {
+                entity: ep.name.clone(),
+                key: request.key.clone(),
+                patch,
+                append: Vec::new(),
+                seq: c.seq(),
+            });
+            self.stats.mutations += 1;
+        }
+        Ok(())
+    }
+
+    /// The decoded record in the reference's JSON shape (as [`crate::idl::IdlSet::to_reference_json`]),
+    /// with base58 renderings of recently seen keys cached: encoding dominates otherwise.
+    fn reference_json(&mut self, stack: &Stack, d: &crate::idl::Decoded) -> Json {
+        use serde_json::Map;
+        let Some(et) = stack.idls().event_types().get(d.event_type as usize) else {
+            return Json::Null;
+        };
+        let mut fields = Map::new();
+        for (name, v) in et.field_names.iter().zip(&d.fields) {
+            let j = self.value_json(v);
+            fields.insert(name.to_string(), j);
+        }
+        if et.is_account {
+            if let Some(a) = &d.address {
+                let s = self.b58_key(a);
+                fields.insert("__account_address".into(), Json::String(s));
+            }
+            return Json::Object(fields);
+        }
+        let mut accounts = Map::new();
+        for (n, k) in et.account_names.iter().zip(&d.accounts) {
+            let s = self.b58_key(k);
+            accounts.insert(n.to_string(), Json::String(s));
+        }
+        let mut m = Map::new();
+        m.insert("data".into(), Json::Object(fields));
+        m.insert("accounts".into(), Json::Object(accounts));
+        Json::Object(m)
+    }
+
+    fn value_json(&mut self, v: &crate::value::Value) -> Json {
+        use crate::value::Value as V;
+        match v {
+            V::Pubkey(k) => Json::String(self.b58_key(k)),
+            V::Array(a) => Json::Array(a.iter().map(|x| self.value_json(x)).collect()),
+            V::Object(f) => Json::Object(
+                f.iter()
+                    .map(|(k, x)| (k.to_string(), self.value_json(x)))
+                    .collect(),
+            ),
+            other => other.to_json(),
+        }
+    }
+
+    fn b58_key(&mut self, k: &[u8; 32]) -> String {
+        if let Some(s) = self.b58_keys.get(k) {
+            return s.clone();
+        }
+        let s = bs58::encode(k).into_string();
+        self.b58_keys.put(*k, s.clone());
+        s
+    }
+
+    fn b58_sig(&mut self, k: &[u8; 64]) -> String {
+        if let Some(s) = self.b58_sigs.get(k) {
+            return s.clone();
+        }
+        let s = bs58::encode(k).into_string();
+        self.b58_sigs.put(*k, s.clone());
+        s
     }
 
     /// Moves slot-scheduled resolver requests whose slot has come into the request queue.
@@ -421,14 +573,14 @@ impl VmContext {
         if !event.is_object() {
             return Err(ApplyError::BadEvent("expected an object".into()));
         }
-        self.run(p, e, event, ctx, out)
+        self.run(p, e, event.clone(), ctx, out)
     }
 
     fn run(
         &mut self,
         p: &Program,
         e: EventId,
-        event: &Json,
+        event: Json,
         ctx: &EventContext,
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
@@ -447,11 +599,10 @@ impl VmContext {
         &mut self,
         p: &Program,
         e: EventId,
-        event: &Json,
+        mut ev: Json,
         c: &Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
-        let mut ev = event.clone();
         let info = &p.events[e];
         if c.is_account() {
             let addr = match ev.get("__account_address") {
