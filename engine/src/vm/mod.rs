@@ -75,8 +75,6 @@ pub struct EventContext {
 
 /// Public keys whose base58 form is kept (a rendering cache; fixed size).
 const B58_KEY_CACHE: usize = 4_096;
-/// Transaction signatures whose base58 form is kept (instructions of one transaction share it).
-const B58_SIG_CACHE: usize = 64;
 
 /// Bounds of the VM's bookkeeping besides the entity rows ([`StateTableConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,10 +157,39 @@ pub struct ResolverRequest {
     pub at_slot: Option<u64>,
 }
 
+/// A transaction signature, rendered to base58 only when something reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sig {
+    raw: Option<[u8; 64]>,
+    text: std::cell::OnceCell<String>,
+}
+
+impl Sig {
+    fn text(s: String) -> Sig {
+        Sig {
+            raw: None,
+            text: std::cell::OnceCell::from(s),
+        }
+    }
+    fn raw(r: &[u8; 64]) -> Sig {
+        Sig {
+            raw: Some(*r),
+            text: std::cell::OnceCell::new(),
+        }
+    }
+    fn as_str(&self) -> &str {
+        self.text.get_or_init(|| {
+            self.raw
+                .map(|r| bs58::encode(r).into_string())
+                .unwrap_or_default()
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ctx {
     slot: u64,
-    signature: Option<String>,
+    signature: Option<Sig>,
     timestamp: i64,
     write_version: Option<u64>,
     txn_index: Option<u64>,
@@ -173,7 +200,7 @@ impl Ctx {
     fn from_event(c: &EventContext) -> Ctx {
         Ctx {
             slot: c.slot,
-            signature: c.signature.clone(),
+            signature: c.signature.clone().map(Sig::text),
             timestamp: c.timestamp,
             write_version: c.is_account.then_some(c.index),
             txn_index: (!c.is_account).then_some(c.index),
@@ -196,7 +223,7 @@ impl Ctx {
         let mut m = serde_json::Map::new();
         m.insert("slot".into(), json!(self.slot));
         if let Some(s) = &self.signature {
-            m.insert("signature".into(), json!(s));
+            m.insert("signature".into(), json!(s.as_str()));
         }
         m.insert("timestamp".into(), json!(self.timestamp));
         Json::Object(m)
@@ -252,7 +279,6 @@ pub struct VmContext {
     env: Vec<Json>,
     decoded: crate::idl::Decoded,
     b58_keys: lru::LruCache<[u8; 32], String>,
-    b58_sigs: lru::LruCache<[u8; 64], String>,
 }
 
 impl VmContext {
@@ -283,7 +309,6 @@ impl VmContext {
             env: Vec::new(),
             decoded: Default::default(),
             b58_keys: lru::LruCache::new(std::num::NonZeroUsize::new(B58_KEY_CACHE).unwrap()),
-            b58_sigs: lru::LruCache::new(std::num::NonZeroUsize::new(B58_SIG_CACHE).unwrap()),
         }
     }
 
@@ -374,18 +399,18 @@ impl VmContext {
         };
         let event = self.reference_json(stack, &d);
         self.decoded = d;
-        let signature = signature.map(|s| self.b58_sig(s));
-        let ctx = EventContext {
+        let c = Ctx {
             slot,
-            index,
-            signature,
+            signature: signature.map(Sig::raw),
             timestamp,
-            is_account,
+            write_version: is_account.then_some(index),
+            txn_index: (!is_account).then_some(index),
+            skip_resolvers: false,
         };
         let p = stack.program();
         self.ensure_tables(p);
         self.stats.events += 1;
-        self.run(p, e, event, &ctx, out)
+        self.run(p, e, event, c, out)
     }
 
     /// Applies a fetched resolver result to the entity that asked for it: each extract's value
@@ -521,15 +546,6 @@ impl VmContext {
         s
     }
 
-    fn b58_sig(&mut self, k: &[u8; 64]) -> String {
-        if let Some(s) = self.b58_sigs.get(k) {
-            return s.clone();
-        }
-        let s = bs58::encode(k).into_string();
-        self.b58_sigs.put(*k, s.clone());
-        s
-    }
-
     /// Moves slot-scheduled resolver requests whose slot has come into the request queue.
     fn fire_scheduled(&mut self, slot: u64) {
         let mut i = 0;
@@ -573,7 +589,7 @@ impl VmContext {
         if !event.is_object() {
             return Err(ApplyError::BadEvent("expected an object".into()));
         }
-        self.run(p, e, event.clone(), ctx, out)
+        self.run(p, e, event.clone(), Ctx::from_event(ctx), out)
     }
 
     fn run(
@@ -581,11 +597,10 @@ impl VmContext {
         p: &Program,
         e: EventId,
         event: Json,
-        ctx: &EventContext,
+        c: Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
         let start = out.len();
-        let c = Ctx::from_event(ctx);
         let r = self.apply_event(p, e, event, &c, out);
         if r.is_err() {
             out.truncate(start);
@@ -804,7 +819,7 @@ impl VmContext {
             if let Some(sig) = &c.signature {
                 for ent in 0..self.tables.len() {
                     if self.tables[ent].exists {
-                        self.note_instruction(p, ent, sig, e, c, out);
+                        self.note_instruction(p, ent, sig.as_str(), e, c, out);
                     }
                 }
             }
@@ -843,9 +858,10 @@ impl VmContext {
                     }
                 }
             }
-            if info.is_tx {
+            // Only instructions some `when` waits for are worth remembering per transaction.
+            if info.is_tx && info.is_when {
                 if let Some(sig) = &c.signature {
-                    self.note_instruction(p, ent, sig, e, c, out);
+                    self.note_instruction(p, ent, sig.as_str(), e, c, out);
                 }
             }
             if let Some(reg) = self.pda_registered.take() {
@@ -1307,7 +1323,7 @@ impl VmContext {
                             m.insert("data".into(), data);
                             m.insert("slot".into(), json!(c.slot));
                             if let Some(s) = &c.signature {
-                                m.insert("signature".into(), json!(s));
+                                m.insert("signature".into(), json!(s.as_str()));
                             }
                             temp = Json::Object(m);
                         }
@@ -1331,7 +1347,7 @@ impl VmContext {
                             m.insert("data".into(), data);
                             m.insert("slot".into(), json!(c.slot));
                             if let Some(s) = &c.signature {
-                                m.insert("signature".into(), json!(s));
+                                m.insert("signature".into(), json!(s.as_str()));
                             }
                             temp = Json::Object(m);
                         }
@@ -1505,7 +1521,12 @@ impl VmContext {
                         return Ok(());
                     }
                 }
-                let Some(sig) = c.signature.as_deref().filter(|s| !s.is_empty()) else {
+                let Some(sig) = c
+                    .signature
+                    .as_ref()
+                    .map(Sig::as_str)
+                    .filter(|s| !s.is_empty())
+                else {
                     return Ok(());
                 };
                 let t = &mut self.tables[ent];

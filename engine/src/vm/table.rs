@@ -20,7 +20,7 @@ pub(crate) struct Pending {
     pub data: Json,
     pub slot: u64,
     pub write_version: u64,
-    pub signature: Option<String>,
+    pub signature: Option<super::Sig>,
     pub timestamp: i64,
     pub stale: bool,
 }
