@@ -639,7 +639,7 @@ impl VmContext {
                                 let pending = Pending {
                                     event: e,
                                     pda: addr.clone(),
-                                    data: ev,
+                                    data: Arc::new(ev),
                                     slot: c.slot,
                                     write_version: c.write_version.unwrap_or(0),
                                     signature: c.signature.clone(),
@@ -662,6 +662,7 @@ impl VmContext {
                 }
             }
             self.process(p, &ev, e, c, out)?;
+            let ev = Arc::new(ev);
             let mut seen = HashSet::new();
             for &(ent, _) in &info.routes {
                 if seen.insert(ent) && self.tables[ent].exists {
@@ -697,7 +698,7 @@ impl VmContext {
                 for u in replay {
                     self.stats.replayed += 1;
                     let resolved = self.chained_lookup(&u.pda);
-                    let mut data = u.data.clone();
+                    let mut data = Json::clone(&u.data);
                     if let (Some(k), Some(obj)) = (resolved, data.as_object_mut()) {
                         obj.insert("__resolved_primary_key".into(), Json::String(k));
                     }
@@ -902,7 +903,7 @@ impl VmContext {
         Pending {
             event: e,
             pda,
-            data: ev.clone(),
+            data: Arc::new(ev.clone()),
             slot: c.slot,
             write_version: wv,
             signature: c.signature.clone(),

@@ -17,7 +17,7 @@ use crate::config::StateTableConfig;
 pub(crate) struct Pending {
     pub event: EventId,
     pub pda: String,
-    pub data: Json,
+    pub data: std::sync::Arc<Json>,
     pub slot: u64,
     pub write_version: u64,
     pub signature: Option<super::Sig>,
