@@ -30,6 +30,10 @@ pub enum ToReactor {
     Rejected { sub: SubId, error: SubscribeError },
     /// A frame to fan out or deliver.
     Frame(Output),
+    /// A freshly accepted client socket (non-blocking); the reactor does the upgrade.
+    Accept(mio::net::TcpStream),
+    /// Close every WebSocket with 1001 "going away", flush best effort for a short while, exit.
+    Shutdown,
 }
 
 /// One reactor's inbox and the waker that makes its poll loop look at it.

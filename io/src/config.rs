@@ -1,1 +1,473 @@
-//! config
+//! Configuration of every component, with the defaults of the HyperStack server documentation.
+//!
+//! Every bound in the process is a field here (or in [`EntityCacheConfig`] / [`StateTableConfig`]
+//! of the engine) with its default in the docs. `validate` turns nonsense into a typed
+//! [`ConfigError`] naming the field; nothing is clamped silently.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use stackcore_engine::config::{ConfigError, EntityCacheConfig, StateTableConfig};
+
+/// The WebSocket server: where it listens and the limits it enforces per connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSocketConfig {
+    /// Default `[::]:8877`.
+    pub bind_address: SocketAddr,
+    /// Connections beyond this get an HTTP 503 with a JSON body before the upgrade. Default 10,000.
+    pub max_clients: usize,
+    /// Frames queued per connection before it counts as a slow consumer. Default 512.
+    pub message_queue_size: usize,
+    /// Largest inbound message (and frame) accepted, in bytes. Default 64 KiB.
+    pub max_message_size: usize,
+    /// Outbound bytes queued per connection before it is closed as a slow consumer
+    /// (close code 4008, reason `slow-consumer`). Default 1 MiB.
+    pub max_outbound_bytes: usize,
+    /// A connection with no inbound traffic for this long is closed. Default 300 s.
+    pub idle_timeout: Duration,
+    /// A connection silent for this long is sent a WebSocket ping. Default 30 s.
+    pub ping_interval: Duration,
+    /// Handshake authentication and per-subject / per-connection limits. Default allow-all,
+    /// 1,000 subscriptions per connection.
+    pub auth: crate::reactor::auth::AuthConfig,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            bind_address: SocketAddr::from(([0u16; 8], 8877)),
+            max_clients: 10_000,
+            message_queue_size: 512,
+            max_message_size: 64 * 1024,
+            max_outbound_bytes: 1024 * 1024,
+            idle_timeout: Duration::from_secs(300),
+            ping_interval: Duration::from_secs(30),
+            auth: Default::default(),
+        }
+    }
+}
+
+impl WebSocketConfig {
+    pub fn new(bind_address: SocketAddr) -> Self {
+        WebSocketConfig {
+            bind_address,
+            ..Default::default()
+        }
+    }
+    pub fn with_max_clients(mut self, n: usize) -> Self {
+        self.max_clients = n;
+        self
+    }
+    pub fn with_message_queue_size(mut self, n: usize) -> Self {
+        self.message_queue_size = n;
+        self
+    }
+    pub fn with_max_message_size(mut self, n: usize) -> Self {
+        self.max_message_size = n;
+        self
+    }
+    pub fn with_max_outbound_bytes(mut self, n: usize) -> Self {
+        self.max_outbound_bytes = n;
+        self
+    }
+    pub fn with_idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+    pub fn with_ping_interval(mut self, d: Duration) -> Self {
+        self.ping_interval = d;
+        self
+    }
+    pub fn with_auth(mut self, auth: crate::reactor::auth::AuthConfig) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        nonzero("websocket.max_clients", self.max_clients)?;
+        nonzero("websocket.message_queue_size", self.message_queue_size)?;
+        nonzero("websocket.max_message_size", self.max_message_size)?;
+        nonzero("websocket.max_outbound_bytes", self.max_outbound_bytes)?;
+        nonzero_duration("websocket.idle_timeout", self.idle_timeout)?;
+        nonzero_duration("websocket.ping_interval", self.ping_interval)?;
+        nonzero(
+            "websocket.auth.limits.max_subscriptions_per_connection",
+            self.auth.limits.max_subscriptions_per_connection,
+        )
+    }
+}
+
+/// Commitment level of the Yellowstone subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Commitment {
+    #[default]
+    Processed,
+    Confirmed,
+    Finalized,
+}
+
+/// The upstream Yellowstone gRPC (Geyser) endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YellowstoneConfig {
+    /// `http://` or `https://` (TLS) URL.
+    pub endpoint: String,
+    /// Sent as the `x-token` header when set.
+    pub x_token: Option<String>,
+    /// Default processed.
+    pub commitment: Commitment,
+}
+
+impl YellowstoneConfig {
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        YellowstoneConfig {
+            endpoint: endpoint.into(),
+            x_token: None,
+            commitment: Commitment::Processed,
+        }
+    }
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.x_token = Some(token.into());
+        self
+    }
+    pub fn with_commitment(mut self, c: Commitment) -> Self {
+        self.commitment = c;
+        self
+    }
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "yellowstone.endpoint",
+                format!("`{}` is not an http:// or https:// URL", self.endpoint),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The stream health monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Expected upstream heartbeat; silence for twice this while connected is stale. Default 30 s.
+    pub heartbeat_interval: Duration,
+    /// How long a health check may take. Default 10 s.
+    pub health_check_timeout: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            heartbeat_interval: Duration::from_secs(30),
+            health_check_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl HealthConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn with_heartbeat_interval(mut self, d: Duration) -> Self {
+        self.heartbeat_interval = d;
+        self
+    }
+    pub fn with_health_check_timeout(mut self, d: Duration) -> Self {
+        self.health_check_timeout = d;
+        self
+    }
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        nonzero_duration("health.heartbeat_interval", self.heartbeat_interval)?;
+        nonzero_duration("health.health_check_timeout", self.health_check_timeout)
+    }
+}
+
+/// The HTTP health endpoints (`/health`, `/ready`, `/status`, `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpHealthConfig {
+    /// Default `0.0.0.0:8081`.
+    pub bind_address: SocketAddr,
+}
+
+impl Default for HttpHealthConfig {
+    fn default() -> Self {
+        HttpHealthConfig {
+            bind_address: SocketAddr::from(([0, 0, 0, 0], 8081)),
+        }
+    }
+}
+
+impl HttpHealthConfig {
+    pub fn new(bind_address: SocketAddr) -> Self {
+        HttpHealthConfig { bind_address }
+    }
+}
+
+/// Reconnection of the upstream stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconnectionConfig {
+    /// Default 100 ms.
+    pub initial_delay: Duration,
+    /// Default 60 s.
+    pub max_delay: Duration,
+    /// Default 2.0; must be ≥ 1.
+    pub backoff_multiplier: f64,
+    /// `None` (default) retries forever.
+    pub max_attempts: Option<u32>,
+    /// HTTP/2 keep-alive ping interval. Default 30 s.
+    pub http2_keep_alive_interval: Option<Duration>,
+}
+
+impl Default for ReconnectionConfig {
+    fn default() -> Self {
+        ReconnectionConfig {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(60),
+            backoff_multiplier: 2.0,
+            max_attempts: None,
+            http2_keep_alive_interval: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl ReconnectionConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn with_initial_delay(mut self, d: Duration) -> Self {
+        self.initial_delay = d;
+        self
+    }
+    pub fn with_max_delay(mut self, d: Duration) -> Self {
+        self.max_delay = d;
+        self
+    }
+    pub fn with_backoff_multiplier(mut self, f: f64) -> Self {
+        self.backoff_multiplier = f;
+        self
+    }
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+    pub fn with_http2_keep_alive_interval(mut self, d: Option<Duration>) -> Self {
+        self.http2_keep_alive_interval = d;
+        self
+    }
+
+    /// The delay after `current`: `current × backoff_multiplier`, capped at `max_delay`.
+    pub fn next_backoff(&self, current: Duration) -> Duration {
+        let next = current.as_secs_f64() * self.backoff_multiplier;
+        if !next.is_finite() || next >= self.max_delay.as_secs_f64() {
+            self.max_delay
+        } else {
+            Duration::from_secs_f64(next)
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.backoff_multiplier >= 1.0 && self.backoff_multiplier.is_finite()) {
+            return Err(ConfigError::new(
+                "reconnection.backoff_multiplier",
+                format!("{} is below 1.0 or not finite", self.backoff_multiplier),
+            ));
+        }
+        nonzero_duration("reconnection.initial_delay", self.initial_delay)?;
+        if self.max_delay < self.initial_delay {
+            return Err(ConfigError::new(
+                "reconnection.max_delay",
+                format!(
+                    "{:?} is less than initial_delay {:?}",
+                    self.max_delay, self.initial_delay
+                ),
+            ));
+        }
+        if self.max_attempts == Some(0) {
+            return Err(ConfigError::new(
+                "reconnection.max_attempts",
+                "must be at least 1 (or None for unlimited)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The thread graph: how many of each thread, pinned or not, and the queue bounds between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopologyConfig {
+    /// VM worker threads. Default: half the cores, at least 1.
+    pub workers: usize,
+    /// WebSocket reactor threads. Default: half the cores, at least 1.
+    pub reactors: usize,
+    /// Pin workers and reactors to cores (a failed pin is a warning). Default false.
+    pub pin: bool,
+    /// Messages queued into each VM worker; when full, ingest stops polling. Default 8,192.
+    pub worker_queue: usize,
+    /// Messages queued into each reactor; when full, workers wait. Default 65,536.
+    pub reactor_queue: usize,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let half = (cores / 2).max(1);
+        TopologyConfig {
+            workers: half,
+            reactors: half,
+            pin: false,
+            worker_queue: 8_192,
+            reactor_queue: 65_536,
+        }
+    }
+}
+
+impl TopologyConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        nonzero("topology.workers", self.workers)?;
+        nonzero("topology.reactors", self.reactors)?;
+        if self.reactors > u16::MAX as usize {
+            return Err(ConfigError::new("topology.reactors", "at most 65535"));
+        }
+        nonzero("topology.worker_queue", self.worker_queue)?;
+        nonzero("topology.reactor_queue", self.reactor_queue)
+    }
+}
+
+/// Everything the server needs; components left `None` are not started.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    pub websocket: Option<WebSocketConfig>,
+    pub yellowstone: Option<YellowstoneConfig>,
+    pub health: Option<HealthConfig>,
+    pub http_health: Option<HttpHealthConfig>,
+    pub reconnection: Option<ReconnectionConfig>,
+    pub entity_cache: EntityCacheConfig,
+    pub state_table: StateTableConfig,
+    pub topology: TopologyConfig,
+}
+
+impl ServerConfig {
+    /// Checks every component; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(c) = &self.websocket {
+            c.validate()?;
+        }
+        if let Some(c) = &self.yellowstone {
+            c.validate()?;
+        }
+        if let Some(c) = &self.health {
+            c.validate()?;
+        }
+        if let Some(c) = &self.reconnection {
+            c.validate()?;
+        }
+        self.entity_cache.validate()?;
+        self.state_table.validate()?;
+        self.topology.validate()
+    }
+}
+
+fn nonzero(field: &'static str, v: usize) -> Result<(), ConfigError> {
+    if v == 0 {
+        Err(ConfigError::new(field, "must be at least 1"))
+    } else {
+        Ok(())
+    }
+}
+
+fn nonzero_duration(field: &'static str, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        Err(ConfigError::new(field, "must be longer than zero"))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let ws = WebSocketConfig::default();
+        assert_eq!(ws.bind_address.to_string(), "[::]:8877");
+        assert_eq!(ws.max_clients, 10_000);
+        assert_eq!(ws.max_message_size, 65_536);
+        assert_eq!(ws.max_outbound_bytes, 1_048_576);
+        assert_eq!(ws.idle_timeout, Duration::from_secs(300));
+        assert_eq!(
+            HttpHealthConfig::default().bind_address.to_string(),
+            "0.0.0.0:8081"
+        );
+        let h = HealthConfig::new();
+        assert_eq!(
+            (h.heartbeat_interval, h.health_check_timeout),
+            (Duration::from_secs(30), Duration::from_secs(10))
+        );
+        let r = ReconnectionConfig::new();
+        assert_eq!(r.initial_delay, Duration::from_millis(100));
+        assert_eq!(r.max_delay, Duration::from_secs(60));
+        assert_eq!(r.backoff_multiplier, 2.0);
+        assert_eq!(r.max_attempts, None);
+        assert_eq!(r.http2_keep_alive_interval, Some(Duration::from_secs(30)));
+        let y = YellowstoneConfig::new("http://x").with_token("t");
+        assert_eq!(y.x_token.as_deref(), Some("t"));
+        assert_eq!(y.commitment, Commitment::Processed);
+        assert!(ServerConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn next_backoff_doubles_up_to_the_cap() {
+        let r = ReconnectionConfig::new();
+        let mut d = r.initial_delay;
+        let mut seen = vec![d];
+        for _ in 0..12 {
+            d = r.next_backoff(d);
+            seen.push(d);
+        }
+        assert_eq!(seen[1], Duration::from_millis(200));
+        assert_eq!(seen[9], Duration::from_millis(51_200));
+        assert_eq!(seen[10], Duration::from_secs(60));
+        assert_eq!(seen[12], Duration::from_secs(60));
+        let slow = r.with_backoff_multiplier(1.5);
+        assert_eq!(
+            slow.next_backoff(Duration::from_secs(2)),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn nonsensical_configs_are_typed_errors() {
+        let r = ReconnectionConfig::new().with_backoff_multiplier(0.5);
+        assert_eq!(
+            r.validate().unwrap_err().field,
+            "reconnection.backoff_multiplier"
+        );
+        let r = ReconnectionConfig::new().with_backoff_multiplier(f64::NAN);
+        assert_eq!(
+            r.validate().unwrap_err().field,
+            "reconnection.backoff_multiplier"
+        );
+        let r = ReconnectionConfig::new()
+            .with_initial_delay(Duration::from_secs(5))
+            .with_max_delay(Duration::from_secs(1));
+        assert_eq!(r.validate().unwrap_err().field, "reconnection.max_delay");
+        let r = ReconnectionConfig::new().with_max_attempts(0);
+        assert_eq!(r.validate().unwrap_err().field, "reconnection.max_attempts");
+        let ws = WebSocketConfig::default().with_max_clients(0);
+        assert_eq!(ws.validate().unwrap_err().field, "websocket.max_clients");
+        let y = YellowstoneConfig::new("grpc.example.com:443");
+        assert_eq!(y.validate().unwrap_err().field, "yellowstone.endpoint");
+        let t = TopologyConfig {
+            workers: 0,
+            ..Default::default()
+        };
+        assert_eq!(t.validate().unwrap_err().field, "topology.workers");
+        let mut s = ServerConfig::default();
+        s.entity_cache.initial_snapshot_batch_size = 0;
+        assert_eq!(
+            s.validate().unwrap_err().field,
+            "entity_cache.initial_snapshot_batch_size"
+        );
+    }
+}

@@ -7,6 +7,11 @@
 
 use std::sync::Arc;
 
+pub mod envelope;
+pub mod gzip;
+
+pub use envelope::{FrameWriter, Mode};
+
 /// WebSocket opcode of a data frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opcode {
@@ -56,6 +61,15 @@ impl SharedFrame {
         }
     }
 
+    /// A frame from bytes that already hold the header (`header_len` bytes) and the payload.
+    /// Used by [`FrameWriter`], which writes both into one scratch buffer and copies once.
+    pub(crate) fn from_wire(wire: &[u8], header_len: usize) -> Self {
+        SharedFrame {
+            bytes: wire.into(),
+            header_len: header_len as u8,
+        }
+    }
+
     /// The whole message as it goes on the wire.
     pub fn wire(&self) -> &[u8] {
         &self.bytes
@@ -81,7 +95,7 @@ impl SharedFrame {
 }
 
 /// Writes an unmasked, final (FIN) frame header for `len` payload bytes; returns its length.
-fn write_header(out: &mut [u8; 10], opcode: Opcode, len: usize) -> usize {
+pub(crate) fn write_header(out: &mut [u8; 10], opcode: Opcode, len: usize) -> usize {
     out[0] = 0x80 | opcode as u8;
     if len < 126 {
         out[1] = len as u8;

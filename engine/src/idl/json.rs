@@ -166,6 +166,8 @@ impl IdlSet {
                         .map_err(|e| e.within(k.clone()))?;
                     fields.push((k.as_str().into(), v));
                 }
+                // JSON objects have no order of their own; use the bytes' (Borsh) order.
+                self.sort_map(*key, &mut fields);
                 Value::Object(fields)
             }
             Node::Struct { fields, .. } => {

@@ -31,7 +31,9 @@
 //! Strictness: unknown discriminator, short data, trailing data, bad UTF-8 and bad option / enum /
 //! bool tags are typed [`DecodeError`]s; the caller counts them and skips the event. One
 //! exception: a Borsh *account* whose layout has variable-length parts may carry trailing bytes,
-//! because Anchor allocates such accounts at their maximum size.
+//! because Anchor allocates such accounts at their maximum size. (The reference's generated
+//! parsers are laxer: they ignore trailing bytes everywhere and zero-pad short instruction data.
+//! Valid chain data decodes the same either way.)
 
 mod codec;
 mod compile;
@@ -332,6 +334,21 @@ impl IdlSet {
                 is_account,
                 head: data[..data.len().min(8)].to_vec(),
             })
+    }
+
+    /// The event type of an update, by its program and discriminator alone (no decoding).
+    pub fn event_type_of(&self, update: &Update) -> Result<u32, DecodeError> {
+        match update {
+            Update::Account(a) => {
+                let prog = self.program(&a.owner)?;
+                Self::match_disc(&prog.account_discs, prog, true, &a.data)
+            }
+            Update::Instruction(ix) => {
+                let prog = self.program(&ix.program_id)?;
+                Self::match_disc(&prog.ix_discs, prog, false, &ix.data)
+            }
+            Update::Slot { .. } => Err(DecodeError::NotAnEvent),
+        }
     }
 
     /// Decodes an Account or Instruction update into `out`, reusing its buffers: for layouts
