@@ -10,13 +10,16 @@ use hyperstack_interpreter::vm::{
 };
 use serde_json::{json, Value as Json};
 
+/// (pda account names, seed account names), camelCase first.
+type Mapping = ([String; 2], [String; 2]);
+
 pub struct Reference {
     pub vm: RefVm,
     bytecode: MultiEntityBytecode,
     /// Account types with a PdaReverseLookup resolver hook.
     pda_hooks: HashSet<String>,
     /// Instruction type → (pda account names, seed account names) per RegisterPdaMapping.
-    mappings: HashMap<String, Vec<([String; 2], [String; 2])>>,
+    mappings: HashMap<String, Vec<Mapping>>,
     /// Event type → state ids routed.
     routes: HashMap<String, Vec<u32>>,
 }
@@ -111,6 +114,7 @@ impl Reference {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
         etype: &str,
