@@ -359,6 +359,10 @@ impl VmContext {
                     )
                 })
                 .collect();
+            // The reference creates the first entity's table up front (the PDA hooks use it).
+            if let Some(t) = self.tables.first_mut() {
+                t.exists = true;
+            }
         }
     }
 
