@@ -194,25 +194,10 @@ fn ore_mutations_match_the_reference_interpreter() {
             ),
             Update::Slot { .. } => continue,
         };
-        let ev_dbg = if is_account {
-            ev["__account_address"].to_string()
-        } else {
-            ev["accounts"].to_string()
-        };
         let (theirs, _replayed) = reference.apply(&et.name, ev, slot, index, &sig, ts, is_account);
         out.clear();
         let _ = ours.apply(&stack, &u, &mut out);
         total_mutations += out.len();
-        if std::env::var("DIFF_TRACE").is_ok() && n <= 28 {
-            eprintln!(
-                "#{n} {} slot {slot} idx {index} acct={is_account} ev={} ours={} ref={} {:?}",
-                et.name,
-                ev_dbg,
-                out.len(),
-                theirs.len(),
-                ours.stats()
-            );
-        }
         let a = rows_ours(&out);
         let b = rows_ref(theirs);
         ref_mutations += b.len();
