@@ -19,7 +19,13 @@
 //!   txn_index)`, not only against the last one seen;
 //! - a queued instruction replays with its own context (the reference replays it under the account
 //!   update that resolved it, so a second queued instruction for the same entity looks stale);
-//! - instructions whose key cannot be resolved are queued without creating a null-keyed row.
+//! - instructions whose key cannot be resolved are queued without creating a null-keyed row, also
+//!   when their entity has seen nothing yet (the reference loses those).
+//!
+//! Representation: entity state and the event record are kept in the reference's JSON form
+//! (`serde_json::Value`), which makes the semantics above exact but costs allocations on every
+//! event (measured in `tests/vm_alloc.rs`); paths, index names, event types and emit flags are
+//! resolved at load time (module `program`), so no spec lookups happen per event.
 
 mod expr;
 mod json;
