@@ -19,7 +19,13 @@
 //!   txn_index)`, not only against the last one seen;
 //! - a queued instruction replays with its own context (the reference replays it under the account
 //!   update that resolved it, so a second queued instruction for the same entity looks stale);
-//! - instructions whose key cannot be resolved are queued without creating a null-keyed row.
+//! - instructions whose key cannot be resolved are queued without creating a null-keyed row, also
+//!   when their entity has seen nothing yet (the reference loses those).
+//!
+//! Representation: entity state and the event record are kept in the reference's JSON form
+//! (`serde_json::Value`), which makes the semantics above exact but costs allocations on every
+//! event (measured in `tests/vm_alloc.rs`); paths, index names, event types and emit flags are
+//! resolved at load time (module `program`), so no spec lookups happen per event.
 
 mod expr;
 mod json;
@@ -72,6 +78,9 @@ pub struct EventContext {
     pub timestamp: i64,
     pub is_account: bool,
 }
+
+/// Public keys whose base58 form is kept (a rendering cache; fixed size).
+const B58_KEY_CACHE: usize = 4_096;
 
 /// Bounds of the VM's bookkeeping besides the entity rows ([`StateTableConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,10 +163,39 @@ pub struct ResolverRequest {
     pub at_slot: Option<u64>,
 }
 
+/// A transaction signature, rendered to base58 only when something reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sig {
+    raw: Option<[u8; 64]>,
+    text: std::cell::OnceCell<String>,
+}
+
+impl Sig {
+    fn text(s: String) -> Sig {
+        Sig {
+            raw: None,
+            text: std::cell::OnceCell::from(s),
+        }
+    }
+    fn raw(r: &[u8; 64]) -> Sig {
+        Sig {
+            raw: Some(*r),
+            text: std::cell::OnceCell::new(),
+        }
+    }
+    fn as_str(&self) -> &str {
+        self.text.get_or_init(|| {
+            self.raw
+                .map(|r| bs58::encode(r).into_string())
+                .unwrap_or_default()
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ctx {
     slot: u64,
-    signature: Option<String>,
+    signature: Option<Sig>,
     timestamp: i64,
     write_version: Option<u64>,
     txn_index: Option<u64>,
@@ -168,7 +206,7 @@ impl Ctx {
     fn from_event(c: &EventContext) -> Ctx {
         Ctx {
             slot: c.slot,
-            signature: c.signature.clone(),
+            signature: c.signature.clone().map(Sig::text),
             timestamp: c.timestamp,
             write_version: c.is_account.then_some(c.index),
             txn_index: (!c.is_account).then_some(c.index),
@@ -191,7 +229,7 @@ impl Ctx {
         let mut m = serde_json::Map::new();
         m.insert("slot".into(), json!(self.slot));
         if let Some(s) = &self.signature {
-            m.insert("signature".into(), json!(s));
+            m.insert("signature".into(), json!(s.as_str()));
         }
         m.insert("timestamp".into(), json!(self.timestamp));
         Json::Object(m)
@@ -246,6 +284,7 @@ pub struct VmContext {
     slot_hashes: lru::LruCache<u64, [u8; 32]>,
     env: Vec<Json>,
     decoded: crate::idl::Decoded,
+    b58_keys: lru::LruCache<[u8; 32], String>,
 }
 
 impl VmContext {
@@ -275,6 +314,7 @@ impl VmContext {
             ),
             env: Vec::new(),
             decoded: Default::default(),
+            b58_keys: lru::LruCache::new(std::num::NonZeroUsize::new(B58_KEY_CACHE).unwrap()),
         }
     }
 
@@ -325,6 +365,10 @@ impl VmContext {
                     )
                 })
                 .collect();
+            // The reference creates the first entity's table up front (the PDA hooks use it).
+            if let Some(t) = self.tables.first_mut() {
+                t.exists = true;
+            }
         }
     }
 
@@ -363,19 +407,153 @@ impl VmContext {
             self.stats.unknown_events += 1;
             return Ok(());
         };
-        let event = stack.idls().to_reference_json(&d);
+        let event = self.reference_json(stack, &d);
         self.decoded = d;
-        let ctx = EventContext {
+        let c = Ctx {
             slot,
-            index,
-            signature: signature.map(|s| bs58::encode(s).into_string()),
+            signature: signature.map(Sig::raw),
             timestamp,
-            is_account,
+            write_version: is_account.then_some(index),
+            txn_index: (!is_account).then_some(index),
+            skip_resolvers: false,
         };
         let p = stack.program();
         self.ensure_tables(p);
         self.stats.events += 1;
-        self.run(p, e, &event, &ctx, out)
+        self.run(p, e, event, c, out)
+    }
+
+    /// Applies a fetched resolver result to the entity that asked for it: each extract's value
+    /// (`source_path` inside `result`, or all of it) is written to its target (`SetOnce` resolvers
+    /// only fill nulls), computed fields are re-evaluated, and a mutation is pushed if an emitted
+    /// field changed. An entity that has since been evicted is left alone (`Ok`).
+    pub fn apply_resolver_result(
+        &mut self,
+        stack: &Stack,
+        request: &ResolverRequest,
+        set_once: bool,
+        result: &Json,
+        ctx: &EventContext,
+        out: &mut Vec<Mutation>,
+    ) -> Result<(), ApplyError> {
+        let p = stack.program();
+        self.ensure_tables(p);
+        let Some(ent) = p.entities.iter().position(|e| e.name == request.entity) else {
+            return Err(ApplyError::UnknownEventType(format!(
+                "resolver result for {}",
+                request.entity
+            )));
+        };
+        let kstr = request.key.to_string();
+        let Some((_, mut state)) = self.tables[ent].rows.get(&kstr).cloned() else {
+            return Ok(());
+        };
+        let c = Ctx::from_event(ctx);
+        let mut dirty = Dirty::default();
+        for (target, source) in &request.extracts {
+            let v = match source {
+                Some(sp) => json::get(result, &Path::dotted(sp))
+                    .cloned()
+                    .unwrap_or(Json::Null),
+                None => result.clone(),
+            };
+            let target = Path::dotted(target);
+            let slot = json::slot_mut(&mut state, &target).map_err(|e| ApplyError::Handler {
+                entity: request.entity.to_string(),
+                message: e.0,
+            })?;
+            if v.is_null() || (set_once && !slot.is_null()) {
+                continue;
+            }
+            *slot = v;
+            dirty.replaced(&target);
+        }
+        let ep = &p.entities[ent];
+        let old: Vec<Option<Json>> = ep
+            .computed_paths
+            .iter()
+            .map(|(p, _)| json::get(&state, p).cloned())
+            .collect();
+        if self.eval_computed(p, ent, &mut state, &c).is_ok() {
+            for ((path, emit), old) in ep.computed_paths.iter().zip(old) {
+                if *emit && json::get(&state, path) != old.as_ref() {
+                    dirty.replaced(path);
+                }
+            }
+        }
+        self.tables[ent]
+            .rows
+            .put(kstr, (request.key.clone(), state.clone()));
+        if !dirty.0.is_empty() {
+            let mut patch = json!({});
+            for (path, _) in &dirty.0 {
+                if let Some(v) = json::get(&state, path) {
+                    json::set_nested(&mut patch, path, v.clone());
+                }
+            }
+            out.push(Mutation {
+                entity: ep.name.clone(),
+                key: request.key.clone(),
+                patch,
+                append: Vec::new(),
+                seq: c.seq(),
+            });
+            self.stats.mutations += 1;
+        }
+        Ok(())
+    }
+
+    /// The decoded record in the reference's JSON shape (as [`crate::idl::IdlSet::to_reference_json`]),
+    /// with base58 renderings of recently seen keys cached: encoding dominates otherwise.
+    fn reference_json(&mut self, stack: &Stack, d: &crate::idl::Decoded) -> Json {
+        use serde_json::Map;
+        let Some(et) = stack.idls().event_types().get(d.event_type as usize) else {
+            return Json::Null;
+        };
+        let mut fields = Map::new();
+        for (name, v) in et.field_names.iter().zip(&d.fields) {
+            let j = self.value_json(v);
+            fields.insert(name.to_string(), j);
+        }
+        if et.is_account {
+            if let Some(a) = &d.address {
+                let s = self.b58_key(a);
+                fields.insert("__account_address".into(), Json::String(s));
+            }
+            return Json::Object(fields);
+        }
+        let mut accounts = Map::new();
+        for (n, k) in et.account_names.iter().zip(&d.accounts) {
+            let s = self.b58_key(k);
+            accounts.insert(n.to_string(), Json::String(s));
+        }
+        let mut m = Map::new();
+        m.insert("data".into(), Json::Object(fields));
+        m.insert("accounts".into(), Json::Object(accounts));
+        Json::Object(m)
+    }
+
+    fn value_json(&mut self, v: &crate::value::Value) -> Json {
+        use crate::value::Value as V;
+        match v {
+            V::Pubkey(k) => Json::String(self.b58_key(k)),
+            V::Array(a) => Json::Array(a.iter().map(|x| self.value_json(x)).collect()),
+            V::Object(f) => Json::Object(
+                f.iter()
+                    .map(|(k, x)| (k.to_string(), self.value_json(x)))
+                    .collect(),
+            ),
+            other => other.to_json(),
+        }
+    }
+
+    fn b58_key(&mut self, k: &[u8; 32]) -> String {
+        if let Some(s) = self.b58_keys.get(k) {
+            return s.clone();
+        }
+        let s = bs58::encode(k).into_string();
+        self.b58_keys.put(*k, s.clone());
+        s
     }
 
     /// Moves slot-scheduled resolver requests whose slot has come into the request queue.
@@ -421,19 +599,18 @@ impl VmContext {
         if !event.is_object() {
             return Err(ApplyError::BadEvent("expected an object".into()));
         }
-        self.run(p, e, event, ctx, out)
+        self.run(p, e, event.clone(), Ctx::from_event(ctx), out)
     }
 
     fn run(
         &mut self,
         p: &Program,
         e: EventId,
-        event: &Json,
-        ctx: &EventContext,
+        event: Json,
+        c: Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
         let start = out.len();
-        let c = Ctx::from_event(ctx);
         let r = self.apply_event(p, e, event, &c, out);
         if r.is_err() {
             out.truncate(start);
@@ -447,11 +624,10 @@ impl VmContext {
         &mut self,
         p: &Program,
         e: EventId,
-        event: &Json,
+        mut ev: Json,
         c: &Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
-        let mut ev = event.clone();
         let info = &p.events[e];
         if c.is_account() {
             let addr = match ev.get("__account_address") {
@@ -473,7 +649,7 @@ impl VmContext {
                                 let pending = Pending {
                                     event: e,
                                     pda: addr.clone(),
-                                    data: ev,
+                                    data: Arc::new(ev),
                                     slot: c.slot,
                                     write_version: c.write_version.unwrap_or(0),
                                     signature: c.signature.clone(),
@@ -496,6 +672,7 @@ impl VmContext {
                 }
             }
             self.process(p, &ev, e, c, out)?;
+            let ev = Arc::new(ev);
             let mut seen = HashSet::new();
             for &(ent, _) in &info.routes {
                 if seen.insert(ent) && self.tables[ent].exists {
@@ -531,7 +708,7 @@ impl VmContext {
                 for u in replay {
                     self.stats.replayed += 1;
                     let resolved = self.chained_lookup(&u.pda);
-                    let mut data = u.data.clone();
+                    let mut data = Json::clone(&u.data);
                     if let (Some(k), Some(obj)) = (resolved, data.as_object_mut()) {
                         obj.insert("__resolved_primary_key".into(), Json::String(k));
                     }
@@ -653,7 +830,7 @@ impl VmContext {
             if let Some(sig) = &c.signature {
                 for ent in 0..self.tables.len() {
                     if self.tables[ent].exists {
-                        self.note_instruction(p, ent, sig, e, c, out);
+                        self.note_instruction(p, ent, sig.as_str(), e, c, out);
                     }
                 }
             }
@@ -692,9 +869,10 @@ impl VmContext {
                     }
                 }
             }
-            if info.is_tx {
+            // Only instructions some `when` waits for are worth remembering per transaction.
+            if info.is_tx && info.is_when {
                 if let Some(sig) = &c.signature {
-                    self.note_instruction(p, ent, sig, e, c, out);
+                    self.note_instruction(p, ent, sig.as_str(), e, c, out);
                 }
             }
             if let Some(reg) = self.pda_registered.take() {
@@ -735,7 +913,7 @@ impl VmContext {
         Pending {
             event: e,
             pda,
-            data: ev.clone(),
+            data: Arc::new(ev.clone()),
             slot: c.slot,
             write_version: wv,
             signature: c.signature.clone(),
@@ -1156,7 +1334,7 @@ impl VmContext {
                             m.insert("data".into(), data);
                             m.insert("slot".into(), json!(c.slot));
                             if let Some(s) = &c.signature {
-                                m.insert("signature".into(), json!(s));
+                                m.insert("signature".into(), json!(s.as_str()));
                             }
                             temp = Json::Object(m);
                         }
@@ -1180,7 +1358,7 @@ impl VmContext {
                             m.insert("data".into(), data);
                             m.insert("slot".into(), json!(c.slot));
                             if let Some(s) = &c.signature {
-                                m.insert("signature".into(), json!(s));
+                                m.insert("signature".into(), json!(s.as_str()));
                             }
                             temp = Json::Object(m);
                         }
@@ -1354,7 +1532,12 @@ impl VmContext {
                         return Ok(());
                     }
                 }
-                let Some(sig) = c.signature.as_deref().filter(|s| !s.is_empty()) else {
+                let Some(sig) = c
+                    .signature
+                    .as_ref()
+                    .map(Sig::as_str)
+                    .filter(|s| !s.is_empty())
+                else {
                     return Ok(());
                 };
                 let t = &mut self.tables[ent];

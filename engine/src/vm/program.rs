@@ -41,8 +41,14 @@ pub(crate) struct EventInfo {
     /// (entity, handler index) in file order.
     pub routes: Vec<(usize, usize)>,
     pub resolver_hook: Option<KeyHook>,
-    pub pda_mappings: Vec<(Vec<Box<str>>, Vec<Box<str>>)>,
+    pub pda_mappings: Vec<(AccountNames, AccountNames)>,
 }
+
+/// Names an instruction account may have in the record (camelCase first, then as written).
+pub(crate) type AccountNames = Vec<Box<str>>;
+
+/// One `AsEvent` field: record name, source path, default, transform.
+pub(crate) type EventField = (Box<str>, Path, Option<Json>, Option<Transformation>);
 
 #[derive(Clone)]
 pub(crate) enum KeyHook {
@@ -123,7 +129,7 @@ pub(crate) enum Src {
         transforms: Vec<(Path, Transformation)>,
     },
     AsEvent {
-        fields: Option<Vec<(Box<str>, Path, Option<Json>, Option<Transformation>)>>,
+        fields: Option<Vec<EventField>>,
     },
     Context(Box<str>),
     /// `Computed`/`FromState` sources load nothing: the previous value stays (reference fact).
@@ -510,14 +516,14 @@ fn compile_entity(
                         steps.push(Step::IndexPda { value });
                     }
                 }
-                KeyResolution::Lookup { primary_field } => {
-                    if h.mappings.iter().any(|m| m.target_path == li.field_name) {
-                        let idx = index_id(&mut index_names, format!("{leaf}_lookup_index"));
-                        steps.push(Step::IndexLookup {
-                            index: idx,
-                            value: fp(primary_field),
-                        });
-                    }
+                KeyResolution::Lookup { primary_field }
+                    if h.mappings.iter().any(|m| m.target_path == li.field_name) =>
+                {
+                    let idx = index_id(&mut index_names, format!("{leaf}_lookup_index"));
+                    steps.push(Step::IndexLookup {
+                        index: idx,
+                        value: fp(primary_field),
+                    });
                 }
                 _ => {}
             }

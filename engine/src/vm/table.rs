@@ -17,10 +17,10 @@ use crate::config::StateTableConfig;
 pub(crate) struct Pending {
     pub event: EventId,
     pub pda: String,
-    pub data: Json,
+    pub data: std::sync::Arc<Json>,
     pub slot: u64,
     pub write_version: u64,
-    pub signature: Option<String>,
+    pub signature: Option<super::Sig>,
     pub timestamp: i64,
     pub stale: bool,
 }

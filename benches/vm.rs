@@ -1,0 +1,151 @@
+//! Decode + VM throughput on a seeded ORE sequence: stackcore's engine and the reference
+//! interpreter (`hyperstack-interpreter` 0.6.9, with its hook glue) side by side.
+//!
+//! `cargo bench --bench vm` prints events/s for both. The reference is handed pre-decoded JSON
+//! events (its decoding is generated code we cannot run), so its figure covers its VM only while
+//! ours covers decode + VM.
+
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use stackcore_engine::idl::Decoded;
+use stackcore_engine::synth::{Generator, SynthConfig};
+use stackcore_engine::{Stack, Update, VmContext};
+
+#[path = "../engine/tests/differential_glue/mod.rs"]
+mod differential_glue;
+
+const ORE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/stacks/OreStream.stack.json"
+);
+const EVENTS: usize = 20_000;
+
+struct RefEvent {
+    name: String,
+    json: serde_json::Value,
+    slot: u64,
+    index: u64,
+    sig: String,
+    ts: i64,
+    is_account: bool,
+}
+
+fn sequence(stack: &Stack) -> (Vec<Update>, Vec<RefEvent>) {
+    let idls = stack.idls();
+    let mut gen = Generator::new(
+        idls,
+        SynthConfig {
+            seed: 11,
+            addresses_per_account_type: 6,
+            ..Default::default()
+        },
+    );
+    let mut d = Decoded::default();
+    let (mut ups, mut evs) = (Vec::with_capacity(EVENTS), Vec::with_capacity(EVENTS));
+    while ups.len() < EVENTS {
+        let u = gen.next_update();
+        if idls.decode(&u, &mut d).is_err() {
+            continue;
+        }
+        let (slot, index, sig, ts, is_account) = match &u {
+            Update::Account(a) => (
+                a.slot,
+                a.write_version,
+                a.signature
+                    .map(|s| bs58::encode(s).into_string())
+                    .unwrap_or_default(),
+                a.timestamp,
+                true,
+            ),
+            Update::Instruction(i) => (
+                i.slot,
+                i.txn_index,
+                bs58::encode(i.signature).into_string(),
+                i.timestamp,
+                false,
+            ),
+            Update::Slot { .. } => continue,
+        };
+        let name = idls.event_types()[d.event_type as usize].name.to_string();
+        evs.push(RefEvent {
+            name,
+            json: idls.to_reference_json(&d),
+            slot,
+            index,
+            sig,
+            ts,
+            is_account,
+        });
+        ups.push(u);
+    }
+    (ups, evs)
+}
+
+fn run_ours(stack: &Stack, ups: &[Update]) -> usize {
+    let mut vm = VmContext::new();
+    let mut out = Vec::new();
+    let mut n = 0;
+    for u in ups {
+        out.clear();
+        let _ = vm.apply(stack, u, &mut out);
+        n += out.len();
+    }
+    n
+}
+
+fn run_ref(bytes: &[u8], evs: &[RefEvent]) -> usize {
+    let mut r = differential_glue::Reference::new(bytes);
+    let mut n = 0;
+    for e in evs {
+        n += r
+            .apply(
+                &e.name,
+                e.json.clone(),
+                e.slot,
+                e.index,
+                &e.sig,
+                e.ts,
+                e.is_account,
+            )
+            .0
+            .len();
+    }
+    n
+}
+
+fn bench(c: &mut Criterion) {
+    let bytes = std::fs::read(ORE).unwrap();
+    let stack = Stack::from_json(&bytes).unwrap();
+    let (ups, evs) = sequence(&stack);
+
+    // A plain timing first, so the figures are printed whatever criterion's settings.
+    for (name, f) in [
+        (
+            "stackcore decode+vm",
+            &(|| run_ours(&stack, &ups)) as &dyn Fn() -> usize,
+        ),
+        (
+            "reference vm (+glue)",
+            &(|| run_ref(&bytes, &evs)) as &dyn Fn() -> usize,
+        ),
+    ] {
+        let t = Instant::now();
+        let m = f();
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "{name}: {EVENTS} events, {m} mutations in {s:.3} s = {:.0} events/s",
+            EVENTS as f64 / s
+        );
+    }
+
+    let mut g = c.benchmark_group("ore");
+    g.throughput(Throughput::Elements(EVENTS as u64));
+    g.sample_size(10);
+    g.bench_function("stackcore_decode_vm", |b| b.iter(|| run_ours(&stack, &ups)));
+    g.bench_function("reference_vm", |b| b.iter(|| run_ref(&bytes, &evs)));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,81 @@
+//! Allocations per event in steady state, counted with a counting global allocator.
+//!
+//! The target is zero. The current VM keeps entity state in the reference interpreter's JSON form
+//! and hands the handlers a JSON event record, so it allocates on every event; this test measures
+//! that honestly and pins a ceiling a little above today's figure, so that any regression fails and
+//! any improvement shows (lower the ceiling when you get one).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use stackcore_engine::synth::{Generator, SynthConfig};
+use stackcore_engine::{Stack, VmContext};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations per event over the measured window, today (see the module docs).
+const CEILING_PER_EVENT: f64 = MEASURED_PER_EVENT * 1.25;
+const MEASURED_PER_EVENT: f64 = 208.0;
+
+#[test]
+fn steady_state_allocations_per_event_stay_under_the_pinned_ceiling() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/stacks/OreStream.stack.json"
+    ))
+    .unwrap();
+    let stack = Stack::from_json(&bytes).unwrap();
+    let mut gen = Generator::new(
+        stack.idls(),
+        SynthConfig {
+            seed: 3,
+            addresses_per_account_type: 6,
+            ..Default::default()
+        },
+    );
+    let updates: Vec<_> = (0..6_000).map(|_| gen.next_update()).collect();
+    let mut vm = VmContext::new();
+    let mut out = Vec::with_capacity(64);
+    // Warm-up: tables, indexes and buffers reach their working size.
+    for u in &updates[..3_000] {
+        out.clear();
+        let _ = vm.apply(&stack, u, &mut out);
+    }
+    let window = &updates[3_000..];
+    COUNTING.store(true, Ordering::SeqCst);
+    for u in window {
+        out.clear();
+        let _ = vm.apply(&stack, u, &mut out);
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    let per_event = ALLOCS.load(Ordering::SeqCst) as f64 / window.len() as f64;
+    eprintln!("allocations per event (ORE mix, steady state): {per_event:.1}");
+    assert!(
+        per_event <= CEILING_PER_EVENT,
+        "{per_event:.1} allocations per event, ceiling {CEILING_PER_EVENT:.1}"
+    );
+}

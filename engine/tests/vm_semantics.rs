@@ -1,0 +1,650 @@
+//! VM behaviour on small hand-written stacks, one behaviour per test, driven through
+//! `VmContext::apply_json` with given slots and times.
+
+use serde_json::{json, Value as Json};
+use stackcore_engine::vm::{ApplyError, EventContext};
+use stackcore_engine::{Mutation, Stack, StateTableConfig, VmContext};
+
+fn fp(path: &str) -> Json {
+    json!({"segments": path.split('.').collect::<Vec<_>>(), "offsets": null})
+}
+
+fn map(target: &str, src: &str, population: &str) -> Json {
+    json!({"target_path": target, "source": {"FromSource": {"path": fp(src), "default": null, "transform": null}},
+           "transform": null, "population": population})
+}
+
+fn handler(type_name: &str, is_account: bool, key: Json, mappings: Vec<Json>) -> Json {
+    json!({"source": {"Source": {"program_id": null, "discriminator": null, "type_name": type_name, "is_account": is_account}},
+           "key_resolution": key, "mappings": mappings, "conditions": [], "emit": true})
+}
+
+fn embedded(path: &str) -> Json {
+    json!({"Embedded": {"primary_field": fp(path)}})
+}
+
+fn stack_with(entity: Json) -> Stack {
+    let mut e = json!({"state_name": "Thing", "identity": {"primary_keys": ["id"], "lookup_indexes": []},
+        "handlers": [], "sections": [], "field_mappings": {}, "resolver_hooks": [], "instruction_hooks": [],
+        "resolver_specs": [], "computed_fields": [], "computed_field_specs": [], "views": []});
+    for (k, v) in entity.as_object().unwrap() {
+        e[k] = v.clone();
+    }
+    let s = json!({"ast_version": "0.0.1", "stack_name": "T", "program_ids": ["11111111111111111111111111111111"],
+        "idls": [], "entities": [e], "pdas": {}, "instructions": []});
+    Stack::from_json(&serde_json::to_vec(&s).unwrap()).unwrap()
+}
+
+fn acct(slot: u64, wv: u64) -> EventContext {
+    EventContext {
+        slot,
+        index: wv,
+        signature: Some(format!("sig{slot}")),
+        timestamp: 1_000 + slot as i64,
+        is_account: true,
+    }
+}
+
+fn ix(slot: u64, txn: u64, sig: &str) -> EventContext {
+    EventContext {
+        slot,
+        index: txn,
+        signature: Some(sig.into()),
+        timestamp: 1_000 + slot as i64,
+        is_account: false,
+    }
+}
+
+fn run(vm: &mut VmContext, s: &Stack, t: &str, ev: Json, c: EventContext) -> Vec<Mutation> {
+    let mut out = Vec::new();
+    vm.apply_json(s, t, &ev, &c, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn population_strategies_aggregate_like_the_reference() {
+    let s = stack_with(
+        json!({"handlers": [handler("p::AState", true, embedded("id"), vec![
+            map("id", "id", "SetOnce"), map("first", "v", "SetOnce"), map("last", "v", "LastWrite"),
+            map("hi", "v", "Max"), map("lo", "v", "Min"), map("total", "v", "Sum"), map("n", "v", "Count"),
+            map("distinct", "v", "UniqueCount"), map("hist", "v", "Append"),
+        ])]}),
+    );
+    let mut vm = VmContext::new();
+    for (i, v) in [5, 3, 5, 9].into_iter().enumerate() {
+        run(
+            &mut vm,
+            &s,
+            "p::AState",
+            json!({"id": 1, "v": v, "__account_address": "A"}),
+            acct(10 + i as u64, 0),
+        );
+    }
+    let st = vm.entity_state(&s, "Thing", &json!(1)).unwrap();
+    assert_eq!(
+        (
+            &st["first"],
+            &st["last"],
+            &st["hi"],
+            &st["lo"],
+            &st["total"],
+            &st["n"],
+            &st["distinct"]
+        ),
+        (
+            &json!(5),
+            &json!(9),
+            &json!(9),
+            &json!(3),
+            &json!(22),
+            &json!(4),
+            &json!(3)
+        )
+    );
+    assert_eq!(st["hist"], json!([5, 3, 5, 9]));
+}
+
+#[test]
+fn patches_hold_changed_and_last_write_fields_and_appends_only_new_elements() {
+    let s = stack_with(
+        json!({"handlers": [handler("p::AState", true, embedded("id"), vec![
+            map("id", "id", "SetOnce"), map("a.last", "v", "LastWrite"), map("hist", "v", "Append"), map("hi", "v", "Max"),
+        ])]}),
+    );
+    let mut vm = VmContext::new();
+    let first = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 7, "__account_address": "A"}),
+        acct(1, 0),
+    );
+    assert_eq!(
+        first[0].patch,
+        json!({"id": 1, "a": {"last": 7}, "hist": [7], "hi": 7})
+    );
+    assert_eq!(first[0].append, vec!["hist".to_string()]);
+    let second = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 7, "__account_address": "A"}),
+        acct(2, 0),
+    );
+    // SetOnce and Max did not change; LastWrite is sent even unchanged; the append sends one element.
+    assert_eq!(second[0].patch, json!({"a": {"last": 7}, "hist": [7]}));
+    assert_eq!(second[0].key, json!(1));
+    assert_eq!(second[0].seq, stackcore_engine::Seq::new(2, 0));
+}
+
+#[test]
+fn arrays_keep_the_newest_max_array_length_elements() {
+    let s = stack_with(
+        json!({"handlers": [handler("p::AState", true, embedded("id"), vec![map("hist", "v", "Append")])]}),
+    );
+    let mut vm = VmContext::new_with_config(StateTableConfig {
+        max_entries: 10,
+        max_array_length: 3,
+    });
+    for v in 0..6 {
+        run(
+            &mut vm,
+            &s,
+            "p::AState",
+            json!({"id": 1, "v": v, "__account_address": "A"}),
+            acct(1 + v, 0),
+        );
+    }
+    assert_eq!(
+        vm.entity_state(&s, "Thing", &json!(1)).unwrap()["hist"],
+        json!([3, 4, 5])
+    );
+}
+
+#[test]
+fn state_rows_are_bounded_by_max_entries() {
+    let s = stack_with(
+        json!({"handlers": [handler("p::AState", true, embedded("id"), vec![map("v", "v", "LastWrite")])]}),
+    );
+    let mut vm = VmContext::new_with_config(StateTableConfig {
+        max_entries: 4,
+        max_array_length: 3,
+    });
+    for id in 0..10u64 {
+        run(
+            &mut vm,
+            &s,
+            "p::AState",
+            json!({"id": id, "v": 1, "__account_address": format!("A{id}")}),
+            acct(1, id),
+        );
+    }
+    assert_eq!(vm.entity_count(0), 4);
+    assert_eq!(vm.stats().evicted_rows, 6);
+    assert!(
+        vm.entity_state(&s, "Thing", &json!(9)).is_some(),
+        "the newest stay"
+    );
+    assert!(
+        vm.entity_state(&s, "Thing", &json!(0)).is_none(),
+        "the least recent go"
+    );
+}
+
+#[test]
+fn emit_false_fields_are_stored_but_never_sent() {
+    let mut hidden = map("raw", "v", "LastWrite");
+    hidden["emit"] = json!(false);
+    let s = stack_with(
+        json!({"handlers": [handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), hidden])]}),
+    );
+    let mut vm = VmContext::new();
+    let m = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 4, "__account_address": "A"}),
+        acct(1, 0),
+    );
+    assert_eq!(m[0].patch, json!({"id": 1}));
+    assert_eq!(
+        vm.entity_state(&s, "Thing", &json!(1)).unwrap()["raw"],
+        json!(4)
+    );
+    let again = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 5, "__account_address": "A"}),
+        acct(2, 0),
+    );
+    assert!(
+        again.is_empty(),
+        "a change of hidden fields alone emits nothing"
+    );
+}
+
+#[test]
+fn stale_account_updates_are_dropped_per_address() {
+    let s = stack_with(
+        json!({"handlers": [handler("p::AState", true, embedded("id"), vec![map("v", "v", "LastWrite")])]}),
+    );
+    let mut vm = VmContext::new();
+    assert_eq!(
+        run(
+            &mut vm,
+            &s,
+            "p::AState",
+            json!({"id": 1, "v": 2, "__account_address": "A"}),
+            acct(10, 5)
+        )
+        .len(),
+        1
+    );
+    assert!(run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 1, "__account_address": "A"}),
+        acct(10, 4)
+    )
+    .is_empty());
+    assert!(run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 1, "__account_address": "A"}),
+        acct(9, 99)
+    )
+    .is_empty());
+    assert!(run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 1, "__account_address": "A"}),
+        acct(10, 5)
+    )
+    .is_empty());
+    assert_eq!(vm.stats().skipped_stale, 3);
+    // Another account writing the same entity has its own order.
+    assert_eq!(
+        run(
+            &mut vm,
+            &s,
+            "p::AState",
+            json!({"id": 1, "v": 3, "__account_address": "B"}),
+            acct(9, 0)
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        vm.entity_state(&s, "Thing", &json!(1)).unwrap()["v"],
+        json!(3)
+    );
+}
+
+#[test]
+fn duplicate_instructions_are_dropped_even_after_other_instructions() {
+    let s = stack_with(
+        json!({"handlers": [handler("p::DoIxState", false, embedded("accounts.thing"), vec![map("n", "data", "Count")])]}),
+    );
+    let mut vm = VmContext::new();
+    let ev = json!({"data": {}, "accounts": {"thing": "T"}});
+    assert_eq!(
+        run(&mut vm, &s, "p::DoIxState", ev.clone(), ix(5, 1, "s1")).len(),
+        1
+    );
+    assert_eq!(
+        run(&mut vm, &s, "p::DoIxState", ev.clone(), ix(5, 2, "s2")).len(),
+        1
+    );
+    assert!(
+        run(&mut vm, &s, "p::DoIxState", ev.clone(), ix(5, 1, "s1")).is_empty(),
+        "re-delivery of the first"
+    );
+    assert_eq!(
+        vm.entity_state(&s, "Thing", &json!("T")).unwrap()["n"],
+        json!(2)
+    );
+    assert_eq!(vm.stats().skipped_duplicate, 1);
+}
+
+#[test]
+fn conditions_gate_a_mapping() {
+    let mut m = map("nz", "v", "LastWrite");
+    m["condition"] = json!({"expression": "v != 0", "parsed": {"Comparison": {"field": fp("v"), "op": "NotEqual", "value": 0}}});
+    let s = stack_with(
+        json!({"handlers": [handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), m])]}),
+    );
+    let mut vm = VmContext::new();
+    run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 6, "__account_address": "A"}),
+        acct(1, 0),
+    );
+    run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 0, "__account_address": "A"}),
+        acct(2, 0),
+    );
+    assert_eq!(
+        vm.entity_state(&s, "Thing", &json!(1)).unwrap()["nz"],
+        json!(6)
+    );
+}
+
+fn when_stack() -> Stack {
+    let mut m = map("secret", "v", "LastWrite");
+    m["when"] = json!("p::RevealIxState");
+    stack_with(
+        json!({"handlers": [handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), m])]}),
+    )
+}
+
+#[test]
+fn when_defers_a_write_until_the_instruction_arrives_in_the_same_transaction() {
+    let s = when_stack();
+    let mut vm = VmContext::new();
+    let c = EventContext {
+        signature: Some("tx1".into()),
+        ..acct(10, 0)
+    };
+    let m = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 42, "__account_address": "A"}),
+        c,
+    );
+    assert_eq!(m[0].patch, json!({"id": 1}), "deferred, not written");
+    // Another transaction's reveal does not release it.
+    assert!(run(
+        &mut vm,
+        &s,
+        "p::RevealIxState",
+        json!({"data": {}, "accounts": {}}),
+        ix(10, 0, "tx2")
+    )
+    .is_empty());
+    let m = run(
+        &mut vm,
+        &s,
+        "p::RevealIxState",
+        json!({"data": {}, "accounts": {}}),
+        ix(10, 1, "tx1"),
+    );
+    assert_eq!(m.len(), 1);
+    assert_eq!(
+        (m[0].key.clone(), m[0].patch.clone()),
+        (json!(1), json!({"secret": 42}))
+    );
+    // Once the instruction was seen, a later write in that transaction applies at once.
+    let c = EventContext {
+        signature: Some("tx1".into()),
+        ..acct(11, 0)
+    };
+    let m = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 43, "__account_address": "A"}),
+        c,
+    );
+    assert_eq!(m[0].patch, json!({"secret": 43}));
+}
+
+#[test]
+fn deferred_when_writes_expire_after_when_ttl_slots() {
+    let s = when_stack();
+    let mut vm = VmContext::new();
+    let c = EventContext {
+        signature: Some("tx1".into()),
+        ..acct(10, 0)
+    };
+    run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 42, "__account_address": "A"}),
+        c,
+    );
+    let late = 10 + stackcore_engine::vm::VmLimits::default().when_ttl_slots + 1;
+    assert!(run(
+        &mut vm,
+        &s,
+        "p::RevealIxState",
+        json!({"data": {}, "accounts": {}}),
+        ix(late, 0, "tx1")
+    )
+    .is_empty());
+    assert_eq!(vm.stats().expired_when, 1);
+    assert!(vm
+        .entity_state(&s, "Thing", &json!(1))
+        .unwrap()
+        .get("secret")
+        .is_none());
+}
+
+#[test]
+fn stop_flag_set_by_an_instruction_hook_freezes_the_field() {
+    let mut m = map("price", "v", "LastWrite");
+    m["stop"] = json!("p::FreezeIxState");
+    let s = stack_with(json!({
+        "handlers": [handler("p::AState", true, embedded("key"), vec![m])],
+        "instruction_hooks": [{"instruction_type": "p::FreezeIxState", "lookup_by": fp("accounts.thing"), "actions": [
+            {"SetField": {"target_field": "__stop:price", "source": {"Constant": true}, "condition": null}}]}]
+    }));
+    let mut vm = VmContext::new();
+    run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"key": "T", "v": 1, "__account_address": "A"}),
+        acct(1, 0),
+    );
+    run(
+        &mut vm,
+        &s,
+        "p::FreezeIxState",
+        json!({"data": {}, "accounts": {"thing": "T"}}),
+        ix(2, 0, "f"),
+    );
+    let m = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"key": "T", "v": 2, "__account_address": "A"}),
+        acct(3, 0),
+    );
+    assert!(m.is_empty());
+    let st = vm.entity_state(&s, "Thing", &json!("T")).unwrap();
+    assert_eq!(st["price"], json!(1));
+}
+
+#[test]
+fn lookup_resolution_queues_instructions_until_the_index_learns_the_address() {
+    let s = stack_with(json!({
+        "identity": {"primary_keys": ["id"], "lookup_indexes": [{"field_name": "addr", "temporal_field": null}]},
+        "handlers": [
+            handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), map("addr", "__account_address", "SetOnce")]),
+            handler("p::DoIxState", false, json!({"Lookup": {"primary_field": fp("accounts.addr")}}), vec![map("n", "data", "Count")]),
+        ]
+    }));
+    let mut vm = VmContext::new();
+    let ev = json!({"data": {}, "accounts": {"addr": "PDA1"}});
+    assert!(run(&mut vm, &s, "p::DoIxState", ev.clone(), ix(1, 0, "a")).is_empty());
+    assert!(run(&mut vm, &s, "p::DoIxState", ev.clone(), ix(1, 1, "b")).is_empty());
+    assert_eq!(vm.stats().queued_pending, 2);
+    let m = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 7, "__account_address": "PDA1"}),
+        acct(2, 0),
+    );
+    let counts: Vec<_> = m.iter().filter_map(|m| m.patch.get("n")).cloned().collect();
+    assert_eq!(
+        counts,
+        vec![json!(1), json!(2)],
+        "both queued instructions replay, each with its own context"
+    );
+    assert_eq!(
+        run(&mut vm, &s, "p::DoIxState", ev, ix(3, 0, "c"))[0].patch,
+        json!({"n": 3})
+    );
+}
+
+#[test]
+fn computed_fields_run_in_dependency_order() {
+    let add = |path: &str, n: i64| json!({"Binary": {"op": "Add", "left": {"UnwrapOr": {"expr": {"FieldRef": {"path": path}}, "default": 0}}, "right": {"Literal": {"value": n}}}});
+    let s = stack_with(json!({
+        "handlers": [handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), map("v", "v", "LastWrite")])],
+        "computed_fields": ["c.b", "c.a"],
+        "computed_field_specs": [
+            {"target_path": "c.b", "expression": add("c.a", 1), "result_type": "i64"},
+            {"target_path": "c.a", "expression": add("v", 10), "result_type": "i64"}]
+    }));
+    let mut vm = VmContext::new();
+    let m = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 5, "__account_address": "A"}),
+        acct(1, 0),
+    );
+    assert_eq!(m[0].patch["c"], json!({"a": 15, "b": 16}));
+}
+
+#[test]
+fn unknown_event_types_are_errors() {
+    let s = when_stack();
+    let mut vm = VmContext::new();
+    let mut out = Vec::new();
+    let err = vm
+        .apply_json(&s, "p::NopeState", &json!({}), &acct(1, 0), &mut out)
+        .unwrap_err();
+    assert_eq!(err, ApplyError::UnknownEventType("p::NopeState".into()));
+    assert_eq!(vm.stats().unknown_events, 1);
+}
+
+#[test]
+fn malformed_events_are_errors() {
+    let s = when_stack();
+    let mut vm = VmContext::new();
+    let mut out = Vec::new();
+    assert!(matches!(
+        vm.apply_json(&s, "p::AState", &json!({"id": 1}), &acct(1, 0), &mut out),
+        Err(ApplyError::BadEvent(_))
+    ));
+    assert!(matches!(
+        vm.apply_json(&s, "p::AState", &json!([1]), &acct(1, 0), &mut out),
+        Err(ApplyError::BadEvent(_))
+    ));
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_failing_step_skips_the_event_and_is_counted() {
+    let mut m = map("who", "v", "LastWrite");
+    m["source"]["FromSource"]["transform"] = json!("Base58Encode");
+    let s = stack_with(
+        json!({"handlers": [handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), m])]}),
+    );
+    let mut vm = VmContext::new();
+    let mut out = Vec::new();
+    let err = vm
+        .apply_json(
+            &s,
+            "p::AState",
+            &json!({"id": 1, "v": 12, "__account_address": "A"}),
+            &acct(1, 0),
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, ApplyError::Handler { ref entity, .. } if entity == "Thing"),
+        "{err}"
+    );
+    assert!(out.is_empty());
+    assert_eq!(vm.stats().handler_errors, 1);
+    assert!(
+        vm.entity_state(&s, "Thing", &json!(1)).is_none(),
+        "nothing stored"
+    );
+}
+
+#[test]
+fn undecodable_updates_are_counted_decode_errors() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/stacks/OreStream.stack.json"
+    ))
+    .unwrap();
+    let s = Stack::from_json(&bytes).unwrap();
+    let mut vm = VmContext::new();
+    let u = stackcore_engine::Update::Account(stackcore_engine::AccountUpdate {
+        slot: 1,
+        write_version: 1,
+        pubkey: [1; 32],
+        owner: s.program_ids()[0],
+        data: vec![0xEE; 3],
+        signature: None,
+        timestamp: 0,
+    });
+    let mut out = Vec::new();
+    assert!(matches!(
+        vm.apply(&s, &u, &mut out),
+        Err(ApplyError::Decode(_))
+    ));
+    assert_eq!(vm.stats().decode_errors, 1);
+}
+
+#[test]
+fn resolver_requests_are_emitted_and_their_results_applied() {
+    let s = stack_with(json!({
+        "handlers": [handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), map("mint", "mint", "LastWrite")])],
+        "resolver_specs": [{"resolver": "token", "input_path": "mint", "strategy": "SetOnce", "extracts": [{"target_path": "meta"}]}],
+        "computed_fields": ["ui"],
+        "computed_field_specs": [{"target_path": "ui", "expression": {"ResolverComputed": {"resolver": "TokenMetadata", "method": "ui_amount",
+            "args": [{"Literal": {"value": 1500}}, {"FieldRef": {"path": "meta.decimals"}}]}}, "result_type": "Option<f64>"}]
+    }));
+    let mut vm = VmContext::new();
+    run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "mint": "M", "__account_address": "A"}),
+        acct(1, 0),
+    );
+    let reqs = vm.take_resolver_requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        (reqs[0].input.clone(), reqs[0].key.clone()),
+        (json!("M"), json!(1))
+    );
+    let mut out = Vec::new();
+    vm.apply_resolver_result(
+        &s,
+        &reqs[0],
+        true,
+        &json!({"decimals": 3}),
+        &acct(2, 0),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out[0].patch, json!({"meta": {"decimals": 3}, "ui": 1.5}));
+    // Filled: a SetOnce resolver is not asked again.
+    run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "mint": "M", "__account_address": "A"}),
+        acct(3, 0),
+    );
+    assert!(vm.take_resolver_requests().is_empty());
+}
