@@ -25,18 +25,14 @@ fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
 }
 
+/// Installs tests/node's packages once (tests/node/install.sh serializes concurrent callers).
 fn ensure_npm_install() {
-    let dir = node_dir();
-    if dir.join("node_modules/hyperstack-typescript/package.json").exists() && dir.join("node_modules/ws").exists() {
-        return;
-    }
-    let ok = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
+    let ok = Command::new("bash")
+        .arg(node_dir().join("install.sh"))
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "npm ci in tests/node failed");
+    assert!(ok, "tests/node/install.sh failed (needs node, npm and flock)");
 }
 
 /// Reads frames of `view` from a fresh tungstenite subscription until its snapshot is complete.
