@@ -17,13 +17,26 @@
 //!                 differences are printed (output line, event, entity, key, JSON path, both values)
 //! ```
 //!
-//! Inputs (`--events`): decoded-event JSON lines in the reference interpreter's shape (see
-//! [`input`]), `synthetic:SEED:COUNT` (the synthetic chain), or a recording made with `--record`.
+//! Inputs (`--events`):
+//! - decoded-event JSON lines in the reference interpreter's shape (see [`input`]), so events
+//!   captured for the reference replay as they are;
+//! - `synthetic:SEED:COUNT`: COUNT updates of the synthetic chain for the stack's IDLs;
+//! - a recording made with `--record` (told apart by its header): raw upstream messages, converted
+//!   and deduplicated the way ingest does it (receive time as the clock, re-sent messages after a
+//!   reconnect marker dropped), then decoded with the stack's IDLs. A truncated or corrupt
+//!   recording is replayed up to the bad record, which is reported.
+//!
+//! Events are applied one at a time by the engine's `VmContext` (`apply_json` for decoded events,
+//! `apply` for raw updates); with `--out frames` each mutation then goes through the engine's
+//! `Views`, where one subscription (`--view`, `--key`) was made before the first event or after
+//! `--subscribe-after N` events. Memory stays bounded by the engine's own bounds: nothing is
+//! buffered beyond one event's output, and `--expect` is read alongside, line by line.
 //!
 //! Exit codes: **0** the run completed (and matched `--expect` if given); **1** the output differs
 //! from `--expect`; **2** bad input — an unreadable or invalid stack, events or expect file, an
-//! unknown view, or (with `--strict`) a malformed event line. Without `--strict` a malformed line or
-//! an event the stack cannot take is reported on stderr with its line number and skipped.
+//! unknown view, or (with `--strict`) a malformed event line or record. Without `--strict` a
+//! malformed line, or an event the stack cannot take, is reported on stderr with its line number
+//! (or record offset) and skipped; an event the stack's handlers reject is always only reported.
 
 pub mod diff;
 pub mod input;
@@ -62,7 +75,8 @@ pub struct ReplayArgs {
     /// The subscription's key (needed for state views; a filter on list views).
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
-    /// Subscribe after this many events instead of before the first, so the snapshot has rows.
+    /// Subscribe after this many events instead of before the first, so the snapshot has rows
+    /// (malformed lines are not events).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub subscribe_after: u64,
     /// Compare the output with this file's lines instead of printing it.
@@ -109,10 +123,10 @@ pub enum ReplayError {
     #[error("events {input}: {message}")]
     Events { input: String, message: String },
     /// With `--strict`: a malformed event line, or an event the stack cannot take.
-    #[error("{input}:{line}: {message}")]
+    #[error("{at}: {message} (--strict)")]
     BadLine {
-        input: String,
-        line: usize,
+        /// `FILE:LINE`, or `INPUT (event N)` for inputs without lines.
+        at: String,
         message: String,
     },
     /// `--view` is missing for `--out frames`, or names no view of the stack.
@@ -128,11 +142,25 @@ pub enum ReplayError {
 
 /// Where an output line came from, for diff reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Origin {
-    /// 0-based index among the events that were applied.
-    event: u64,
-    /// 1-based line of the events file, for JSON lines input.
-    line: Option<usize>,
+enum Origin {
+    /// The `index`-th event of the input (0-based; malformed lines are not events), read from
+    /// `line` (1-based) of a JSON-lines input.
+    Event { index: u64, line: Option<usize> },
+    /// The subscription's own frames (`subscribed`, snapshot), sent after `after` events.
+    Subscribe { after: u64 },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Event {
+                index,
+                line: Some(l),
+            } => write!(f, "event {index}, input line {l}"),
+            Origin::Event { index, line: None } => write!(f, "event {index}"),
+            Origin::Subscribe { after } => write!(f, "subscription after {after} events"),
+        }
+    }
 }
 
 /// One mutation as `--out mutations` prints it (field order fixed).
@@ -194,83 +222,64 @@ fn run_inner(
         return Err(ReplayError::View("--out frames needs --view VIEW".into()));
     }
 
-    let mut sink = Sink::new(args, stdout)?;
-    let mut events = events::open(&input, &engine, args)?;
-    let mut applied: u64 = 0;
+    let mut sink = Sink::new(args)?;
+    let mut events = events::open(&input, &engine)?;
+    // Events read so far (malformed lines are not events); `index` names the next one.
+    let mut index = 0u64;
     let mut lines: Vec<(String, Value)> = Vec::new();
-    if args.out == OutKind::Frames && args.subscribe_after == 0 {
+    let frames = args.out == OutKind::Frames;
+    if frames && args.subscribe_after == 0 {
         engine.subscribe(args, &mut lines)?;
-        sink.take(
-            &mut lines,
-            Origin {
-                event: 0,
-                line: None,
-            },
-            stdout,
-        )?;
+        sink.take(&mut lines, Origin::Subscribe { after: 0 }, stdout)?;
     }
-    while let Some(next) = events.next(&engine) {
+    while let Some(next) = events.next() {
         let (event, line) = match next {
             Ok(ev) => ev,
-            Err(events::Skip { line, message }) => {
-                let input = args.events.clone();
-                if args.strict {
-                    return Err(ReplayError::BadLine {
-                        input,
-                        line,
-                        message,
-                    });
-                }
-                writeln!(stderr, "replay: {input}:{line}: {message} (skipped)")?;
+            Err(events::Skip { at, message }) => {
+                skip(args, at, message, true, stderr)?;
                 continue;
             }
         };
-        let origin = Origin {
-            event: applied,
-            line,
-        };
-        if let Err(message) = engine.apply(&event, args, &mut lines) {
-            let input = args.events.clone();
-            let line = line.unwrap_or(0);
-            if args.strict {
-                return Err(ReplayError::BadLine {
-                    input,
-                    line,
-                    message,
-                });
+        match engine.apply(&event, args, &mut lines) {
+            Ok(()) => sink.take(&mut lines, Origin::Event { index, line }, stdout)?,
+            Err(e) => {
+                let at = match line {
+                    Some(l) => format!("{}:{l}", args.events),
+                    None => format!("{} (event {index})", args.events),
+                };
+                skip(args, at, e.message, e.bad_input, stderr)?;
             }
-            writeln!(stderr, "replay: {input}:{line}: {message} (skipped)")?;
-            continue;
         }
-        sink.take(&mut lines, origin, stdout)?;
-        applied += 1;
-        if args.out == OutKind::Frames && applied == args.subscribe_after {
+        index += 1;
+        if frames && index == args.subscribe_after {
             engine.subscribe(args, &mut lines)?;
-            sink.take(
-                &mut lines,
-                Origin {
-                    event: applied,
-                    line: None,
-                },
-                stdout,
-            )?;
+            sink.take(&mut lines, Origin::Subscribe { after: index }, stdout)?;
         }
     }
     if let Some(err) = events.error() {
         return Err(err);
     }
-    if args.out == OutKind::Frames && args.subscribe_after > applied {
+    if frames && args.subscribe_after > index {
         engine.subscribe(args, &mut lines)?;
-        sink.take(
-            &mut lines,
-            Origin {
-                event: applied,
-                line: None,
-            },
-            stdout,
-        )?;
+        sink.take(&mut lines, Origin::Subscribe { after: index }, stdout)?;
     }
-    sink.finish(args, stdout, stderr)
+    sink.finish(stdout, stderr)
+}
+
+/// Reports an event that produced nothing. Bad input is fatal with `--strict`; an event the
+/// stack's own handlers reject (as the reference would) is only reported.
+fn skip(
+    args: &ReplayArgs,
+    at: String,
+    message: String,
+    bad_input: bool,
+    stderr: &mut dyn Write,
+) -> Result<(), ReplayError> {
+    if bad_input && args.strict {
+        return Err(ReplayError::BadLine { at, message });
+    }
+    writeln!(stderr, "replay: {at}: {message} (skipped)")?;
+    Ok(())
 }
 
 /// Output lines go either straight to stdout or through the `--expect` comparison.
@@ -280,7 +289,7 @@ enum Sink {
 }
 
 impl Sink {
-    fn new(args: &ReplayArgs, _stdout: &mut dyn Write) -> Result<Sink, ReplayError> {
+    fn new(args: &ReplayArgs) -> Result<Sink, ReplayError> {
         match &args.expect {
             None => Ok(Sink::Print),
             Some(p) => Ok(Sink::Compare(Comparison::open(p)?)),
@@ -308,7 +317,6 @@ impl Sink {
 
     fn finish(
         self,
-        args: &ReplayArgs,
         stdout: &mut dyn Write,
         stderr: &mut dyn Write,
     ) -> Result<Outcome, ReplayError> {
@@ -317,7 +325,7 @@ impl Sink {
                 stdout.flush()?;
                 Ok(Outcome::Done)
             }
-            Sink::Compare(c) => c.finish(args, stdout, stderr),
+            Sink::Compare(c) => c.finish(stdout, stderr),
         }
     }
 }
@@ -408,10 +416,7 @@ impl Comparison {
         self.reported += 1;
         self.header(out)?;
         let n = self.compared;
-        let from = match origin.line {
-            Some(l) => format!("event {}, input line {l}", origin.event),
-            None => format!("after event {}", origin.event),
-        };
+        let from = origin;
         let what = describe(actual);
         match expected {
             None => writeln!(
@@ -440,12 +445,7 @@ impl Comparison {
         Ok(())
     }
 
-    fn finish(
-        mut self,
-        _args: &ReplayArgs,
-        out: &mut dyn Write,
-        err: &mut dyn Write,
-    ) -> Result<Outcome, ReplayError> {
+    fn finish(mut self, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome, ReplayError> {
         let mut missing = 0u64;
         let mut first_missing = None;
         while let Some(v) = self.next_expected()? {
@@ -505,7 +505,9 @@ fn mutation_line(m: &stackcore_engine::Mutation) -> (String, Value) {
         seq: m.seq.to_string(),
     };
     let text = serde_json::to_string(&line).expect("a mutation line always serializes");
-    let value = serde_json::to_value(&line).expect("a mutation line always serializes");
+    // The value compared with `--expect` is read back from the text, so that both sides go
+    // through the same number parsing (serde_json's float parsing is not exactly round-trip).
+    let value = serde_json::from_str(&text).expect("a mutation line reads back");
     (text, value)
 }
 
@@ -525,17 +527,26 @@ fn frame_text(payload: &[u8]) -> Result<String, String> {
 mod events {
     //! The event sources behind `--events`, as one iterator of [`Event`]s.
 
+    use std::collections::VecDeque;
+
+    use stackcore_io::config::Commitment;
+    use stackcore_io::ingest::resume::Resume;
+    use stackcore_io::ingest::{record, Converter, IngestLimits};
+
     use super::*;
 
     /// One event to apply.
     pub enum Event {
+        /// A decoded event from a JSON line.
         Json(JsonEvent),
+        /// A raw upstream update (synthetic chain), decoded by the engine with the stack's IDLs.
         Update(stackcore_engine::Update),
     }
 
-    /// A line that could not be read as an event: reported (or fatal with `--strict`).
+    /// Input that could not be read as an event: reported (or fatal with `--strict`).
     pub struct Skip {
-        pub line: usize,
+        /// `FILE:LINE`, or `FILE (record at byte N)`.
+        pub at: String,
         pub message: String,
     }
 
@@ -547,45 +558,103 @@ mod events {
             input: String,
         },
         Synthetic {
-            gen: Box<engine::Synth>,
+            gen: Box<stackcore_engine::synth::Generator>,
             left: u64,
         },
+        Recording(Box<Recording>),
     }
 
-    pub fn open(
-        input: &InputSpec,
-        engine: &engine::Engine,
-        _args: &ReplayArgs,
-    ) -> Result<Events, ReplayError> {
-        match input {
-            InputSpec::Synthetic { seed, count } => {
-                Ok(Events::Synthetic {
-                    gen: Box::new(engine.synthetic(*seed).map_err(|message| {
-                        ReplayError::Events {
-                            input: format!("synthetic:{seed}:{count}"),
-                            message,
+    /// A `--record` recording, read the way ingest replays it: every record through the same
+    /// conversion (receive time as the ingest clock) and the same dedup after "resumed" markers.
+    pub struct Recording {
+        input: String,
+        reader: record::Reader,
+        converter: Converter,
+        resume: Resume,
+        /// Updates of the last message not handed out yet (one message's worth at most).
+        pending: VecDeque<stackcore_engine::Update>,
+        scratch: Vec<stackcore_engine::Update>,
+        /// A bad record ended the recording; nothing after it is read.
+        ended: bool,
+    }
+
+    impl Recording {
+        fn next(&mut self) -> Option<Result<(Event, Option<usize>), Skip>> {
+            loop {
+                if let Some(u) = self.pending.pop_front() {
+                    return Some(Ok((Event::Update(u), None)));
+                }
+                if self.ended {
+                    return None;
+                }
+                let offset = self.reader.offset();
+                let at = format!("{} (record at byte {offset})", self.input);
+                match self.reader.next_record() {
+                    Ok(None) => return None,
+                    Ok(Some(record::Record::Resumed { .. })) => self.resume.resumed(),
+                    Ok(Some(record::Record::Update {
+                        recv_unix_nanos,
+                        update,
+                    })) => {
+                        let now_unix = (recv_unix_nanos / 1_000_000_000) as i64;
+                        self.scratch.clear();
+                        if let Err(e) = self.converter.convert(&update, now_unix, &mut self.scratch)
+                        {
+                            return Some(Err(Skip {
+                                at,
+                                message: format!("malformed upstream update: {e}"),
+                            }));
                         }
-                    })?),
-                    left: *count,
-                })
+                        for (i, u) in self.scratch.drain(..).enumerate() {
+                            if self.resume.admit(&u, i) {
+                                self.pending.push_back(u);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        self.ended = true;
+                        return Some(Err(Skip {
+                            at,
+                            message: format!("{e}; the recording is replayed up to there"),
+                        }));
+                    }
+                }
             }
+        }
+    }
+
+    pub fn open(input: &InputSpec, engine: &engine::Engine) -> Result<Events, ReplayError> {
+        match input {
+            InputSpec::Synthetic { seed, count } => Ok(Events::Synthetic {
+                gen: Box::new(engine.synthetic(*seed)),
+                left: *count,
+            }),
             InputSpec::File(path) => {
-                let f = File::open(path).map_err(|e| ReplayError::Events {
+                let io_err = |e: std::io::Error| ReplayError::Events {
                     input: path.clone(),
                     message: e.to_string(),
-                })?;
-                let mut reader = BufReader::new(f);
-                let head = reader.fill_buf().map_err(|e| ReplayError::Events {
-                    input: path.clone(),
-                    message: e.to_string(),
-                })?;
-                if head.starts_with(b"SCREC") {
-                    return Err(ReplayError::Events {
+                };
+                let mut reader = BufReader::new(File::open(path).map_err(io_err)?);
+                if reader
+                    .fill_buf()
+                    .map_err(io_err)?
+                    .starts_with(RECORDING_MAGIC)
+                {
+                    let reader = record::Reader::open(std::path::Path::new(path)).map_err(|e| {
+                        ReplayError::Events {
+                            input: path.clone(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                    return Ok(Events::Recording(Box::new(Recording {
                         input: path.clone(),
-                        message: "this is a `--record` recording; replaying recordings is not \
-                                  supported by this build yet (use JSON lines or synthetic:SEED:COUNT)"
-                            .into(),
-                    });
+                        reader,
+                        converter: Converter::new(engine.program_ids(), Commitment::Processed),
+                        resume: Resume::new(IngestLimits::default().dedup_capacity),
+                        pending: VecDeque::new(),
+                        scratch: Vec::new(),
+                        ended: false,
+                    })));
                 }
                 Ok(Events::Lines {
                     reader: Box::new(reader),
@@ -597,51 +666,55 @@ mod events {
         }
     }
 
+    /// The first bytes of a `--record` recording (`SCREC`, then a version).
+    const RECORDING_MAGIC: &[u8] = b"SCREC";
+
     impl Events {
-        /// The next event with its input line, a line to skip, or `None` at the end.
-        pub fn next(
-            &mut self,
-            engine: &engine::Engine,
-        ) -> Option<Result<(Event, Option<usize>), Skip>> {
+        /// The next event with its input line, input to skip, or `None` at the end.
+        #[allow(clippy::type_complexity)]
+        pub fn next(&mut self) -> Option<Result<(Event, Option<usize>), Skip>> {
             match self {
                 Events::Synthetic { gen, left } => {
                     if *left == 0 {
                         return None;
                     }
                     *left -= 1;
-                    let _ = engine;
                     Some(Ok((Event::Update(gen.next_update()), None)))
                 }
+                Events::Recording(r) => r.next(),
                 Events::Lines {
                     reader,
                     line,
                     error,
                     input,
-                } => loop {
+                } => {
                     let mut buf = String::new();
-                    match reader.read_line(&mut buf) {
-                        Ok(0) => return None,
-                        Ok(_) => {}
-                        Err(e) => {
-                            *error = Some(ReplayError::Events {
-                                input: input.clone(),
-                                message: format!("line {}: {e}", *line + 1),
-                            });
-                            return None;
+                    loop {
+                        buf.clear();
+                        match reader.read_line(&mut buf) {
+                            Ok(0) => return None,
+                            Ok(_) => {}
+                            Err(e) => {
+                                *error = Some(ReplayError::Events {
+                                    input: input.clone(),
+                                    message: format!("line {}: {e}", *line + 1),
+                                });
+                                return None;
+                            }
+                        }
+                        *line += 1;
+                        match JsonEvent::parse_line(&buf) {
+                            Ok(None) => continue,
+                            Ok(Some(ev)) => return Some(Ok((Event::Json(ev), Some(*line)))),
+                            Err(message) => {
+                                return Some(Err(Skip {
+                                    at: format!("{input}:{line}"),
+                                    message,
+                                }))
+                            }
                         }
                     }
-                    *line += 1;
-                    match JsonEvent::parse_line(&buf) {
-                        Ok(None) => continue,
-                        Ok(Some(ev)) => return Some(Ok((Event::Json(ev), Some(*line)))),
-                        Err(message) => {
-                            return Some(Err(Skip {
-                                line: *line,
-                                message,
-                            }))
-                        }
-                    }
-                },
+                }
             }
         }
 
@@ -649,7 +722,7 @@ mod events {
         pub fn error(&mut self) -> Option<ReplayError> {
             match self {
                 Events::Lines { error, .. } => error.take(),
-                Events::Synthetic { .. } => None,
+                _ => None,
             }
         }
     }
@@ -660,19 +733,21 @@ mod engine {
     //! with one subscriber.
 
     use super::*;
-    use stackcore_engine::view::{Output, SubId, Subscription, Views};
+    use stackcore_engine::frame::Mode;
+    use stackcore_engine::synth::{Generator, SynthConfig};
+    use stackcore_engine::view::{Output, SubId, Subscription, ViewId, Views};
+    use stackcore_engine::vm::{ApplyError, EventContext};
     use stackcore_engine::{EntityCacheConfig, Mutation, Stack, VmContext};
 
     /// The one subscription a frames replay has.
     const SUB: SubId = SubId(1);
 
-    /// The synthetic chain (not in this engine yet: no value of this type can exist).
-    pub enum Synth {}
-
-    impl Synth {
-        pub fn next_update(&mut self) -> stackcore_engine::Update {
-            match *self {}
-        }
+    /// Why an event produced nothing.
+    pub struct Rejected {
+        pub message: String,
+        /// The event itself is wrong (cannot be decoded, unknown to the stack, malformed): fatal
+        /// with `--strict`. Otherwise the stack's handlers rejected it, as the reference would.
+        pub bad_input: bool,
     }
 
     pub struct Engine {
@@ -681,15 +756,20 @@ mod engine {
         views: Option<Views>,
         mutations: Vec<Mutation>,
         outputs: Vec<Output>,
-        /// The subscribed view, once subscribed.
-        view: Option<stackcore_engine::ViewId>,
+        /// The subscribed view and its mode, once subscribed.
+        view: Option<(ViewId, Mode)>,
     }
 
     impl Engine {
         pub fn load(bytes: &[u8], args: &ReplayArgs) -> Result<Engine, String> {
             let stack = Stack::from_json(bytes).map_err(|e| e.to_string())?;
-            let views = (args.out == OutKind::Frames)
-                .then(|| Views::new(stack.entity_views(), EntityCacheConfig::default()));
+            let views = match args.out {
+                OutKind::Frames => Some(
+                    Views::try_new(stack.entity_views(), EntityCacheConfig::default())
+                        .map_err(|e| e.to_string())?,
+                ),
+                OutKind::Mutations => None,
+            };
             Ok(Engine {
                 stack,
                 vm: VmContext::new(),
@@ -700,8 +780,18 @@ mod engine {
             })
         }
 
-        pub fn synthetic(&self, _seed: u64) -> Result<Synth, String> {
-            Err("this engine has no synthetic chain yet".into())
+        /// The programs whose updates a recording's transactions are searched for.
+        pub fn program_ids(&self) -> Vec<stackcore_engine::Pubkey> {
+            self.stack.program_ids()
+        }
+
+        /// The synthetic chain for this stack's IDLs, seeded.
+        pub fn synthetic(&self, seed: u64) -> Generator {
+            let cfg = SynthConfig {
+                seed,
+                ..Default::default()
+            };
+            Generator::new(self.stack.idls(), cfg)
         }
 
         /// Applies one event; pushes the rendered output lines.
@@ -710,38 +800,60 @@ mod engine {
             event: &events::Event,
             args: &ReplayArgs,
             lines: &mut Vec<(String, Value)>,
-        ) -> Result<(), String> {
+        ) -> Result<(), Rejected> {
             self.mutations.clear();
-            match event {
-                events::Event::Update(u) => self
-                    .vm
-                    .apply(&self.stack, u, &mut self.mutations)
-                    .map_err(|e| e.to_string())?,
-                events::Event::Json(ev) => self.apply_json(ev)?,
+            let r = match event {
+                events::Event::Update(u) => self.vm.apply(&self.stack, u, &mut self.mutations),
+                events::Event::Json(ev) => {
+                    let (index, is_account) = match ev.index {
+                        EventIndex::WriteVersion(w) => (w, true),
+                        EventIndex::TxnIndex(t) => (t, false),
+                    };
+                    let ctx = EventContext {
+                        slot: ev.slot,
+                        index,
+                        signature: (!ev.signature.is_empty()).then(|| ev.signature.clone()),
+                        timestamp: ev.timestamp,
+                        is_account,
+                    };
+                    self.vm.apply_json(
+                        &self.stack,
+                        &ev.event_type,
+                        &ev.data,
+                        &ctx,
+                        &mut self.mutations,
+                    )
+                }
+            };
+            if let Err(e) = r {
+                return Err(Rejected {
+                    bad_input: !matches!(e, ApplyError::Handler { .. }),
+                    message: e.to_string(),
+                });
             }
             match args.out {
                 OutKind::Mutations => lines.extend(self.mutations.iter().map(mutation_line)),
                 OutKind::Frames => {
-                    let views = self.views.as_mut().expect("frames replay has views");
+                    let views = self.views.as_mut().expect("a frames replay has views");
                     for m in &self.mutations {
                         views.apply(m, &mut self.outputs);
                     }
-                    self.deliver(args, lines)?;
+                    self.deliver(args, lines).map_err(|message| Rejected {
+                        message,
+                        bad_input: false,
+                    })?;
                 }
             }
             Ok(())
         }
 
-        fn apply_json(&mut self, _ev: &JsonEvent) -> Result<(), String> {
-            Err("this engine cannot apply decoded JSON events yet".into())
-        }
-
+        /// Subscribes the one subscriber to `--view`; pushes its `subscribed` frame and snapshot.
         pub fn subscribe(
             &mut self,
             args: &ReplayArgs,
             lines: &mut Vec<(String, Value)>,
         ) -> Result<(), ReplayError> {
-            let views = self.views.as_mut().expect("frames replay has views");
+            let views = self.views.as_mut().expect("a frames replay has views");
             let req = Subscription {
                 view: args.view.clone().unwrap_or_default(),
                 key: args.key.clone(),
@@ -750,12 +862,15 @@ mod engine {
             let id = views
                 .subscribe(SUB, &req, &mut self.outputs)
                 .map_err(|e| ReplayError::View(e.to_string()))?;
-            self.view = Some(id);
+            let mode = views.mode(id).unwrap_or(Mode::List);
+            self.view = Some((id, mode));
             self.deliver(args, lines)
                 .map_err(|e| ReplayError::View(format!("{}: {e}", req.view)))
         }
 
-        /// Keeps the outputs our one subscriber receives, as lines.
+        /// Keeps the outputs our one subscriber receives, as lines: frames addressed to it, and
+        /// broadcasts of its view that its key admits (list/append: no key or the same key;
+        /// state: the same key).
         fn deliver(
             &mut self,
             args: &ReplayArgs,
@@ -764,12 +879,20 @@ mod engine {
             for o in self.outputs.drain(..) {
                 let frame = match o {
                     Output::To { sub, frame } if sub == SUB => frame,
-                    Output::Broadcast { view, key, frame }
-                        if Some(view) == self.view
-                            && args.key.as_deref().is_none_or(|k| k == &*key) =>
-                    {
-                        frame
-                    }
+                    Output::Broadcast { view, key, frame } => match self.view {
+                        Some((id, mode)) if id == view => {
+                            let admitted = match (mode, args.key.as_deref()) {
+                                (Mode::State, k) => k == Some(&*key),
+                                (_, None) => true,
+                                (_, Some(k)) => k == &*key,
+                            };
+                            if !admitted {
+                                continue;
+                            }
+                            frame
+                        }
+                        _ => continue,
+                    },
                     _ => continue,
                 };
                 let text = frame_text(frame.payload())?;

@@ -16,7 +16,11 @@
 //!   `round`, `roundNext` → Round, `entropyVar` → Var) is drawn from that type's pool; an account
 //!   with a fixed address in the IDL gets it; the rest are wallets. Instructions are picked with a
 //!   weight of 1 + 2 × (accounts drawn from pools), so the ones that connect entities dominate;
-//! - slots increase every `updates_per_slot` fresh updates; account writes carry increasing
+//! - an instruction comes as a transaction: with it, writes of up to three of the pool accounts it
+//!   names (each with probability ½), all carrying its signature and slot — after the instruction,
+//!   or (30%) before it, so `when`-style handlers see both orders; other account writes stand alone
+//!   (half of them reuse the signature of the slot's last transaction);
+//! - slots increase every `updates_per_slot` transactions or lone writes; account writes carry increasing
 //!   `write_version`s, instructions a per-slot `txn_index`; the timestamp is
 //!   `1_700_000_000 + slot * 2 / 5` (400 ms slots);
 //! - with `duplicate_ratio` a past update (from the last 64) is delivered again, unchanged; with
@@ -36,6 +40,8 @@ use crate::Update;
 const HISTORY: usize = 64;
 /// Account writes held back at most at once (`out_of_order_ratio`).
 const MAX_HELD: usize = 16;
+/// Account writes a generated transaction makes besides its instruction.
+const MAX_TX_WRITES: usize = 3;
 /// Nesting beyond which recursive types get their smallest value.
 const MAX_GEN_DEPTH: u32 = 6;
 
@@ -47,7 +53,8 @@ pub struct SynthConfig {
     pub addresses_per_account_type: usize,
     /// First slot (default 300,000,000).
     pub start_slot: u64,
-    /// Fresh updates per slot (default 4).
+    /// Transactions (an instruction with its account writes) or lone account writes per slot
+    /// (default 4).
     pub updates_per_slot: u32,
     /// Share of updates that re-deliver a past update (default 0.02).
     pub duplicate_ratio: f64,
@@ -141,6 +148,8 @@ pub struct Generator {
     history: VecDeque<Update>,
     /// (deliver when `emitted` reaches this, update)
     held: VecDeque<(u64, Update)>,
+    /// The rest of the transaction being delivered (at most 1 + `MAX_TX_WRITES`).
+    pending: VecDeque<Update>,
 }
 
 fn is_frozen(name: &str) -> bool {
@@ -154,7 +163,7 @@ fn is_id_like(name: &str) -> bool {
 impl Generator {
     pub fn new(idls: &IdlSet, cfg: SynthConfig) -> Generator {
         let idls = idls.clone();
-        let mut rng = Rng(cfg.seed ^ 0x5EED_0F_C4A1_u64);
+        let mut rng = Rng(cfg.seed ^ 0x5EED_5EED_5EED_5EED_u64);
         let n = cfg.addresses_per_account_type.max(1);
         let wallets: Vec<Pubkey> = (0..n).map(|_| rng.bytes()).collect();
         let mut pools = Vec::new();
@@ -227,6 +236,7 @@ impl Generator {
             emitted: 0,
             history: VecDeque::with_capacity(HISTORY),
             held: VecDeque::with_capacity(MAX_HELD),
+            pending: VecDeque::with_capacity(1 + MAX_TX_WRITES),
             cfg,
         }
     }
@@ -283,12 +293,39 @@ impl Generator {
     }
 
     fn fresh(&mut self) -> Update {
+        if let Some(u) = self.pending.pop_front() {
+            return u;
+        }
         self.tick();
         let accounts = !self.pools.is_empty() && (self.ixs.is_empty() || self.rng.chance(0.5));
         if accounts {
-            self.account_write()
+            let pi = self.rng.below(self.pools.len() as u64) as usize;
+            let ai = self.rng.below(self.pools[pi].addresses.len() as u64) as usize;
+            let signature = match self.last_signature {
+                Some(s) if self.rng.chance(0.5) => s,
+                _ => self.rng.bytes(),
+            };
+            self.account_write(pi, ai, signature)
         } else if !self.ixs.is_empty() {
-            self.instruction()
+            // A transaction: the instruction and writes of some of the pool accounts it names,
+            // all with its signature; the writes come after it, or (30%) before it.
+            let (ix, touched) = self.instruction();
+            let Update::Instruction(i) = &ix else {
+                unreachable!("instruction() returns an instruction")
+            };
+            let signature = i.signature;
+            let writes_first = self.rng.chance(0.3);
+            if !writes_first {
+                self.pending.push_back(ix.clone());
+            }
+            for (pi, ai) in touched {
+                let w = self.account_write(pi, ai, signature);
+                self.pending.push_back(w);
+            }
+            if writes_first {
+                self.pending.push_back(ix);
+            }
+            self.pending.pop_front().expect("the instruction at least")
         } else {
             Update::Slot {
                 slot: self.slot,
@@ -297,9 +334,8 @@ impl Generator {
         }
     }
 
-    fn account_write(&mut self) -> Update {
-        let pi = self.rng.below(self.pools.len() as u64) as usize;
-        let ai = self.rng.below(self.pools[pi].addresses.len() as u64) as usize;
+    /// The next write of address `ai` of pool `pi`, by the transaction `signature`.
+    fn account_write(&mut self, pi: usize, ai: usize, signature: Signature) -> Update {
         let et = self.pools[pi].event_type;
         let fields = self.idls.fields_of(et).to_vec();
         let record = match self.pools[pi].records[ai].take() {
@@ -341,10 +377,6 @@ impl Generator {
             .data;
         self.pools[pi].records[ai] = Some(d.fields);
         self.write_version += 1;
-        let signature = match self.last_signature {
-            Some(s) if self.rng.chance(0.5) => s,
-            _ => self.rng.bytes(),
-        };
         Update::Account(AccountUpdate {
             slot: self.slot,
             write_version: self.write_version,
@@ -356,7 +388,8 @@ impl Generator {
         })
     }
 
-    fn instruction(&mut self) -> Update {
+    /// A new instruction, and the (pool, address) accounts its transaction also writes.
+    fn instruction(&mut self) -> (Update, Vec<(usize, usize)>) {
         let mut pick = self.rng.below(self.total_weight);
         let mut xi = 0;
         while pick >= self.ixs[xi].weight {
@@ -365,13 +398,20 @@ impl Generator {
         }
         let et = self.ixs[xi].event_type;
         let sources = self.ixs[xi].accounts.clone();
+        let mut touched = Vec::new();
         let accounts: Vec<Pubkey> = sources
             .iter()
             .map(|s| match *s {
                 AccSource::Fixed(k) => k,
                 AccSource::Pool(pi) => {
-                    let p = &self.pools[pi];
-                    p.addresses[self.rng.below(p.addresses.len() as u64) as usize]
+                    let ai = self.rng.below(self.pools[pi].addresses.len() as u64) as usize;
+                    if touched.len() < MAX_TX_WRITES
+                        && !touched.contains(&(pi, ai))
+                        && self.rng.chance(0.5)
+                    {
+                        touched.push((pi, ai));
+                    }
+                    self.pools[pi].addresses[ai]
                 }
                 AccSource::Wallet => {
                     self.wallets[self.rng.below(self.wallets.len() as u64) as usize]
@@ -399,7 +439,7 @@ impl Generator {
         self.last_signature = Some(signature);
         let txn_index = self.txn_index;
         self.txn_index += 1;
-        Update::Instruction(InstructionUpdate {
+        let ix = Update::Instruction(InstructionUpdate {
             slot: self.slot,
             txn_index,
             signature,
@@ -407,7 +447,8 @@ impl Generator {
             accounts: enc.accounts,
             data: enc.data,
             timestamp: self.timestamp(),
-        })
+        });
+        (ix, touched)
     }
 
     /// A changed version of `old`: arrays change one or two elements, the rest is drawn anew.

@@ -398,3 +398,41 @@ fn decoding_reuses_the_record_of_the_same_type() {
     };
     assert_eq!(a.as_ptr(), before, "the array buffer is reused");
 }
+
+/// ORE is a Steel program: its accounts are bytemuck structs on chain, though the IDL states no
+/// serialization (so the reference reads them as Borsh). Every field is 8-aligned or a byte array,
+/// so the `repr(C)` layout has no padding and both readings agree byte for byte.
+#[test]
+fn ore_accounts_read_the_same_as_pod_and_as_borsh() {
+    let (mut stack, borsh) = ore();
+    for idl in stack["idls"].as_array_mut().unwrap() {
+        for acc in idl["accounts"].as_array_mut().unwrap() {
+            acc["serialization"] = json!("bytemuck");
+        }
+    }
+    let pod = IdlSet::from_json(&stack["idls"]).unwrap();
+    let mut rng = Rng(77);
+    for (et, info) in borsh.event_types().iter().enumerate() {
+        if !info.is_account {
+            continue;
+        }
+        let et = et as u32;
+        assert_eq!(pod.fixed_size(et), borsh.fixed_size(et), "{}", info.name);
+        let mut data = borsh.discriminator(et).unwrap().to_vec();
+        data.extend(rng.bytes(borsh.fixed_size(et).unwrap() - data.len()));
+        let u = Update::Account(AccountUpdate {
+            slot: 1,
+            write_version: 1,
+            pubkey: [1; 32],
+            owner: info.program_id,
+            data: data.clone(),
+            signature: None,
+            timestamp: 0,
+        });
+        let (mut a, mut b) = (Decoded::default(), Decoded::default());
+        borsh.decode(&u, &mut a).unwrap();
+        pod.decode(&u, &mut b).unwrap();
+        assert_eq!(a, b, "{}", info.name);
+        assert_eq!(pod.encode_decoded(&b).unwrap().data, data);
+    }
+}

@@ -211,9 +211,14 @@ fn slots_versions_and_timestamps_advance() {
         }
     }
     assert_eq!(updates[0].slot(), 1_000);
+    // Three transactions or lone writes per slot, a transaction being up to 1 + 3 updates.
+    let full = per_slot.len() - 1;
+    assert!(per_slot.values().all(|n| *n <= 3 * 4), "{per_slot:?}");
     assert!(
-        per_slot.values().all(|n| *n == 3) || per_slot.values().filter(|n| **n != 3).count() == 1
+        per_slot.values().filter(|n| **n >= 3).count() >= full,
+        "{per_slot:?}"
     );
+    assert!(per_slot.len() > 3_000 / 12);
 }
 
 #[test]
@@ -257,4 +262,55 @@ fn duplicates_and_late_writes_occur_only_when_asked_for() {
     });
     assert!(dups > 100, "{dups}");
     assert!(late > 10, "{late}");
+}
+
+#[test]
+fn transactions_bundle_an_instruction_with_writes_of_its_accounts() {
+    let idls = ore();
+    let quiet = SynthConfig {
+        duplicate_ratio: 0.0,
+        out_of_order_ratio: 0.0,
+        ..cfg(8)
+    };
+    let updates = take(&idls, quiet, 5_000);
+    let mut d = Decoded::default();
+    let mut ix_accounts: HashMap<[u8; 64], (u64, HashSet<Pubkey>)> = HashMap::new();
+    for u in &updates {
+        if let Update::Instruction(i) = u {
+            ix_accounts.insert(i.signature, (i.slot, i.accounts.iter().copied().collect()));
+        }
+    }
+    let (mut bundled, mut before, mut var_writes) = (0, 0, 0);
+    let mut seen_ix: HashSet<[u8; 64]> = HashSet::new();
+    for u in &updates {
+        match u {
+            Update::Instruction(i) => {
+                seen_ix.insert(i.signature);
+            }
+            Update::Account(a) => {
+                let sig = a.signature.unwrap();
+                let Some((slot, accounts)) = ix_accounts.get(&sig) else {
+                    continue;
+                };
+                assert_eq!(*slot, a.slot);
+                if accounts.contains(&a.pubkey) {
+                    bundled += 1;
+                    if !seen_ix.contains(&sig) {
+                        before += 1;
+                    }
+                    idls.decode(u, &mut d).unwrap();
+                    if &*idls.event_types()[d.event_type as usize].name == "entropy::VarState" {
+                        var_writes += 1;
+                    }
+                }
+            }
+            Update::Slot { .. } => unreachable!(),
+        }
+    }
+    assert!(bundled > 500, "{bundled}");
+    assert!(
+        before > 100 && before < bundled / 2,
+        "{before} of {bundled}"
+    );
+    assert!(var_writes > 50, "{var_writes}");
 }

@@ -581,3 +581,102 @@ fn mutations_the_views_cannot_use_are_counted_not_applied() {
     );
     assert!(v.rows(v.view_id("T/list").unwrap()).is_empty());
 }
+
+#[test]
+fn sharded_subscribe_sends_one_subscribed_and_one_complete_snapshot() {
+    use stackcore_engine::view::ShardRole;
+    let mut a = t_views(vec![]);
+    let mut b = t_views(vec![]);
+    let mut empty = t_views(vec![]);
+    let mut out = Vec::new();
+    put(&mut a, "a1", json!({"x": 1}), 1, &mut out);
+    put(&mut b, "b1", json!({"x": 2}), 2, &mut out);
+    let s = sub("T/list", None);
+    let roles = [
+        ShardRole {
+            first: true,
+            last: false,
+        },
+        ShardRole {
+            first: false,
+            last: false,
+        },
+        ShardRole {
+            first: false,
+            last: true,
+        },
+    ];
+    a.subscribe_shard(SubId(1), &s, None, roles[0], &mut out)
+        .unwrap();
+    empty
+        .subscribe_shard(SubId(1), &s, None, roles[1], &mut out)
+        .unwrap();
+    b.subscribe_shard(SubId(1), &s, None, roles[2], &mut out)
+        .unwrap();
+    let frames = to_frames(&out, SubId(1));
+    let ops: Vec<(Value, Option<Value>)> = frames
+        .iter()
+        .map(|f| (f["op"].clone(), f.get("complete").cloned()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            (json!("subscribed"), None),
+            (json!("snapshot"), Some(json!(false))),
+            (json!("snapshot"), Some(json!(true)))
+        ],
+        "the empty middle shard sends nothing"
+    );
+    let mut c = Client::new(
+        SubId(1),
+        a.view_id("T/list").unwrap(),
+        "T/list",
+        None,
+        false,
+        100,
+    );
+    frames.iter().for_each(|f| c.apply(f));
+    assert_eq!(c.rows.keys().collect::<Vec<_>>(), ["a1", "b1"]);
+}
+
+#[test]
+fn large_windows_converge_under_reordering_updates() {
+    let mut v = t_views(vec![derived(
+        "T/top",
+        "T",
+        vec![sort(&["n"], "desc")],
+        ViewOutput::Collection,
+    )]);
+    let id = v.view_id("T/top").unwrap();
+    let mut out = Vec::new();
+    for i in 0..60u64 {
+        put(&mut v, &format!("k{i}"), json!({"n": i}), i, &mut out);
+    }
+    let w = Subscription {
+        skip: Some(5),
+        take: Some(30),
+        ..sub("T/top", None)
+    };
+    let mut c = Client::new(SubId(1), id, "T/top", None, false, 100);
+    v.subscribe(SubId(1), &w, &mut out).unwrap();
+    // Deterministic reshuffle: every key gets a new rank.
+    for step in 0..200u64 {
+        let k = (step * 37) % 60;
+        put(
+            &mut v,
+            &format!("k{k}"),
+            json!({"n": (step * 7919) % 101}),
+            100 + step,
+            &mut out,
+        );
+    }
+    route(&out, std::slice::from_mut(&mut c));
+    let want: Vec<String> = v
+        .rows(id)
+        .iter()
+        .skip(5)
+        .take(30)
+        .map(|(k, _)| k.to_string())
+        .collect();
+    assert_eq!(c.ordered_keys(), want);
+}

@@ -38,25 +38,31 @@ impl HttpServer {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let thread = std::thread::Builder::new().name("http".into()).spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::Acquire) {
-                    break;
-                }
-                match conn {
-                    Ok(stream) => {
-                        if let Err(e) = serve(stream, &ctx) {
-                            tracing::debug!(error = %e, "http request failed");
+        let thread = std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::Acquire) {
+                        break;
+                    }
+                    match conn {
+                        Ok(stream) => {
+                            if let Err(e) = serve(stream, &ctx) {
+                                tracing::debug!(error = %e, "http request failed");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "http accept failed");
+                            std::thread::sleep(Duration::from_millis(10));
                         }
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "http accept failed");
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
                 }
-            }
-        })?;
-        Ok(HttpServer { addr, stop, thread: Some(thread) })
+            })?;
+        Ok(HttpServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -73,7 +79,11 @@ impl HttpServer {
         // Wake the blocking accept.
         let mut wake = self.addr;
         if wake.ip().is_unspecified() {
-            wake.set_ip(if wake.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+            wake.set_ip(if wake.is_ipv4() {
+                [127, 0, 0, 1].into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_millis(200));
         if let Some(t) = self.thread.take() {
@@ -100,7 +110,11 @@ pub struct Response {
 
 impl Response {
     fn json(status: u16, body: String) -> Self {
-        Response { status, content_type: "application/json", body }
+        Response {
+            status,
+            content_type: "application/json",
+            body,
+        }
     }
 }
 
@@ -113,7 +127,9 @@ fn serve(mut stream: TcpStream, ctx: &HttpContext) -> io::Result<()> {
         let n = match stream.read(&mut chunk) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
                 break Response::json(400, r#"{"error":"incomplete request"}"#.into());
             }
             Err(e) => return Err(e),
@@ -164,7 +180,10 @@ pub fn route(path: &str, ctx: &HttpContext) -> Response {
         "/health" | "/healthz" => Response::json(200, r#"{"status":"ok"}"#.into()),
         "/ready" | "/readiness" => {
             let ready = ctx.health.as_ref().map_or(true, |h| h.is_healthy());
-            Response::json(if ready { 200 } else { 503 }, format!(r#"{{"ready":{ready}}}"#))
+            Response::json(
+                if ready { 200 } else { 503 },
+                format!(r#"{{"ready":{ready}}}"#),
+            )
         }
         "/status" => status(ctx),
         "/metrics" => Response {
@@ -238,7 +257,11 @@ mod tests {
         c.health.as_ref().unwrap().record_connection();
         let r = route("/ready", &c);
         assert_eq!((r.status, r.body.as_str()), (200, r#"{"ready":true}"#));
-        assert_eq!(route("/ready", &ctx(false)).status, 200, "no monitor means ready");
+        assert_eq!(
+            route("/ready", &ctx(false)).status,
+            200,
+            "no monitor means ready"
+        );
     }
 
     #[test]

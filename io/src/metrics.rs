@@ -86,7 +86,10 @@ impl Metrics {
 
     /// Drops every registered gauge (and whatever its closure holds, e.g. a queue's sender).
     pub fn clear_gauges(&self) {
-        self.gauges.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Seconds since the process-wide metrics were created.

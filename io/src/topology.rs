@@ -43,6 +43,8 @@ use crate::worker::{self, WorkerContext};
 
 /// How long shutdown waits for workers to drain their queues.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(800);
+/// How long shutdown waits for room in a reactor's inbox.
+const SHUTDOWN_SEND_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What to run.
 pub struct Plan {
@@ -61,9 +63,16 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot bind {what} on {addr}: {source}")]
-    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start {what}: {source}")]
-    Spawn { what: &'static str, source: std::io::Error },
+    Spawn {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// A running server. Drop or [`Running::shutdown`] stops it.
@@ -91,20 +100,37 @@ pub fn start(plan: Plan) -> Result<Running, StartError> {
     // Channels first.
     let components = usize::from(plan.stack.is_some());
     if components > 0 && topo.workers > components {
-        tracing::info!(configured = topo.workers, used = components, "stack is one coupled component; extra VM workers not started");
+        tracing::info!(
+            configured = topo.workers,
+            used = components,
+            "stack is one coupled component; extra VM workers not started"
+        );
     }
-    let (worker_txs, worker_rxs): (Vec<_>, Vec<_>) =
-        (0..components).map(|_| crossbeam_channel::bounded::<ToWorker>(topo.worker_queue)).unzip();
+    let (worker_txs, worker_rxs): (Vec<_>, Vec<_>) = (0..components)
+        .map(|_| crossbeam_channel::bounded::<ToWorker>(topo.worker_queue))
+        .unzip();
     for (i, tx) in worker_txs.iter().enumerate() {
         let tx = tx.clone();
-        metrics.register_gauge("queue_depth", &format!("queue=\"worker{i}\""), Box::new(move || tx.len() as u64));
+        metrics.register_gauge(
+            "queue_depth",
+            &format!("queue=\"worker{i}\""),
+            Box::new(move || tx.len() as u64),
+        );
     }
-    let n_reactors = if cfg.websocket.is_some() { topo.reactors } else { 0 };
+    let n_reactors = if cfg.websocket.is_some() {
+        topo.reactors
+    } else {
+        0
+    };
     let mut parts = Vec::with_capacity(n_reactors);
     for i in 0..n_reactors {
         let p = ReactorParts::new(topo.reactor_queue).map_err(spawn_err("reactor poll"))?;
         let tx = p.handle.tx.clone();
-        metrics.register_gauge("queue_depth", &format!("queue=\"reactor{i}\""), Box::new(move || tx.len() as u64));
+        metrics.register_gauge(
+            "queue_depth",
+            &format!("queue=\"reactor{i}\""),
+            Box::new(move || tx.len() as u64),
+        );
         parts.push(p);
     }
     let reactor_handles: Vec<ReactorHandle> = parts.iter().map(|p| p.handle.clone()).collect();
@@ -130,8 +156,12 @@ pub fn start(plan: Plan) -> Result<Running, StartError> {
     let mut acceptor = None;
     let mut ws_addr = None;
     if let Some(ws) = &cfg.websocket {
-        let listener = std::net::TcpListener::bind(ws.bind_address)
-            .map_err(|source| StartError::Bind { what: "websocket", addr: ws.bind_address, source })?;
+        let listener =
+            std::net::TcpListener::bind(ws.bind_address).map_err(|source| StartError::Bind {
+                what: "websocket",
+                addr: ws.bind_address,
+                source,
+            })?;
         ws_addr = listener.local_addr().ok();
         let view_owner: HashMap<String, usize> = match &plan.stack {
             Some(stack) => stackcore_engine::Views::new(stack.entity_views(), cfg.entity_cache)
@@ -143,23 +173,40 @@ pub fn start(plan: Plan) -> Result<Running, StartError> {
         };
         let ctx = Arc::new(ReactorContext {
             config: ws.clone(),
-            router: Router { workers: worker_txs.clone(), view_owner },
+            router: Router {
+                workers: worker_txs.clone(),
+                view_owner,
+            },
             metrics: metrics.clone(),
             pin: topo.pin,
         });
         for (i, p) in parts.into_iter().enumerate() {
             let handle = p.handle.clone();
-            let join = reactor::spawn_reactor(i, p.poll, p.inbox, ctx.clone()).map_err(spawn_err("reactor"))?;
+            let join = reactor::spawn_reactor(i, p.poll, p.inbox, ctx.clone())
+                .map_err(spawn_err("reactor"))?;
             reactors.push((handle, join));
         }
-        acceptor = Some(reactor::spawn_acceptor(listener, reactor_handles.clone(), ctx).map_err(spawn_err("acceptor"))?);
+        acceptor = Some(
+            reactor::spawn_acceptor(listener, reactor_handles.clone(), ctx)
+                .map_err(spawn_err("acceptor"))?,
+        );
     }
 
     // HTTP.
     let http = match cfg.http_health {
         Some(h) => Some(
-            HttpServer::start(h.bind_address, HttpContext { health: health.clone(), metrics: metrics.clone() })
-                .map_err(|source| StartError::Bind { what: "http health", addr: h.bind_address, source })?,
+            HttpServer::start(
+                h.bind_address,
+                HttpContext {
+                    health: health.clone(),
+                    metrics: metrics.clone(),
+                },
+            )
+            .map_err(|source| StartError::Bind {
+                what: "http health",
+                addr: h.bind_address,
+                source,
+            })?,
         ),
         None => None,
     };
@@ -173,8 +220,13 @@ pub fn start(plan: Plan) -> Result<Running, StartError> {
                     ingest::synth::idl_generator(stack.idls().clone(), Default::default())
                 });
             }
-            let sink = IngestSink { workers: worker_txs.clone(), route: Arc::new(|_| 0) };
-            let health = health.clone().unwrap_or_else(|| Arc::new(HealthMonitor::new(Default::default())));
+            let sink = IngestSink {
+                workers: worker_txs.clone(),
+                route: Arc::new(|_| 0),
+            };
+            let health = health
+                .clone()
+                .unwrap_or_else(|| Arc::new(HealthMonitor::new(Default::default())));
             let icfg = IngestConfig {
                 source,
                 program_ids: stack.program_ids(),
@@ -186,7 +238,17 @@ pub fn start(plan: Plan) -> Result<Running, StartError> {
         _ => None,
     };
 
-    Ok(Running { ws_addr, health, metrics, ingest, worker_txs, workers, reactors, acceptor, http })
+    Ok(Running {
+        ws_addr,
+        health,
+        metrics,
+        ingest,
+        worker_txs,
+        workers,
+        reactors,
+        acceptor,
+        http,
+    })
 }
 
 impl Running {
@@ -228,7 +290,9 @@ impl Running {
             std::thread::sleep(Duration::from_millis(2));
         }
         for (handle, _) in &self.reactors {
-            let _ = handle.tx.try_send(ToReactor::Shutdown);
+            // Waits for room if the inbox is full (the reactor is draining it); gives up only if
+            // the reactor is gone or stuck.
+            let _ = handle.tx.send_timeout(ToReactor::Shutdown, SHUTDOWN_SEND_TIMEOUT);
             handle.wake();
         }
         for (_, join) in self.reactors.drain(..) {

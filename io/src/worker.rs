@@ -125,7 +125,13 @@ impl Worker {
 
     fn route_outputs(&mut self) -> bool {
         let mut alive = true;
-        let Worker { outputs, interest, reactors, woken, .. } = self;
+        let Worker {
+            outputs,
+            interest,
+            reactors,
+            woken,
+            ..
+        } = self;
         for out in outputs.drain(..) {
             match &out {
                 Output::To { sub, .. } => {
@@ -136,7 +142,9 @@ impl Worker {
                     }
                 }
                 Output::Broadcast { view, .. } => {
-                    let Some(counts) = interest.get(view) else { continue };
+                    let Some(counts) = interest.get(view) else {
+                        continue;
+                    };
                     for (r, _) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
                         woken[r] = true;
                         alive &= reactors[r].send(ToReactor::Frame(out.clone()));
@@ -163,31 +171,36 @@ impl Worker {
 }
 
 /// Runs a worker on its own thread until its inbox closes (every sender dropped).
-pub fn spawn(index: usize, inbox: Receiver<ToWorker>, ctx: WorkerContext) -> std::io::Result<JoinHandle<()>> {
+pub fn spawn(
+    index: usize,
+    inbox: Receiver<ToWorker>,
+    ctx: WorkerContext,
+) -> std::io::Result<JoinHandle<()>> {
     let pin = ctx.pin;
-    std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || {
-        if let Some(core) = pin {
-            crate::pin::pin_current("worker", core);
-        }
-        let mut worker = Worker::new(ctx);
-        'run: while let Ok(msg) = inbox.recv() {
-            if !worker.handle(msg) {
-                break;
+    std::thread::Builder::new()
+        .name(format!("worker-{index}"))
+        .spawn(move || {
+            if let Some(core) = pin {
+                crate::pin::pin_current(crate::pin::Role::Worker, core);
             }
-            for _ in 1..BATCH {
-                match inbox.try_recv() {
-                    Ok(msg) => {
-                        if !worker.handle(msg) {
-                            break 'run;
-                        }
-                    }
-                    Err(_) => break,
+            let mut worker = Worker::new(ctx);
+            'run: while let Ok(msg) = inbox.recv() {
+                if !worker.handle(msg) {
+                    break;
                 }
+                for _ in 1..BATCH {
+                    match inbox.try_recv() {
+                        Ok(msg) => {
+                            if !worker.handle(msg) {
+                                break 'run;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+                worker.wake_reactors();
             }
             worker.wake_reactors();
-        }
-        worker.wake_reactors();
-        tracing::debug!(index, "worker stopped");
-    })
+            tracing::debug!(index, "worker stopped");
+        })
 }
-

@@ -350,3 +350,53 @@ fn synthetic_source_streams_the_stacks_generated_chain_with_its_duplicates() {
     let want: Vec<Update> = (0..got.len()).map(|_| g.next_update()).collect();
     assert_eq!(got, untimed(&want));
 }
+
+#[test]
+fn resume_beyond_the_servers_history_resubscribes_live_and_says_so() {
+    let mock = MockGeyser::start(MockConfig {
+        history: 8,
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let mut ing = start(
+        yellowstone(mock.endpoint(), None),
+        fast_reconnect(),
+        HealthConfig::new(),
+        None,
+    );
+    assert!(wait(5, || mock.active_streams() == 1));
+    let all = chain(1, 10);
+    let slot_start = |s: u64| all.iter().position(|u| u.slot() == s).unwrap();
+    let (a, b) = (slot_start(2), slot_start(6));
+    for u in &all[..a] {
+        mock.publish_update(u).unwrap();
+    }
+    assert!(ing.collect_until(5, last_is_slot(1)));
+    mock.fault(Fault::DropStreams);
+    // Slots 2..=5 go by while the client is away, more than the server keeps.
+    for u in &all[a..b] {
+        mock.publish_update(u).unwrap();
+    }
+    let said = wait(5, || {
+        ing.health
+            .report()
+            .last_error
+            .is_some_and(|e| e.contains("cannot resume from slot Some(2)"))
+    });
+    assert!(said, "{:?}", ing.health.report());
+    assert!(wait(5, || mock.active_streams() == 1));
+    // One slot at a time: the server keeps fewer messages than two slots.
+    for s in 6..=10 {
+        for u in all.iter().filter(|u| u.slot() == s) {
+            mock.publish_update(u).unwrap();
+        }
+        assert!(ing.collect_until(5, last_is_slot(s)));
+    }
+    let mut want = expected(&all[..a]);
+    want.extend(expected(&all[b..]));
+    assert_eq!(
+        untimed(&ing.finish()),
+        want,
+        "the live stream goes on after the gap"
+    );
+}

@@ -4,6 +4,10 @@
 //! client. A [`SharedFrame`] is therefore the complete bytes of one WebSocket message; a reactor
 //! writes the same bytes to N connections by reference. The cost grows with updates, not with
 //! updates × clients.
+//!
+//! [`envelope::FrameWriter`] builds every data frame kind (fixed envelope written by hand, body by
+//! `serde_json`, header room reserved in front, one copy into the shared buffer);
+//! [`gzip`] decides and does snapshot compression.
 
 use std::sync::Arc;
 

@@ -177,16 +177,20 @@ impl IdlSet {
             Node::Array { elem, len } => {
                 self.check_len(*elem, *len as u64, r)?;
                 let slots = array_slots(out, *len as usize);
-                for v in slots.iter_mut() {
-                    self.read_borsh(*elem, r, v, d)?;
+                if !self.read_scalars(*elem, r, slots)? {
+                    for v in slots.iter_mut() {
+                        self.read_borsh(*elem, r, v, d)?;
+                    }
                 }
             }
             Node::Vec(elem) => {
                 let len = r.u32()? as u64;
                 self.check_len(*elem, len, r)?;
                 let slots = array_slots(out, len as usize);
-                for v in slots.iter_mut() {
-                    self.read_borsh(*elem, r, v, d)?;
+                if !self.read_scalars(*elem, r, slots)? {
+                    for v in slots.iter_mut() {
+                        self.read_borsh(*elem, r, v, d)?;
+                    }
                 }
             }
             Node::Option(inner) => {
@@ -264,6 +268,44 @@ impl IdlSet {
         Ok(())
     }
 
+    /// Fast path for arrays of fixed-width integers (`[u64; 25]` in ORE): one bounds check, then a
+    /// tight loop. `false` when `elem` is not such a type.
+    fn read_scalars(
+        &self,
+        elem: u32,
+        r: &mut Reader,
+        slots: &mut [Value],
+    ) -> Result<bool, DecodeError> {
+        fn fill<const N: usize>(
+            r: &mut Reader,
+            slots: &mut [Value],
+            f: impl Fn([u8; N]) -> Value,
+        ) -> Result<bool, DecodeError> {
+            let bytes = r.take(N * slots.len())?;
+            for (v, c) in slots.iter_mut().zip(bytes.chunks_exact(N)) {
+                *v = f(c.try_into().expect("chunks of N"));
+            }
+            Ok(true)
+        }
+        match self.nodes[elem as usize] {
+            Node::U(8) => fill(r, slots, |b: [u8; 8]| Value::U64(u64::from_le_bytes(b))),
+            Node::I(8) => fill(r, slots, |b: [u8; 8]| Value::I64(i64::from_le_bytes(b))),
+            Node::U(4) => fill(r, slots, |b: [u8; 4]| {
+                Value::U64(u32::from_le_bytes(b) as u64)
+            }),
+            Node::I(4) => fill(r, slots, |b: [u8; 4]| {
+                Value::I64(i32::from_le_bytes(b) as i64)
+            }),
+            Node::U(2) => fill(r, slots, |b: [u8; 2]| {
+                Value::U64(u16::from_le_bytes(b) as u64)
+            }),
+            Node::I(2) => fill(r, slots, |b: [u8; 2]| {
+                Value::I64(i16::from_le_bytes(b) as i64)
+            }),
+            _ => Ok(false),
+        }
+    }
+
     /// A length prefix must fit the remaining bytes before anything is allocated for it.
     fn check_len(&self, elem: u32, len: u64, r: &Reader) -> Result<(), DecodeError> {
         self.check_min(self.min_sizes[elem as usize] as u64, len, r)
@@ -308,6 +350,10 @@ impl IdlSet {
                     .expect("pod layout compiled")
                     .size as usize;
                 let slots = array_slots(out, *len as usize);
+                r.pos = at;
+                if self.read_scalars(*elem, r, slots)? {
+                    return Ok(());
+                }
                 for (i, v) in slots.iter_mut().enumerate() {
                     self.read_pod(*elem, r, at + i * size, v, d)?;
                 }

@@ -870,3 +870,84 @@ fn push_disc(
     table.push((disc.into(), et));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_convert_like_the_reference_generator() {
+        assert_eq!(snake_case("isAuto"), "is_auto");
+        assert_eq!(snake_case("buffer_a"), "buffer_a");
+        assert_eq!(snake_case("Amount"), "amount");
+        assert_eq!(snake_case("topMinerReward"), "top_miner_reward");
+        assert_eq!(pascal_case("claimSol"), "ClaimSol");
+        assert_eq!(pascal_case("set_admin"), "SetAdmin");
+        assert_eq!(pascal_case("deploy"), "Deploy");
+    }
+
+    #[test]
+    fn repr_c_layout_aligns_fields_and_rounds_the_size() {
+        let nodes = vec![
+            Node::U(1),
+            Node::U(8),
+            Node::U128,
+            Node::Struct {
+                fields: vec![
+                    Field {
+                        name: "a".into(),
+                        ty: 0,
+                    },
+                    Field {
+                        name: "b".into(),
+                        ty: 1,
+                    },
+                    Field {
+                        name: "c".into(),
+                        ty: 0,
+                    },
+                ]
+                .into(),
+                packed: false,
+            },
+            Node::Struct {
+                fields: vec![
+                    Field {
+                        name: "a".into(),
+                        ty: 0,
+                    },
+                    Field {
+                        name: "b".into(),
+                        ty: 1,
+                    },
+                ]
+                .into(),
+                packed: true,
+            },
+            Node::Array { elem: 3, len: 2 },
+            Node::Tuple {
+                elems: vec![0, 2].into(),
+                packed: false,
+            },
+        ];
+        let mut pods = vec![None; nodes.len()];
+        assert_eq!(
+            pod_layout(&nodes, &mut pods, &mut vec![], 3, "$").unwrap(),
+            (24, 8)
+        );
+        assert_eq!(&*pods[3].as_ref().unwrap().offsets, &[0, 8, 16]);
+        assert_eq!(
+            pod_layout(&nodes, &mut pods, &mut vec![], 4, "$").unwrap(),
+            (9, 1)
+        );
+        assert_eq!(
+            pod_layout(&nodes, &mut pods, &mut vec![], 5, "$").unwrap(),
+            (48, 8)
+        );
+        assert_eq!(
+            pod_layout(&nodes, &mut pods, &mut vec![], 6, "$").unwrap(),
+            (32, 16)
+        );
+        assert_eq!(&*pods[6].as_ref().unwrap().offsets, &[0, 16]);
+    }
+}

@@ -31,7 +31,9 @@
 //! Strictness: unknown discriminator, short data, trailing data, bad UTF-8 and bad option / enum /
 //! bool tags are typed [`DecodeError`]s; the caller counts them and skips the event. One
 //! exception: a Borsh *account* whose layout has variable-length parts may carry trailing bytes,
-//! because Anchor allocates such accounts at their maximum size.
+//! because Anchor allocates such accounts at their maximum size. (The reference's generated
+//! parsers are laxer: they ignore trailing bytes everywhere and zero-pad short instruction data.
+//! Valid chain data decodes the same either way.)
 
 mod codec;
 mod compile;

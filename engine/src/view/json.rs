@@ -63,20 +63,25 @@ pub fn render_key(key: &Value) -> Option<String> {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Deep-merges `patch` into `target` (see the module docs) and caps the arrays it touched.
-pub fn merge(target: &mut Value, patch: &Value, append: &[String], max_array: usize) {
+/// Takes the patch by value: its parts move into the entity.
+pub fn merge(target: &mut Value, patch: Value, append: &[String], max_array: usize) {
     let mut path = String::new();
     merge_at(target, patch, append, max_array, &mut path);
 }
 
 fn merge_at(
     target: &mut Value,
-    patch: &Value,
+    patch: Value,
     append: &[String],
     max_array: usize,
     path: &mut String,
 ) {
-    let (Value::Object(t), Value::Object(p)) = (&mut *target, patch) else {
-        *target = capped(patch.clone(), max_array);
+    let Value::Object(p) = patch else {
+        *target = capped(patch, max_array);
+        return;
+    };
+    let Value::Object(t) = target else {
+        *target = capped(Value::Object(p), max_array);
         return;
     };
     for (k, pv) in p {
@@ -85,21 +90,21 @@ fn merge_at(
             if !path.is_empty() {
                 path.push('.');
             }
-            path.push_str(k);
+            path.push_str(&k);
         }
-        match (t.get_mut(k), pv) {
+        match (t.get_mut(&k), pv) {
             (Some(Value::Array(ta)), Value::Array(pa))
                 if !append.is_empty() && append.iter().any(|a| a == path) =>
             {
-                ta.extend(pa.iter().cloned().map(|x| capped(x, max_array)));
+                ta.extend(pa.into_iter().map(|x| capped(x, max_array)));
                 cap_front(ta, max_array);
             }
-            (Some(tv @ Value::Object(_)), Value::Object(_)) => {
+            (Some(tv @ Value::Object(_)), pv @ Value::Object(_)) => {
                 merge_at(tv, pv, append, max_array, path)
             }
-            (Some(tv), _) => *tv = capped(pv.clone(), max_array),
-            (None, _) => {
-                t.insert(k.clone(), capped(pv.clone(), max_array));
+            (Some(tv), pv) => *tv = capped(pv, max_array),
+            (None, pv) => {
+                t.insert(k, capped(pv, max_array));
             }
         }
         path.truncate(len);
@@ -250,7 +255,7 @@ mod tests {
         let mut e = json!({"a": {"x": 1, "y": [1, 2]}, "ev": {"t": [1]}, "z": 5});
         merge(
             &mut e,
-            &json!({"a": {"y": [9]}, "ev": {"t": [2, 3]}, "z": null}),
+            json!({"a": {"y": [9]}, "ev": {"t": [2, 3]}, "z": null}),
             &["ev.t".into()],
             100,
         );
@@ -263,9 +268,9 @@ mod tests {
     #[test]
     fn merge_caps_arrays_to_the_newest_elements() {
         let mut e = json!({"t": [1, 2, 3]});
-        merge(&mut e, &json!({"t": [4, 5]}), &["t".into()], 4);
+        merge(&mut e, json!({"t": [4, 5]}), &["t".into()], 4);
         assert_eq!(e, json!({"t": [2, 3, 4, 5]}));
-        merge(&mut e, &json!({"n": {"u": [1, 2, 3, 4, 5, 6]}}), &[], 4);
+        merge(&mut e, json!({"n": {"u": [1, 2, 3, 4, 5, 6]}}), &[], 4);
         assert_eq!(e["n"]["u"], json!([3, 4, 5, 6]));
     }
 

@@ -15,13 +15,14 @@ use super::emit::Emitter;
 use super::json::{get_path, render_key};
 use super::lru::Lru;
 use super::pipeline::Pipeline;
+use super::window::Source;
 
 #[derive(Debug)]
 pub struct KeyedView {
     pub pipeline: Pipeline,
     path: Vec<String>,
-    /// keyed value → (owning entity key, entity)
-    rows: Lru<(Arc<str>, Arc<Value>)>,
+    /// keyed value → (owning entity key, the entity once the entity cache evicted it)
+    rows: Lru<(Arc<str>, Option<Arc<Value>>)>,
     /// entity key → keyed value it owns; holds exactly the owners of `rows`.
     owner: HashMap<Arc<str>, Arc<str>>,
 }
@@ -36,30 +37,50 @@ impl KeyedView {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Arc<Value>> {
-        self.rows.peek(key).map(|(_, e)| e)
+    pub fn get<'a>(&'a self, src: &'a Source, key: &str) -> Option<&'a Arc<Value>> {
+        let (owner, detached) = self.rows.peek(key)?;
+        detached.as_ref().or_else(|| src.peek(owner))
     }
 
-    pub fn rows(&self) -> Vec<(Arc<str>, Arc<Value>)> {
+    pub fn rows(&self, src: &Source) -> Vec<(Arc<str>, Arc<Value>)> {
         self.rows
             .iter_recent()
-            .map(|(k, (_, e))| (k.clone(), e.clone()))
+            .filter_map(|(k, (owner, d))| {
+                Some((k.clone(), d.as_ref().or_else(|| src.peek(owner))?.clone()))
+            })
             .collect()
+    }
+
+    /// The entity cache is evicting entity `ekey`: the row it owns keeps the entity from now on.
+    pub fn adopt(&mut self, ekey: &str, e: &Arc<Value>) {
+        let Some(k) = self.owner.get(ekey).cloned() else {
+            return;
+        };
+        if let Some((owner, d)) = self.rows.peek_mut(&k) {
+            if &**owner == ekey {
+                *d = Some(e.clone());
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
         self.rows.len()
     }
 
-    /// Takes the new merged `entity` of entity `ekey`; `wanted(key)` says whether any subscriber
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Entity `ekey` has a new merged entity in `src`; `wanted(key)` says whether any subscriber
     /// listens to a keyed value (frames are built only then).
     pub(crate) fn update(
         &mut self,
         ekey: &Arc<str>,
-        entity: &Arc<Value>,
+        src: &Source,
         wanted: impl Fn(&str) -> bool,
         em: &mut Emitter<'_>,
     ) {
+        let Some(entity) = src.peek(ekey) else { return };
         let new: Option<Arc<str>> = if self.pipeline.admits(entity) {
             get_path(entity, &self.path)
                 .and_then(render_key)
@@ -80,10 +101,8 @@ impl KeyedView {
             }
         }
         let Some(k) = new else { return };
-        let (slot, evicted) = self
-            .rows
-            .touch_or_insert_with(&k, || (ekey.clone(), entity.clone()));
-        let previous_owner = std::mem::replace(slot, (ekey.clone(), entity.clone())).0;
+        let (slot, evicted) = self.rows.touch_or_insert_with(&k, || (ekey.clone(), None));
+        let previous_owner = std::mem::replace(slot, (ekey.clone(), None)).0;
         if previous_owner != *ekey && self.owner.get(&previous_owner) == Some(&k) {
             self.owner.remove(&previous_owner);
         }

@@ -43,6 +43,11 @@ impl<V> Lru<V> {
         self.map.get(key).map(|(_, v)| v)
     }
 
+    /// The value of `key`, mutable, without bumping it.
+    pub fn peek_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.map.get_mut(key).map(|(_, v)| v)
+    }
+
     /// The entry of `key`, bumped to most recent; created with `init` when absent, evicting the
     /// least recent entry if the map is full. Returns the evicted entry too.
     pub fn touch_or_insert_with(

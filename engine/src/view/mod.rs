@@ -2,7 +2,7 @@
 //!
 //! For every entity `E`: `E/state`, `E/list`, `E/append`, plus the derived views of the stack file.
 //! [`Views`] owns the entity caches (snapshots are served from them) and the sorted windows; it
-//! turns each [`Mutation`](crate::Mutation) into [`Output`]s, each frame serialized once.
+//! turns each [`Mutation`] into [`Output`]s, each frame serialized once.
 //!
 //! Subscriptions are identified by a [`SubId`] chosen by the caller (the reactor that owns the
 //! connection). Frames meant for every subscriber of a view go out as [`Output::Broadcast`];
@@ -36,6 +36,9 @@
 //!   stream) and sends `subscribed` and the snapshot again, which clients apply idempotently. On a
 //!   window whose slice changed, keys of the old slice that are not in the new one get a `delete`
 //!   first, so the client converges to exactly the new window.
+//! * **Shards.** When several workers each hold part of a view's keys, the caller subscribes on
+//!   each with [`Views::subscribe_shard`]: one `subscribed`, one final `complete:true`. Sorted
+//!   windows, `Single` and `Keyed` views rank across all keys and must live on one shard.
 //! * **Bounds.** The entity cache holds `max_entities_per_view` rows per entity (LRU, silent
 //!   eviction); window and keyed views hold at most `max_entities_per_view` rows each (see
 //!   [`window`] and [`keyed`]); arrays keep their newest `max_array_length` elements.
@@ -196,6 +199,24 @@ struct SubEntry {
     key: Option<Arc<str>>,
 }
 
+/// The part one shard plays in a subscribe served by several shards
+/// ([`Views::subscribe_shard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardRole {
+    /// Sends the `subscribed` frame.
+    pub first: bool,
+    /// Ends the snapshot with `complete:true`.
+    pub last: bool,
+}
+
+impl ShardRole {
+    /// The only shard: both first and last.
+    pub const WHOLE: ShardRole = ShardRole {
+        first: true,
+        last: true,
+    };
+}
+
 /// Counters of inputs the views could not use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyStats {
@@ -211,6 +232,8 @@ pub struct ApplyStats {
 pub struct Views {
     cfg: EntityCacheConfig,
     slots: Vec<Slot>,
+    /// The entity index of every view, by id.
+    view_entity: Vec<usize>,
     by_name: HashMap<Arc<str>, ViewId>,
     entities: Vec<EntityViews>,
     entity_index: HashMap<Arc<str>, usize>,
@@ -237,6 +260,7 @@ impl Views {
         let mut v = Views {
             cfg,
             slots: Vec::new(),
+            view_entity: Vec::new(),
             by_name: HashMap::new(),
             entities: Vec::new(),
             entity_index: HashMap::new(),
@@ -253,8 +277,13 @@ impl Views {
             }
             let ei = v.entities.len();
             let base = BASE_MODES.map(|(suffix, mode)| {
-                v.push_slot(format!("{name}/{suffix}"), mode, Kind::Base { entity: ei })
-                    .unwrap_or(ViewId(u32::MAX))
+                v.push_slot(
+                    format!("{name}/{suffix}"),
+                    ei,
+                    mode,
+                    Kind::Base { entity: ei },
+                )
+                .unwrap_or(ViewId(u32::MAX))
             });
             v.entities.push(EntityViews {
                 base,
@@ -289,7 +318,7 @@ impl Views {
         }
     }
 
-    fn push_slot(&mut self, name: String, mode: Mode, kind: Kind) -> Option<ViewId> {
+    fn push_slot(&mut self, name: String, entity: usize, mode: Mode, kind: Kind) -> Option<ViewId> {
         if self.by_name.contains_key(name.as_str()) {
             return None;
         }
@@ -302,6 +331,7 @@ impl Views {
             kind,
             audience: Audience::default(),
         });
+        self.view_entity.push(entity);
         Some(id)
     }
 
@@ -365,7 +395,7 @@ impl Views {
             ),
         };
         let id = self
-            .push_slot(def.id.clone(), mode, kind)
+            .push_slot(def.id.clone(), ei, mode, kind)
             .ok_or(ViewError::Duplicate {
                 view: def.id.clone(),
             })?;
@@ -428,15 +458,13 @@ impl Views {
             ..
         } = self;
         let ent = &mut entities[ei];
-        let (slot, _evicted) = ent
-            .cache
-            .touch_or_insert_with(&key, || Arc::new(empty_object()));
-        merge(Arc::make_mut(slot), &patch, &m.append, cfg.max_array_length);
-        let entity = slot.clone();
 
+        // Patch frames first (the body is serialized once, before the patch moves into the cache).
         let mut body = false;
         for id in ent.base {
-            let s = &slots[id.0 as usize];
+            let Some(s) = slots.get(id.0 as usize) else {
+                continue;
+            };
             if !s.audience.admits(&key) {
                 continue;
             }
@@ -452,6 +480,20 @@ impl Views {
                 frame,
             });
         }
+
+        let (slot, evicted) = ent
+            .cache
+            .touch_or_insert_with(&key, || Arc::new(empty_object()));
+        merge(Arc::make_mut(slot), patch, &m.append, cfg.max_array_length);
+        if let Some((gone, e)) = evicted {
+            for &id in &ent.derived {
+                match &mut slots[id.0 as usize].kind {
+                    Kind::Window(w) => w.adopt(&gone, &e),
+                    Kind::Keyed(k) => k.adopt(&gone, &e),
+                    Kind::Base { .. } => {}
+                }
+            }
+        }
         for &id in &ent.derived {
             let Slot {
                 name,
@@ -461,8 +503,8 @@ impl Views {
             } = &mut slots[id.0 as usize];
             let mut em = Emitter::new(writer, scratch, id, name, *mode, out);
             match kind {
-                Kind::Window(w) => w.update(&key, &entity, &mut em),
-                Kind::Keyed(k) => k.update(&key, &entity, |k| audience.admits(k), &mut em),
+                Kind::Window(w) => w.update(&key, &ent.cache, &mut em),
+                Kind::Keyed(k) => k.update(&key, &ent.cache, |k| audience.admits(k), &mut em),
                 Kind::Base { .. } => {}
             }
         }
@@ -488,6 +530,22 @@ impl Views {
         sub: SubId,
         req: &Subscription,
         max_rows: Option<usize>,
+        out: &mut Vec<Output>,
+    ) -> Result<ViewId, SubscribeError> {
+        self.subscribe_shard(sub, req, max_rows, ShardRole::WHOLE, out)
+    }
+
+    /// [`Views::subscribe_limited`] on one of several shards that together serve a view (the
+    /// caller subscribes on every shard, in order). Only the `first` shard sends `subscribed`;
+    /// only the `last` marks its final snapshot batch `complete:true` (and sends the empty batch
+    /// if it has no rows); the others send just their rows, if any. `max_rows` applies per shard.
+    /// Sorted windows cannot be merged across shards: a derived view must live on one shard.
+    pub fn subscribe_shard(
+        &mut self,
+        sub: SubId,
+        req: &Subscription,
+        max_rows: Option<usize>,
+        role: ShardRole,
         out: &mut Vec<Output>,
     ) -> Result<ViewId, SubscribeError> {
         let id = self
@@ -522,7 +580,8 @@ impl Views {
                 if req.with_snapshot == Some(false) {
                     Vec::new()
                 } else {
-                    kv.get(k)
+                    let src = &self.entities[self.view_entity[id.0 as usize]].cache;
+                    kv.get(src, k)
                         .map(|e| (Arc::from(k), e.clone()))
                         .into_iter()
                         .collect()
@@ -530,7 +589,8 @@ impl Views {
             }
             Kind::Window(w) => {
                 let (start, count) = w.slice(req.skip, req.take);
-                w.ordered_slice(start, count)
+                let src = &self.entities[self.view_entity[id.0 as usize]].cache;
+                w.ordered_slice(src, start, count)
             }
         };
         let (name, mode) = (slot.name.clone(), slot.mode);
@@ -553,16 +613,18 @@ impl Views {
             }
             _ => None,
         };
-        let frame = self
-            .writer
-            .subscribed(&name, mode, sort.as_ref().map(|(f, o)| (&f[..], *o)));
-        out.push(Output::To { sub, frame });
+        if role.first {
+            let sort = sort.as_ref().map(|(f, o)| (&f[..], *o));
+            let frame = self.writer.subscribed(&name, mode, sort);
+            out.push(Output::To { sub, frame });
+        }
 
+        let ei = self.derived_entity(id);
         let slot = &mut self.slots[id.0 as usize];
         let key = match &mut slot.kind {
             Kind::Window(w) => {
                 let (start, count) = w.slice(req.skip, req.take);
-                let now = w.subscribe(sub, start, count);
+                let now = w.subscribe(&self.entities[ei].cache, sub, start, count);
                 for k in old_window
                     .iter()
                     .filter(|k| !now.iter().any(|(n, _)| n == *k))
@@ -582,9 +644,18 @@ impl Views {
             slot.audience.add(key.as_ref());
         }
         self.subs.insert(sub, SubEntry { view: id, key });
-        snapshot_frames(&mut self.writer, &self.cfg, mode, &name, &rows, |frame| {
-            out.push(Output::To { sub, frame })
-        });
+        if role.last || !rows.is_empty() {
+            let cfg = &self.cfg;
+            snapshot_frames(
+                &mut self.writer,
+                cfg,
+                mode,
+                &name,
+                &rows,
+                role.last,
+                |frame| out.push(Output::To { sub, frame }),
+            );
+        }
         Ok(id)
     }
 
@@ -623,27 +694,39 @@ impl Views {
     /// What the server holds for `view`, in snapshot order: the entity cache (most recent first)
     /// for base views, the ordered rows for window views, the rows for keyed views.
     pub fn rows(&self, view: ViewId) -> Vec<(Arc<str>, Arc<Value>)> {
-        match self.slots.get(view.0 as usize).map(|s| &s.kind) {
-            Some(Kind::Base { entity }) => self.entities[*entity]
-                .cache
+        let Some(slot) = self.slots.get(view.0 as usize) else {
+            return Vec::new();
+        };
+        let src = &self.entities[self.derived_entity(view)].cache;
+        match &slot.kind {
+            Kind::Base { .. } => src
                 .iter_recent()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            Some(Kind::Window(w)) => w.ordered(),
-            Some(Kind::Keyed(k)) => k.rows(),
-            None => Vec::new(),
+            Kind::Window(w) => w.ordered(src),
+            Kind::Keyed(k) => k.rows(src),
         }
+    }
+
+    /// The entity (index) whose mutations feed `view`.
+    fn derived_entity(&self, view: ViewId) -> usize {
+        self.view_entity[view.0 as usize]
     }
 
     /// The cached entity of `key` in `view` (base and keyed views), without bumping it.
     pub fn get(&self, view: ViewId, key: &str) -> Option<&Value> {
-        match &self.slots.get(view.0 as usize)?.kind {
-            Kind::Base { entity } => self.entities[*entity].cache.peek(key).map(|a| &**a),
-            Kind::Keyed(k) => k.get(key).map(|a| &**a),
-            Kind::Window(w) => w.get(key),
+        let slot = self.slots.get(view.0 as usize)?;
+        let src = &self.entities[self.derived_entity(view)].cache;
+        match &slot.kind {
+            Kind::Base { .. } => src.peek(key).map(|a| &**a),
+            Kind::Keyed(k) => k.get(src, key).map(|a| &**a),
+            Kind::Window(w) => w.get(src, key),
         }
     }
 }
+
+/// A snapshot row: key and entity.
+type Row = (Arc<str>, Arc<Value>);
 
 /// Snapshot rows of a list/append view (`protocol.md` §2.1, key filter first, §7.7).
 fn list_rows(
@@ -664,7 +747,7 @@ fn list_rows(
             .collect(),
     };
     if let Some(c) = cursor {
-        let mut with: Vec<(Seq, (Arc<str>, Arc<Value>))> = rows
+        let mut with: Vec<(Seq, Row)> = rows
             .into_iter()
             .filter_map(|r| seq_of(&r.1).filter(|s| *s > c).map(|s| (s, r)))
             .collect();
@@ -680,14 +763,15 @@ fn list_rows(
 }
 
 /// Pushes the snapshot of `rows` in batches (first `initial_snapshot_batch_size`, then
-/// `subsequent_snapshot_batch_size`), `complete:true` on the last; one empty complete batch if
-/// there are no rows.
+/// `subsequent_snapshot_batch_size`), `complete:true` on the last if `complete`; one empty batch
+/// if there are no rows.
 pub(crate) fn snapshot_frames(
     writer: &mut FrameWriter,
     cfg: &EntityCacheConfig,
     mode: Mode,
     view: &str,
     rows: &[(Arc<str>, Arc<Value>)],
+    complete: bool,
     mut push: impl FnMut(SharedFrame),
 ) {
     let first = cfg.initial_snapshot_batch_size.max(1);
@@ -697,7 +781,7 @@ pub(crate) fn snapshot_frames(
         let n = if at == 0 { first } else { next };
         let end = (at + n).min(rows.len());
         let batch = rows[at..end].iter().map(|(k, v)| (&**k, &**v));
-        push(writer.snapshot(mode, view, batch, end == rows.len()));
+        push(writer.snapshot(mode, view, batch, complete && end == rows.len()));
         at = end;
         if at >= rows.len() {
             break;

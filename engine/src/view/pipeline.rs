@@ -45,7 +45,8 @@ pub struct Pipeline {
     pub limit: Option<usize>,
     /// `Some(path)` for `Keyed` output.
     pub keyed: Option<Vec<String>>,
-    /// `Single` output, or a pipeline ending in one row: frames carry `mode:"state"`.
+    /// `Single` output: frames carry `mode:"state"`. As in the reference, the mode follows the
+    /// output alone (`Collection` → `list`, even when the pipeline ends in one row).
     pub single: bool,
 }
 
@@ -72,7 +73,6 @@ impl Pipeline {
             keyed: None,
             single: false,
         };
-        let mut single_transform = false;
         let limit = |p: &mut Pipeline, n: usize| p.limit = Some(p.limit.map_or(n, |l| l.min(n)));
         for t in transforms {
             match t {
@@ -88,12 +88,8 @@ impl Pipeline {
                 }
                 ViewTransform::Take { count } => limit(&mut p, *count),
                 ViewTransform::Skip { count } => p.offset += count,
-                ViewTransform::First => {
-                    single_transform = true;
-                    limit(&mut p, 1)
-                }
+                ViewTransform::First => limit(&mut p, 1),
                 ViewTransform::Last => {
-                    single_transform = true;
                     p.order.order = match p.order.order {
                         SortOrder::Asc => SortOrder::Desc,
                         SortOrder::Desc => SortOrder::Asc,
@@ -101,7 +97,6 @@ impl Pipeline {
                     limit(&mut p, 1)
                 }
                 ViewTransform::MaxBy { key } | ViewTransform::MinBy { key } => {
-                    single_transform = true;
                     let order = if matches!(t, ViewTransform::MaxBy { .. }) {
                         SortOrder::Desc
                     } else {
@@ -116,7 +111,7 @@ impl Pipeline {
             }
         }
         match output {
-            ViewOutput::Collection => p.single = single_transform,
+            ViewOutput::Collection => {}
             ViewOutput::Single => {
                 p.single = true;
                 limit(&mut p, 1);
@@ -278,7 +273,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (p.order.order, p.limit, p.single),
-            (SortOrder::Desc, Some(1), true)
+            (SortOrder::Desc, Some(1), false)
         );
         let p = Pipeline::normalize(
             &[

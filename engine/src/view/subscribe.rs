@@ -3,6 +3,16 @@
 use serde::Deserialize;
 
 /// The options of a `subscribe` message (camelCase on the wire). Unknown fields are ignored.
+///
+/// Which view kinds honour which option (`protocol.md` §1.4, §2.1):
+///
+/// | option         | list / append        | state / keyed        | sorted window (derived)    |
+/// |----------------|----------------------|----------------------|----------------------------|
+/// | `key`          | filter               | selects the row      | ignored                    |
+/// | `take`/`skip`  | ignored              | ignored              | the slice (default: the pipeline's `Take`, else 100) |
+/// | `withSnapshot` | `false`: empty snapshot | `false`: empty snapshot | ignored (window always sent) |
+/// | `after`        | rows with newer `_seq`, ascending | ignored | ignored                    |
+/// | `snapshotLimit`| newest N by `_seq` (or first N after the cursor) | ignored | ignored |
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {

@@ -7,19 +7,23 @@
 //! the front. A dropped row comes back with its next update (the projector feeds the full merged
 //! entity from the entity cache), so only rows that are both far down the order and idle are lost.
 //!
-//! Subscriptions with the same effective `(start, count)` share one [`Group`]: the window is
+//! Subscriptions with the same effective `(start, count)` share one group: the window is
 //! recomputed once per group per update and the resulting `delete`/`upsert` frames are built once
-//! (see [`Emitter`]) and handed to each member. Only deltas go out: `delete` for keys that left the
+//! (see `emit::Emitter`) and handed to each member. Only deltas go out: `delete` for keys that left the
 //! window, `upsert` for keys that entered it and for the updated key if it stayed.
+//!
+//! Rows hold no copy of their entity while the entity cache has it (see `Row`), so an update
+//! merges in place instead of cloning the entity.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::emit::Emitter;
 use super::json::SortValue;
+use super::lru::Lru;
 use super::pipeline::Pipeline;
 use super::spec::SortOrder;
 use super::SubId;
@@ -54,10 +58,47 @@ impl PartialOrd for Entry {
     }
 }
 
+/// A row's position. Its entity is read from the entity cache (no copy, so the cache can merge
+/// in place); only when the cache evicts the key does the row keep the evicted entity itself.
 #[derive(Debug)]
 struct Row {
     pos: Entry,
-    entity: Arc<Value>,
+    detached: Option<Arc<Value>>,
+}
+
+/// Where rows read their entities: the entity cache of the view's entity.
+pub type Source = Lru<Arc<Value>>;
+
+fn entity<'a>(
+    rows: &'a HashMap<Arc<str>, Row>,
+    src: &'a Source,
+    key: &str,
+) -> Option<&'a Arc<Value>> {
+    let r = rows.get(key)?;
+    r.detached.as_ref().or_else(|| src.peek(key))
+}
+
+/// Membership test over a window's keys: a scan for small windows, a hash set for large ones.
+enum Members<'a> {
+    Scan(&'a [Arc<str>]),
+    Set(HashSet<&'a str>),
+}
+
+impl<'a> Members<'a> {
+    fn of(keys: &'a [Arc<str>]) -> Self {
+        if keys.len() <= 16 {
+            Members::Scan(keys)
+        } else {
+            Members::Set(keys.iter().map(|k| &**k).collect())
+        }
+    }
+
+    fn has(&self, k: &str) -> bool {
+        match self {
+            Members::Scan(keys) => keys.iter().any(|x| &**x == k),
+            Members::Set(set) => set.contains(k),
+        }
+    }
 }
 
 /// Subscriptions sharing one slice `[start, start + count)` of the rows.
@@ -97,6 +138,10 @@ impl WindowView {
         self.rows.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     /// The effective slice of a subscription's `skip`/`take` within the pipeline's own.
     pub fn slice(&self, skip: Option<usize>, take: Option<usize>) -> (usize, usize) {
         let skip = skip.unwrap_or(0);
@@ -118,37 +163,39 @@ impl WindowView {
     }
 
     /// Every row of the view in order, after the pipeline's skip/take (for tests and tools).
-    pub fn ordered(&self) -> Vec<(Arc<str>, Arc<Value>)> {
-        let (start, count) = (
-            self.pipeline.offset,
-            self.pipeline.limit.unwrap_or(usize::MAX),
-        );
-        self.set
-            .iter()
-            .skip(start)
-            .take(count)
-            .map(|e| (e.key.clone(), self.rows[&e.key].entity.clone()))
-            .collect()
+    pub fn ordered(&self, src: &Source) -> Vec<(Arc<str>, Arc<Value>)> {
+        let count = self.pipeline.limit.unwrap_or(usize::MAX);
+        self.ordered_slice(src, self.pipeline.offset, count)
     }
 
     /// The rows of the slice `[start, start + count)`.
-    pub fn ordered_slice(&self, start: usize, count: usize) -> Vec<(Arc<str>, Arc<Value>)> {
-        self.set
-            .iter()
-            .skip(start)
-            .take(count)
-            .map(|e| (e.key.clone(), self.rows[&e.key].entity.clone()))
+    pub fn ordered_slice(
+        &self,
+        src: &Source,
+        start: usize,
+        count: usize,
+    ) -> Vec<(Arc<str>, Arc<Value>)> {
+        let keys = self.set.iter().skip(start).take(count).map(|e| &e.key);
+        keys.filter_map(|k| Some((k.clone(), entity(&self.rows, src, k)?.clone())))
             .collect()
     }
 
     /// The row of `key`, if the view holds it.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        self.rows.get(key).map(|r| &*r.entity)
+    pub fn get<'a>(&'a self, src: &'a Source, key: &str) -> Option<&'a Value> {
+        entity(&self.rows, src, key).map(|e| &**e)
+    }
+
+    /// The entity cache is evicting `key`: a row of it keeps the entity from now on.
+    pub fn adopt(&mut self, key: &str, e: &Arc<Value>) {
+        if let Some(r) = self.rows.get_mut(key) {
+            r.detached = Some(e.clone());
+        }
     }
 
     /// Adds `sub` to the group of its slice; returns the rows it should get as its snapshot.
     pub fn subscribe(
         &mut self,
+        src: &Source,
         sub: SubId,
         start: usize,
         count: usize,
@@ -172,9 +219,10 @@ impl WindowView {
         };
         let g = &mut self.groups[gi];
         g.subs.push(sub);
+        let rows = &self.rows;
         g.keys
             .iter()
-            .map(|k| (k.clone(), self.rows[k].entity.clone()))
+            .filter_map(|k| Some((k.clone(), entity(rows, src, k)?.clone())))
             .collect()
     }
 
@@ -192,11 +240,14 @@ impl WindowView {
         }
     }
 
-    /// Takes the new merged `entity` of `key` and sends each group its deltas.
-    pub(crate) fn update(&mut self, key: &Arc<str>, entity: &Arc<Value>, em: &mut Emitter<'_>) {
+    /// `key` has a new merged entity in `src`: reposition it and send each group its deltas.
+    pub(crate) fn update(&mut self, key: &Arc<str>, src: &Source, em: &mut Emitter<'_>) {
+        let Some(current) = src.peek(key) else {
+            return;
+        };
         let old = self.rows.get(key).map(|r| r.pos.clone());
-        let new = self.pipeline.admits(entity).then(|| Entry {
-            val: SortValue::of(entity, &self.pipeline.order.path),
+        let new = self.pipeline.admits(current).then(|| Entry {
+            val: SortValue::of(current, &self.pipeline.order.path),
             key: key.clone(),
             desc: self.desc(),
         });
@@ -206,13 +257,11 @@ impl WindowView {
         match &new {
             Some(n) => {
                 self.set.insert(n.clone());
-                self.rows.insert(
-                    key.clone(),
-                    Row {
-                        pos: n.clone(),
-                        entity: entity.clone(),
-                    },
-                );
+                let row = Row {
+                    pos: n.clone(),
+                    detached: None,
+                };
+                self.rows.insert(key.clone(), row);
             }
             None => {
                 self.rows.remove(key);
@@ -224,8 +273,7 @@ impl WindowView {
             }
         }
         for g in &mut self.groups {
-            let was_in = g.keys.contains(key);
-            if !was_in && g.keys.len() == g.count {
+            if g.keys.len() == g.count && !g.keys.contains(key) {
                 // Untouched if the key sorts after the window both before and after the update.
                 if let Some(last) = g.keys.last().and_then(|k| self.rows.get(k)) {
                     let after = |e: &Option<Entry>| e.as_ref().is_none_or(|e| *e > last.pos);
@@ -242,14 +290,17 @@ impl WindowView {
                 .map(|e| e.key.clone())
                 .collect();
             let mut frames = Vec::new();
+            let (in_old, in_new) = (Members::of(&g.keys), Members::of(&keys));
             for k in &g.keys {
-                if !keys.contains(k) {
+                if !in_new.has(k) {
                     frames.push(em.delete(k));
                 }
             }
             for k in &keys {
-                if !g.keys.contains(k) || k == key {
-                    frames.push(em.upsert(k, &self.rows[k].entity));
+                if !in_old.has(k) || k == key {
+                    if let Some(e) = entity(&self.rows, src, k) {
+                        frames.push(em.upsert(k, e));
+                    }
                 }
             }
             g.keys = keys;

@@ -20,7 +20,6 @@ use yellowstone_grpc_proto::geyser::{
     SubscribeUpdateAccountInfo, SubscribeUpdateSlot, SubscribeUpdateTransaction,
     SubscribeUpdateTransactionInfo,
 };
-use yellowstone_grpc_proto::prost_types::Timestamp;
 use yellowstone_grpc_proto::solana::storage::confirmed_block::{
     CompiledInstruction, Message, MessageHeader, Transaction, TransactionStatusMeta,
 };
@@ -231,27 +230,25 @@ fn fixed<const N: usize>(bytes: &[u8], field: &'static str) -> Result<[u8; N], C
     })
 }
 
-/// The wire message a Geyser server sends for `update` (slot statuses as processed).
+/// The wire message a Geyser server sends for `update` (slot statuses as processed; no
+/// `created_at`: the server stamps it when it sends).
 ///
 /// An instruction becomes a one-instruction transaction whose account keys are the program and
 /// the instruction's accounts, deduplicated in order of first use.
 pub fn to_proto(update: &Update) -> Result<SubscribeUpdate, ConvertError> {
-    let (oneof, ts) = match update {
-        Update::Account(a) => (
-            UpdateOneof::Account(SubscribeUpdateAccount {
-                account: Some(SubscribeUpdateAccountInfo {
-                    pubkey: a.pubkey.to_vec(),
-                    owner: a.owner.to_vec(),
-                    data: a.data.clone(),
-                    write_version: a.write_version,
-                    txn_signature: a.signature.map(|s| s.to_vec()),
-                    ..Default::default()
-                }),
-                slot: a.slot,
+    let oneof = match update {
+        Update::Account(a) => UpdateOneof::Account(SubscribeUpdateAccount {
+            account: Some(SubscribeUpdateAccountInfo {
+                pubkey: a.pubkey.to_vec(),
+                owner: a.owner.to_vec(),
+                data: a.data.clone(),
+                write_version: a.write_version,
+                txn_signature: a.signature.map(|s| s.to_vec()),
                 ..Default::default()
             }),
-            a.timestamp,
-        ),
+            slot: a.slot,
+            ..Default::default()
+        }),
         Update::Instruction(ix) => {
             let mut keys: Vec<Pubkey> = vec![ix.program_id];
             let mut index_of = |k: &Pubkey| match keys.iter().position(|x| x == k) {
@@ -278,41 +275,32 @@ pub fn to_proto(update: &Update) -> Result<SubscribeUpdate, ConvertError> {
                 }],
                 ..Default::default()
             };
-            (
-                UpdateOneof::Transaction(SubscribeUpdateTransaction {
-                    transaction: Some(SubscribeUpdateTransactionInfo {
-                        signature: ix.signature.to_vec(),
-                        is_vote: false,
-                        transaction: Some(Transaction {
-                            signatures: vec![ix.signature.to_vec()],
-                            message: Some(message),
-                        }),
-                        meta: Some(TransactionStatusMeta::default()),
-                        index: ix.txn_index,
+            UpdateOneof::Transaction(SubscribeUpdateTransaction {
+                transaction: Some(SubscribeUpdateTransactionInfo {
+                    signature: ix.signature.to_vec(),
+                    is_vote: false,
+                    transaction: Some(Transaction {
+                        signatures: vec![ix.signature.to_vec()],
+                        message: Some(message),
                     }),
-                    slot: ix.slot,
-                    bank_id: 0,
+                    meta: Some(TransactionStatusMeta::default()),
+                    index: ix.txn_index,
                 }),
-                ix.timestamp,
-            )
+                slot: ix.slot,
+                bank_id: 0,
+            })
         }
-        Update::Slot { slot, timestamp } => (
-            UpdateOneof::Slot(SubscribeUpdateSlot {
-                slot: *slot,
-                parent: slot.checked_sub(1),
-                status: SlotStatus::SlotProcessed as i32,
-                ..Default::default()
-            }),
-            *timestamp,
-        ),
+        Update::Slot { slot, .. } => UpdateOneof::Slot(SubscribeUpdateSlot {
+            slot: *slot,
+            parent: slot.checked_sub(1),
+            status: SlotStatus::SlotProcessed as i32,
+            ..Default::default()
+        }),
     };
     Ok(SubscribeUpdate {
         filters: Vec::new(),
         update_oneof: Some(oneof),
-        created_at: Some(Timestamp {
-            seconds: ts,
-            nanos: 0,
-        }),
+        created_at: None,
     })
 }
 

@@ -246,6 +246,11 @@ impl MockPublisher {
     /// Publishes, first waiting while the slowest open stream is more than half the history
     /// behind (so a fast publisher never pushes a subscriber off the history).
     pub async fn publish_wait(&self, update: SubscribeUpdate) {
+        if self.shared.has_room() {
+            self.shared.push(update, false);
+            return;
+        }
+        // Subscribe, then look again: a bump in between is not missed.
         let mut consumed = self.shared.consumed.subscribe();
         loop {
             if self.shared.has_room() {
@@ -315,7 +320,7 @@ struct Shared {
 }
 
 enum Next {
-    Found(SubscribeUpdate, u64),
+    Found(Box<SubscribeUpdate>, u64),
     Exhausted(u64),
     Lost,
 }
@@ -325,7 +330,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, update: SubscribeUpdate, bypass_filters: bool) {
+    fn push(&self, mut update: SubscribeUpdate, bypass_filters: bool) {
+        if update.created_at.is_none() && !bypass_filters {
+            update.created_at = Some(std::time::SystemTime::now().into());
+        }
         {
             let mut st = self.lock();
             if let Some(s) = slot_of(&update) {
@@ -369,13 +377,13 @@ impl Shared {
                 continue;
             }
             if e.bypass_filters {
-                return Next::Found((*e.update).clone(), next);
+                return Next::Found(Box::new((*e.update).clone()), next);
             }
             let names = filter.matches(&e.update);
             if !names.is_empty() {
                 let mut u = (*e.update).clone();
                 u.filters = names;
-                return Next::Found(u, next);
+                return Next::Found(Box::new(u), next);
             }
         }
         drop(st);
@@ -690,6 +698,8 @@ async fn stream_task(
     let mut filter: Option<MockFilter> = None;
     let mut cursor = 0u64;
     let mut floor = 0u64;
+    // Sends since the cursor was last published (for publishers' backpressure).
+    let mut unreported = 0u32;
     let period = sh.cfg.ping_interval.max(Duration::from_millis(1));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -710,9 +720,11 @@ async fn stream_task(
                         biased;
                         permit = tx.reserve() => {
                             let Ok(permit) = permit else { break None };
-                            permit.send(Ok(update));
+                            permit.send(Ok(*update));
                             cursor = next;
-                            if next % 64 == 0 {
+                            unreported += 1;
+                            if unreported >= 64 {
+                                unreported = 0;
                                 sh.set_cursor(id, cursor);
                             }
                             continue;

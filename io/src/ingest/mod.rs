@@ -30,7 +30,7 @@ pub mod resume;
 pub mod synth;
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -72,8 +72,9 @@ pub struct SyntheticConfig {
     pub updates_per_sec: u32,
     /// The `x-token` the embedded server requires and the client sends.
     pub token: Option<String>,
-    /// The stack's generator (e.g. `stackcore_engine::synth::Generator` over the stack's IDLs);
-    /// `None` uses [`synth::stand_in`], opaque updates for the stack's program ids.
+    /// The stack's generator: `synth::idl_generator(stack.idls().clone(), SynthConfig::default())`
+    /// gives valid, decodable updates (so live frames). `None` uses [`synth::stand_in`]: opaque
+    /// bytes for the stack's program ids, which exercise ingest but do not decode.
     pub generator: Option<UpdateFactory>,
 }
 
@@ -219,6 +220,13 @@ pub fn spawn_with(
         _ => Commitment::Processed,
     };
     let stop = Stop::new();
+    let lag_ms = Arc::new(AtomicU64::new(0));
+    let lag = lag_ms.clone();
+    metrics.register_gauge(
+        "upstream_lag_ms",
+        "stage=\"ingest\"",
+        Box::new(move || lag.load(Ordering::Relaxed)),
+    );
     let pipe = Pipeline {
         converter: Converter::new(cfg.program_ids.clone(), commitment),
         resume: resume::Resume::new(limits.dedup_capacity),
@@ -229,6 +237,7 @@ pub fn spawn_with(
         scratch: Vec::new(),
         stop: stop.clone(),
         last_flush: Instant::now(),
+        lag_ms: lag_ms.clone(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -391,6 +400,8 @@ pub(crate) struct Pipeline {
     scratch: Vec<Update>,
     stop: Stop,
     last_flush: Instant,
+    /// Milliseconds from the upstream's `created_at` to receipt, last data message.
+    lag_ms: Arc<AtomicU64>,
 }
 
 pub(crate) fn unix_nanos() -> u64 {
@@ -437,6 +448,12 @@ impl Pipeline {
         );
         if !keepalive {
             Metrics::add(&self.metrics.upstream_updates_total, 1);
+            if let Some(t) = &msg.created_at {
+                let sent = t.seconds as i128 * 1_000_000_000 + t.nanos as i128;
+                let lag = (recv_unix_nanos as i128 - sent).max(0) / 1_000_000;
+                self.lag_ms
+                    .store(lag.min(u64::MAX as i128) as u64, Ordering::Relaxed);
+            }
             if let Some(r) = &mut self.recorder {
                 if let Err(e) = r.update(recv_unix_nanos, msg) {
                     self.record_failed(e);

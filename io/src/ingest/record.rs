@@ -75,7 +75,7 @@ impl RecordError {
 pub enum Record {
     Update {
         recv_unix_nanos: u64,
-        update: SubscribeUpdate,
+        update: Box<SubscribeUpdate>,
     },
     Resumed {
         recv_unix_nanos: u64,
@@ -242,7 +242,7 @@ impl Reader {
                 self.offset += 13 + len as u64;
                 Ok(Some(Record::Update {
                     recv_unix_nanos: t,
-                    update,
+                    update: Box::new(update),
                 }))
             }
             other => Err(corrupt(format!("unknown record kind {other}"))),
@@ -315,14 +315,14 @@ mod tests {
             vec![
                 Record::Update {
                     recv_unix_nanos: 10,
-                    update: slot(1)
+                    update: Box::new(slot(1))
                 },
                 Record::Resumed {
                     recv_unix_nanos: 11
                 },
                 Record::Update {
                     recv_unix_nanos: 12,
-                    update: slot(2)
+                    update: Box::new(slot(2))
                 },
             ]
         );

@@ -5,7 +5,8 @@
 //! whatever tungstenite writes (the HTTP handshake answer, pongs, our pings, close frames) lands
 //! in a small in-memory control buffer (bounded by [`CTRL_CAP`]). `flush` moves that buffer onto
 //! the wire only at a message boundary, so control frames slot in *between* our data messages
-//! and never inside one. Data frames are [`SharedFrame`]s, complete unmasked WebSocket messages:
+//! and never inside one; while control output waits behind a partly written frame, a write
+//! stops at that frame's end, so pongs and closes never wait for the whole queue. Data frames are [`SharedFrame`]s, complete unmasked WebSocket messages:
 //! the queue holds `Arc` clones and `flush` hands their bytes to `write_vectored` directly, up
 //! to [`IOV_MAX`] slices per call, with no copy and no allocation per frame.
 //!
@@ -105,7 +106,7 @@ pub type Handshake = MidHandshake<ServerHandshake<Io, Gate>>;
 
 pub enum Phase {
     /// Reading the upgrade request. `None` only transiently while it is being advanced.
-    Handshake(Option<Handshake>),
+    Handshake(Option<Box<Handshake>>),
     Open(Box<WebSocket<Io>>),
     /// Refused at the upgrade: the HTTP answer is flushed, then the write side is shut and the
     /// peer's remaining input drained until EOF or the deadline.
@@ -180,7 +181,7 @@ impl Conn {
         Conn {
             io,
             gen,
-            phase: Phase::Handshake(Some(hs)),
+            phase: Phase::Handshake(Some(Box::new(hs))),
             outcome,
             session: None,
             _subject: None,
@@ -288,8 +289,12 @@ impl Conn {
                 iov[0] = IoSlice::new(&self.ctrl_inflight[self.ctrl_off..]);
                 n = 1;
             }
+            // Control output waiting behind a partly written frame: write only to the end of
+            // that frame, so the control frames go out at the next boundary instead of waiting
+            // for the whole queue (a write rarely ends exactly on a boundary).
+            let ctrl_waiting = self.front_off > 0 && !self.io.ctrl.borrow().is_empty();
             for (i, f) in self.queue.iter().enumerate() {
-                if n == IOV_MAX {
+                if n == IOV_MAX || (ctrl_waiting && i > 0) {
                     break;
                 }
                 let off = if i == 0 { self.front_off } else { 0 };

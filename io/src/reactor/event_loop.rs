@@ -333,8 +333,19 @@ impl Reactor {
                 self.read_messages(slot);
             }
             Phase::Rejected => {
+                // Discard input until EOF; a bounded amount per turn, so a flooding peer
+                // cannot hold the loop (it is dropped at its deadline anyway).
                 let mut buf = [0u8; 4096];
+                let mut budget = READS_PER_TURN;
                 loop {
+                    if budget == 0 {
+                        if !conn.read_pending {
+                            conn.read_pending = true;
+                            self.read_pending.push(slot);
+                        }
+                        break;
+                    }
+                    budget -= 1;
                     match (&conn.io.tcp).read(&mut buf) {
                         Ok(0) => {
                             conn.peer_done = true;
@@ -360,7 +371,7 @@ impl Reactor {
             return;
         };
         let Some(mid) = hs.take() else { return };
-        match mid.handshake() {
+        match (*mid).handshake() {
             Ok(ws) => {
                 conn.phase = Phase::Open(Box::new(ws));
                 if let Some((session, guard)) = conn.outcome.take() {
@@ -373,7 +384,7 @@ impl Reactor {
                 self.read_messages(slot);
             }
             Err(HandshakeError::Interrupted(mid)) => {
-                conn.phase = Phase::Handshake(Some(mid));
+                conn.phase = Phase::Handshake(Some(Box::new(mid)));
             }
             Err(HandshakeError::Failure(tungstenite::Error::Http(_))) => {
                 // Refused by auth or a limit: the answer is in the control buffer.
@@ -411,7 +422,7 @@ impl Reactor {
                 return;
             };
             let result = ws.read();
-            if conn.io.ctrl.borrow().len() > 0 {
+            if !conn.io.ctrl.borrow().is_empty() {
                 self.mark_dirty(slot);
             }
             let conn = self.conns[slot].as_mut().expect("live slot");
@@ -758,7 +769,7 @@ impl Reactor {
                 awaiting_first: true,
             },
         );
-        self.to_worker(worker, ToWorker::Subscribe { sub, req });
+        self.send_worker(worker, ToWorker::Subscribe { sub, req });
     }
 
     /// Forgets a subscription (already removed from its connection's list).
@@ -779,13 +790,13 @@ impl Reactor {
                 .fetch_sub(1, Ordering::Relaxed);
         }
         if notify {
-            self.to_worker(e.worker, ToWorker::Unsubscribe { sub });
+            self.send_worker(e.worker, ToWorker::Unsubscribe { sub });
         }
     }
 
     // ---------------------------------------------------------------- workers
 
-    fn to_worker(&mut self, worker: usize, msg: ToWorker) {
+    fn send_worker(&mut self, worker: usize, msg: ToWorker) {
         if !self.retry.is_empty() {
             self.retry.push_back((worker, msg));
             return;

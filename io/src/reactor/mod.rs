@@ -27,7 +27,7 @@
 //!    idle ones and ends closings that overran their deadline.
 //!
 //! ## Output, zero-copy
-//! A frame arrives once as a [`SharedFrame`] (complete WebSocket message, already framed).
+//! A frame arrives once as a [`SharedFrame`](stackcore_engine::frame::SharedFrame) (complete WebSocket message, already framed).
 //! Fan-out pushes an `Arc` clone into each target connection's queue; a connection drains its
 //! queue with `write_vectored` over the frames' bytes (see [`conn`]). No payload copy per client,
 //! no allocation per frame once queues have grown to their working size.
@@ -48,6 +48,19 @@
 //! `token-expired: ...` (so clients fetch a fresh token). A peer silent for `ping_interval` gets a
 //! WebSocket ping; WebSocket pings are answered by tungstenite. The HTTP upgrade must complete
 //! within `idle_timeout` of the accept.
+//!
+//! ## Metrics
+//! `connected_clients` counts every socket the acceptor handed on until its reactor drops it
+//! (handshaking and closing ones included); it is also what `max_clients` is checked against.
+//! `subscriptions` counts active subscriptions (activated by the worker), `pending_outbound_bytes`
+//! the bytes queued in all connections, `frames_sent_total` the data frames fully written,
+//! `bytes_sent_total` every byte written. Counters are accumulated per turn and published once.
+//!
+//! ## Memory per connection
+//! tungstenite's read buffer (4 KiB, growing only while a message up to `max_message_size` is
+//! read), the control buffer (≤ [`conn::CTRL_CAP`]), the queue (≤ `message_queue_size` `Arc`s of
+//! frames shared with every other subscriber, ≤ `max_outbound_bytes` of them counted against this
+//! connection) and its subscriptions (≤ the session's subscription limit).
 //!
 //! ## Subscriptions
 //! Sub-key `view:key` (or `view:*`) per connection; a duplicate subscribe keeps the existing
@@ -127,7 +140,7 @@ pub fn spawn_reactor(
         .name(format!("reactor-{index}"))
         .spawn(move || {
             if ctx.pin {
-                crate::pin::pin_current("reactor", index);
+                crate::pin::pin_current(crate::pin::Role::Reactor, index);
             }
             event_loop::Reactor::new(index, poll, inbox, ctx).run();
         })

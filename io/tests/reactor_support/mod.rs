@@ -11,13 +11,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use stackcore_engine::frame::SharedFrame;
-use stackcore_engine::view::{Output, SubId, SubscribeError, ViewId};
+use stackcore_engine::view::{Output, SubId, SubscribeError, Subscription, ViewId};
 use stackcore_io::channels::{reactor_of, ReactorHandle, ToReactor, ToWorker};
 use stackcore_io::config::WebSocketConfig;
 use stackcore_io::metrics::Metrics;
 use stackcore_io::reactor::{spawn_acceptor, spawn_reactor, ReactorContext, ReactorParts, Router};
 use tungstenite::protocol::WebSocket;
 use tungstenite::Message;
+
+/// The fake worker's live subscriptions: id → the request as the worker received it.
+pub type WorkerSubs = Arc<Mutex<HashMap<SubId, Subscription>>>;
 
 /// The views the fake worker serves: (name, mode).
 pub const VIEWS: &[(&str, &str)] = &[
@@ -37,7 +40,7 @@ pub struct Server {
     pub metrics: Arc<Metrics>,
     pub reactors: Vec<ReactorHandle>,
     /// Subscriptions the fake worker currently holds.
-    pub worker_subs: Arc<Mutex<HashMap<SubId, (ViewId, Option<String>)>>>,
+    pub worker_subs: WorkerSubs,
     threads: Vec<JoinHandle<()>>,
     acceptor: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
@@ -135,6 +138,11 @@ impl Server {
         f(&self.metrics).load(Ordering::Relaxed)
     }
 
+    /// The requests the fake worker currently holds.
+    pub fn worker_requests(&self) -> Vec<Subscription> {
+        self.worker_subs.lock().unwrap().values().cloned().collect()
+    }
+
     pub fn worker_sub_count(&self) -> usize {
         self.worker_subs.lock().unwrap().len()
     }
@@ -177,7 +185,7 @@ impl Drop for Server {
 fn fake_worker(
     rx: crossbeam_channel::Receiver<ToWorker>,
     reactors: Vec<ReactorHandle>,
-    subs: Arc<Mutex<HashMap<SubId, (ViewId, Option<String>)>>>,
+    subs: WorkerSubs,
 ) {
     while let Ok(msg) = rx.recv() {
         match msg {
@@ -191,7 +199,6 @@ fn fake_worker(
                         error: SubscribeError::SnapshotLimitExceeded { rows: 9, limit: 1 },
                     });
                 } else {
-                    subs.lock().unwrap().insert(sub, (view, req.key.clone()));
                     r.send(ToReactor::Subscribed { sub, view });
                     r.send(ToReactor::Frame(Output::To {
                         sub,
@@ -204,6 +211,9 @@ fn fake_worker(
                             frame: snapshot_frame(&req.view, mode, &key),
                         }));
                     }
+                    // Recorded after the reactor has the activation queued, so a test that
+                    // sees the subscription here can broadcast to it.
+                    subs.lock().unwrap().insert(sub, req);
                 }
                 r.wake();
             }
@@ -225,6 +235,7 @@ pub fn connect(url: &str) -> Client {
     try_connect(url, &[]).expect("upgrade")
 }
 
+#[allow(clippy::result_large_err)]
 pub fn try_connect(
     url: &str,
     headers: &[(&str, &str)],
@@ -288,8 +299,11 @@ pub fn subscribe(c: &mut Client, view: &str, key: Option<&str>) {
 pub fn read_until_close(c: &mut Client) -> Option<(u16, String)> {
     loop {
         match c.read() {
-            Ok(Message::Close(Some(f))) => return Some((f.code.into(), f.reason.to_string())),
-            Ok(Message::Close(None)) => return None,
+            Ok(Message::Close(f)) => {
+                // Send tungstenite's queued close reply, as a real client does at once.
+                let _ = c.flush();
+                return f.map(|f| (f.code.into(), f.reason.to_string()));
+            }
             Ok(_) => continue,
             Err(_) => return None,
         }
