@@ -4,13 +4,16 @@
 //! The queue is a faithful model of the reactor's per-connection outbound queue (branch `reactor`:
 //! a `VecDeque` of `SharedFrame` clones with byte accounting, flushed by `write_vectored` with up
 //! to 64 slices per call); the reactor's own `Conn` needs a live socket and handshake, so it is not
-//! constructed here. Two sinks: `io::sink()` (the queue and iovec work alone) and a reused
-//! `Vec<u8>` (adds the byte copy the kernel would do). Throughput is frames delivered (frames ×
+//! constructed here. Three sinks: `io::sink()` (the queue and iovec work alone), a reused
+//! `Vec<u8>` (adds the byte copy the kernel would do), and a real socket: one Unix stream pair per
+//! client, written with `writev` and drained by a `read` on the peer end in the same thread (so
+//! that figure pays for both system calls, a conservative bound for one reactor core). Throughput is frames delivered (frames ×
 //! clients); the target is ≥ 1M frames/s per reactor core.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Read, Write};
+use std::os::unix::net::UnixStream;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use stackcore_engine::SharedFrame;
@@ -109,6 +112,26 @@ fn fanout(c: &mut Criterion) {
                         n += q.flush(&mut buf).unwrap_or(0);
                     }
                     black_box((n, buf.len()))
+                })
+            });
+            g.bench_function(BenchmarkId::new("socket", &id), |b| {
+                let pairs: Vec<(UnixStream, UnixStream)> = (0..clients)
+                    .filter_map(|_| UnixStream::pair().ok())
+                    .collect();
+                let mut conns: Vec<OutQueue> = pairs.iter().map(|_| OutQueue::default()).collect();
+                let mut buf = vec![0u8; 64 * 1024];
+                b.iter(|| {
+                    let mut n = 0;
+                    for (q, (tx, rx)) in conns.iter_mut().zip(&pairs) {
+                        for _ in 0..batch {
+                            q.enqueue(&f);
+                        }
+                        let mut w: &UnixStream = tx;
+                        n += q.flush(&mut w).unwrap_or(0);
+                        let mut r: &UnixStream = rx;
+                        let _ = r.read(&mut buf);
+                    }
+                    black_box(n)
                 })
             });
         }

@@ -4,7 +4,7 @@
 # harness for both servers; then prints the markdown table of ours/reference ratios.
 #
 #   perf/run-all.sh                     # standard: 10k updates/s, 1,000 clients, 15 s, 10,000 conns
-#   RATE=5000 SECS=10 CLIENTS=500 CONNS=2000 SKIP_BENCH=1 perf/run-all.sh
+#   RATE=5000 SECS=10 CLIENTS=500 CONNS=2000 LIGHT_RATE=1000 LIGHT_CLIENTS=100 SKIP_BENCH=1 perf/run-all.sh
 #
 # Outputs go to perf/out/<UTC time>/ (git-ignored), one file per harness; the table is printed
 # and written to table.md there. A harness that fails leaves a dash in the table, not a stop.
@@ -17,6 +17,8 @@ RATE=${RATE:-10000}
 SECS=${SECS:-15}
 CLIENTS=${CLIENTS:-1000}
 CONNS=${CONNS:-10000}
+LIGHT_RATE=${LIGHT_RATE:-1000}
+LIGHT_CLIENTS=${LIGHT_CLIENTS:-100}
 OUT=${OUT:-perf/out/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
@@ -45,6 +47,9 @@ step "ours, whole path (mock Geyser → gRPC → ingest)"
 "$BIN/e2e" --mode geyser "${RUN[@]}" 2>&1 | tee "$OUT/ours-geyser.txt"
 step "reference, fed the same way"
 [ -x "$REF_BIN" ] && "$REF_BIN" "${RUN[@]}" 2>&1 | tee "$OUT/reference.txt"
+step "light load ($LIGHT_RATE/s, $LIGHT_CLIENTS clients): latency when neither server is saturated"
+"$BIN/e2e" --mode fed --rate "$LIGHT_RATE" --seconds "$SECS" --clients "$LIGHT_CLIENTS" 2>&1 | tee "$OUT/ours-light.txt"
+[ -x "$REF_BIN" ] && "$REF_BIN" --rate "$LIGHT_RATE" --seconds "$SECS" --clients "$LIGHT_CLIENTS" 2>&1 | tee "$OUT/reference-light.txt"
 step "saturation (feed as fast as each server takes it)"
 "$BIN/e2e" --mode fed --rate 0 --seconds "$SECS" --clients "$CLIENTS" 2>&1 | tee "$OUT/ours-saturated.txt"
 [ -x "$REF_BIN" ] && "$REF_BIN" --rate 0 --seconds "$SECS" --clients "$CLIENTS" 2>&1 | tee "$OUT/reference-saturated.txt"

@@ -284,7 +284,7 @@ pub fn seq_slot(frame: &[u8]) -> Option<u64> {
     if frame.first() == Some(&0x1f) {
         return None;
     }
-    let at = frame.windows(KEY.len()).rposition(|w| w == KEY)? + KEY.len();
+    let at = memchr::memmem::rfind(frame, KEY)? + KEY.len();
     let rest = &frame[at..];
     let end = rest.iter().position(|b| *b == b':')?;
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()

@@ -22,6 +22,8 @@ pub struct MemoryReport {
     pub bytes_per_active_conn: f64,
     /// Frames read by the clients during the active step.
     pub frames_during_active: u64,
+    /// Connections that received at least one frame during the active step.
+    pub connections_with_frames: usize,
 }
 
 /// Bytes per connection from two RSS readings in KiB; 0 when nothing connected.
@@ -35,7 +37,7 @@ pub fn per_connection_bytes(base_kib: u64, now_kib: u64, connections: usize) -> 
 impl MemoryReport {
     pub fn summary(&self) -> String {
         format!(
-            "{}: conns={}/{} base={}KiB idle={}KiB ({:.0} B/conn) active={}KiB ({:.0} B/conn, {} subscribed, {} frames)",
+            "{}: conns={}/{} base={}KiB idle={}KiB ({:.0} B/conn) active={}KiB ({:.0} B/conn, {} subscribed, {} with frames, {} frames)",
             self.server,
             self.connected,
             self.target,
@@ -45,6 +47,7 @@ impl MemoryReport {
             self.active_kib,
             self.bytes_per_active_conn,
             self.subscribed,
+            self.connections_with_frames,
             self.frames_during_active,
         )
     }

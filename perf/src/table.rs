@@ -15,6 +15,10 @@ pub struct Runs {
     pub ours_geyser: Option<Value>,
     /// `reference-peer` at the standard rate.
     pub reference: Option<Value>,
+    /// `e2e --mode fed` at the light load (neither server saturated).
+    pub ours_light: Option<Value>,
+    /// `reference-peer` at the light load.
+    pub reference_light: Option<Value>,
     /// `e2e --mode fed --rate 0`.
     pub ours_saturated: Option<Value>,
     /// `reference-peer --rate 0`.
@@ -77,6 +81,23 @@ impl Runs {
                 name.into(),
                 cell(o, " µs"),
                 cell(g, " µs"),
+                cell(r, " µs"),
+                ratio(o, r),
+            ]);
+        }
+        for (name, q) in [
+            ("p50 latency, light load", "p50_us"),
+            ("p99 latency, light load", "p99_us"),
+        ] {
+            let path = lat(q);
+            let (o, r) = (
+                num(&self.ours_light, &path),
+                num(&self.reference_light, &path),
+            );
+            rows.push([
+                name.into(),
+                cell(o, " µs"),
+                "–".into(),
                 cell(r, " µs"),
                 ratio(o, r),
             ]);

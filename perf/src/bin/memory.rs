@@ -9,8 +9,9 @@
 //! The server runs as a child process (ours: `memory serve`; the reference: `reference-peer
 //! --serve-only`), fed at `--rate` so that subscribed connections carry traffic. This process opens
 //! the connections and reads the child's RSS from `/proc`: once before connecting (base), once
-//! with every connection open and silent (idle), once after every connection subscribed and read
-//! frames for `--settle-ms` (active). Raise the fd limit first (`ulimit -n 20000`): both processes
+//! with every connection open and silent (idle), once after every connection subscribed, nearly
+//! all (99 %) received a frame (waiting up to 60 s), and they read frames for `--settle-ms` more
+//! (active). Raise the fd limit first (`ulimit -n 20000`): both processes
 //! hold one descriptor per connection. If connecting fails part-way, the run measures the
 //! connections that did open and says so.
 
@@ -202,13 +203,29 @@ fn measure_child(
             subscribed += 1;
         }
     }
+    // Wait (up to 60 s) until nearly every connection has its first frame, then read for one
+    // more settle period: a server still working through its backlog is measured when loaded.
     let mut frames = 0u64;
-    let until = Instant::now() + settle;
-    while Instant::now() < until {
-        for ws in &mut conns {
+    let mut got = vec![false; conns.len()];
+    let mut with_frames = 0usize;
+    let wait_until = Instant::now() + Duration::from_secs(60);
+    let mut settle_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if settle_until.is_some_and(|t| now >= t) {
+            break;
+        }
+        if settle_until.is_none() && (with_frames * 100 >= conns.len() * 99 || now >= wait_until) {
+            settle_until = Some(now + settle);
+        }
+        for (i, ws) in conns.iter_mut().enumerate() {
             while let Ok(msg) = ws.read() {
                 if msg.is_binary() || msg.is_text() {
                     frames += 1;
+                    if !got[i] {
+                        got[i] = true;
+                        with_frames += 1;
+                    }
                 }
             }
         }
@@ -226,5 +243,6 @@ fn measure_child(
         bytes_per_idle_conn: per_connection_bytes(base_kib, idle_kib, connected),
         bytes_per_active_conn: per_connection_bytes(base_kib, active_kib, connected),
         frames_during_active: frames,
+        connections_with_frames: with_frames,
     })
 }
