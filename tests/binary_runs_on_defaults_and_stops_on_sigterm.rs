@@ -69,6 +69,21 @@ fn binary_runs_on_defaults_and_stops_on_sigterm() {
     ws.send(tungstenite::Message::text(r#"{"type":"subscribe","view":"Token/list"}"#)).unwrap();
     let first = ws.read().expect("a frame after subscribing");
     assert!(first.is_binary(), "data frames are binary: {first:?}");
+    // Live frames from the synthetic chain arrive through the real gRPC path.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let msg = ws.read().expect("frames keep coming");
+        let bytes = msg.into_data();
+        if bytes.first() != Some(&0x1f) {
+            let frame: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON frame");
+            if frame["op"] == "patch" {
+                assert_eq!(frame["entity"], "Token/list");
+                assert!(frame["seq"].is_string(), "{frame}");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no live patch within 10 s");
+    }
     drop(ws);
 
     // SIGTERM: exit 0 within 2 s.

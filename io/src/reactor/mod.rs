@@ -40,7 +40,10 @@
 //! close frame with code **4008** and reason `slow-consumer`, and it is dropped once those are
 //! written or after one `ping_interval`. 4008 is an application code the TypeScript client treats
 //! as a plain disconnect (it reconnects with backoff; only 1008 or a `code: msg` reason are read
-//! as auth failures). Memory per connection is therefore bounded by the budget plus one frame.
+//! as auth failures). The Rust SDK (`hyperstack-sdk` 0.6.9, read from its source) reconnects too:
+//! the error frame's `retryable:true` decides (`SocketIssue::retryable`), and a close reason without
+//! a `code:` prefix is retryable as well; `slow-consumer` is not one of its auth codes, so no token
+//! refresh is attempted. Memory per connection is therefore bounded by the budget plus one frame.
 //!
 //! Other closes: idle (no inbound for `idle_timeout`) → 4000 `idle-timeout`; inbound message over
 //! `max_message_size` → 1009; bad UTF-8 → 1007; protocol errors → 1002; shutdown → 1001
