@@ -32,7 +32,7 @@ mod json;
 mod program;
 mod table;
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
@@ -234,6 +234,15 @@ impl Ctx {
         m.insert("timestamp".into(), json!(self.timestamp));
         Json::Object(m)
     }
+    /// One field of [`Ctx::to_json`] without building the map (`None` where the map has none).
+    fn field(&self, name: &str) -> Option<Json> {
+        match name {
+            "slot" => Some(json!(self.slot)),
+            "signature" => self.signature.as_ref().map(|s| json!(s.as_str())),
+            "timestamp" => Some(json!(self.timestamp)),
+            _ => None,
+        }
+    }
     fn of_pending(p: &Pending) -> Ctx {
         Ctx {
             slot: p.slot,
@@ -247,21 +256,25 @@ impl Ctx {
 }
 
 /// Paths changed by one handler run; appended arrays keep only their new elements.
+/// Paths are borrowed from the program where they come from it, so marking one allocates nothing.
 #[derive(Default)]
-struct Dirty(Vec<(Path, Option<Vec<Json>>)>);
+struct Dirty<'a>(Vec<(Cow<'a, Path>, Option<Vec<Json>>)>);
 
-impl Dirty {
-    fn replaced(&mut self, p: &Path) {
+impl<'a> Dirty<'a> {
+    fn replaced(&mut self, p: &'a Path) {
+        self.replaced_cow(Cow::Borrowed(p));
+    }
+    fn replaced_cow(&mut self, p: Cow<'a, Path>) {
         match self.0.iter_mut().find(|(q, _)| q.dotted == p.dotted) {
             Some(e) => e.1 = None,
-            None => self.0.push((p.clone(), None)),
+            None => self.0.push((p, None)),
         }
     }
-    fn appended(&mut self, p: &Path, v: Json) {
+    fn appended(&mut self, p: &'a Path, v: Json) {
         match self.0.iter_mut().find(|(q, _)| q.dotted == p.dotted) {
             Some((_, Some(vals))) => vals.push(v),
             Some((_, None)) => {}
-            None => self.0.push((p.clone(), Some(vec![v]))),
+            None => self.0.push((Cow::Borrowed(p), Some(vec![v]))),
         }
     }
 }
@@ -466,7 +479,7 @@ impl VmContext {
                 continue;
             }
             *slot = v;
-            dirty.replaced(&target);
+            dirty.replaced_cow(Cow::Owned(target));
         }
         let ep = &p.entities[ent];
         let old: Vec<Option<Json>> = ep
@@ -673,9 +686,9 @@ impl VmContext {
             }
             self.process(p, &ev, e, c, out)?;
             let ev = Arc::new(ev);
-            let mut seen = HashSet::new();
-            for &(ent, _) in &info.routes {
-                if seen.insert(ent) && self.tables[ent].exists {
+            for (i, &(ent, _)) in info.routes.iter().enumerate() {
+                let first = !info.routes[..i].iter().any(|&(e, _)| e == ent);
+                if first && self.tables[ent].exists {
                     let cached = Pending {
                         event: e,
                         pda: addr.clone(),
@@ -1055,6 +1068,12 @@ impl VmContext {
             return json::public_fields(ev);
         }
         if &*path.segs[0] == "__update_context" {
+            if path.segs.len() == 2 {
+                return c
+                    .field(&path.segs[1])
+                    .or_else(|| default.cloned())
+                    .unwrap_or(Json::Null);
+            }
             let cj = c.to_json();
             let rest = Path {
                 segs: path.segs[1..].into(),
@@ -1125,9 +1144,9 @@ impl VmContext {
         cur
     }
 
-    fn exec(
+    fn exec<'p>(
         &mut self,
-        p: &Program,
+        p: &'p Program,
         ent: usize,
         hi: usize,
         ev: &Json,
@@ -1309,9 +1328,7 @@ impl VmContext {
                             }
                         }
                         Src::Const(v) => temp = v.clone(),
-                        Src::Context(f) => {
-                            temp = c.to_json().get(&**f).cloned().unwrap_or(Json::Null)
-                        }
+                        Src::Context(f) => temp = c.field(f).unwrap_or(Json::Null),
                         Src::Keep => {}
                         Src::Capture { transforms } => {
                             let mut data = json::public_fields(ev);
@@ -1389,13 +1406,9 @@ impl VmContext {
                 }
             }
         }
-        if !key.is_null() {
-            let t = &mut self.tables[ent];
-            if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(&kstr) {
-                self.stats.evicted_rows += 1;
-            }
-            t.rows.put(kstr, (key.clone(), state.clone()));
-        }
+        // The patch is built from the working state before the state moves into its row, so
+        // the row is stored without a second deep copy.
+        let mut mutation = None;
         if h.emit && !key.is_null() && !dirty.0.is_empty() {
             let mut patch = json!({});
             let mut append = Vec::new();
@@ -1412,6 +1425,16 @@ impl VmContext {
                     }
                 }
             }
+            mutation = Some((patch, append));
+        }
+        if !key.is_null() {
+            let t = &mut self.tables[ent];
+            if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(&kstr) {
+                self.stats.evicted_rows += 1;
+            }
+            t.rows.put(kstr, (key.clone(), state));
+        }
+        if let Some((patch, append)) = mutation {
             out.push(Mutation {
                 entity: ep.name.clone(),
                 key,
@@ -1424,21 +1447,21 @@ impl VmContext {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn store(
+    fn store<'p>(
         &mut self,
-        p: &Program,
+        p: &'p Program,
         ent: usize,
-        op: &program::MapOp,
+        op: &'p program::MapOp,
         state: &mut Json,
         temp: &Json,
         key: &Json,
         ev: &Json,
         c: &Ctx,
-        dirty: &mut Dirty,
+        dirty: &mut Dirty<'p>,
     ) -> Result<(), StepError> {
         let _ = p;
         let target = &op.target;
-        let mark = |d: &mut Dirty| {
+        let mark = |d: &mut Dirty<'p>| {
             if op.emit {
                 d.replaced(target)
             }
