@@ -702,25 +702,7 @@ impl Reactor {
     }
 
     fn deliver(&mut self, slot: usize, frame: &SharedFrame) {
-        let cfg = &self.ctx.config;
-        let Some(conn) = self.conns[slot].as_mut() else {
-            return;
-        };
-        match conn.enqueue(
-            frame,
-            cfg.message_queue_size,
-            cfg.max_outbound_bytes,
-            &mut self.sent,
-        ) {
-            Enqueue::Queued => {
-                if !conn.dirty {
-                    conn.dirty = true;
-                    self.dirty.push(slot);
-                }
-            }
-            Enqueue::Dropped => {}
-            Enqueue::OverBudget => self.slow.push(slot),
-        }
+        Outbox::of(self).deliver(slot, frame);
     }
 
     fn subscribe(&mut self, slot: usize, req: Subscription) {
@@ -902,30 +884,19 @@ impl Reactor {
                 let Some(f) = self.fanout.get(&view) else {
                     return false;
                 };
-                let cfg = &self.ctx.config;
+                let mut outbox = Outbox {
+                    cfg: &self.ctx.config,
+                    conns: &mut self.conns,
+                    sent: &mut self.sent,
+                    dirty: &mut self.dirty,
+                    slow: &mut self.slow,
+                };
                 let targets = f
                     .any
                     .iter()
                     .chain(f.by_key.get(&*key).into_iter().flatten());
                 for &(_, slot) in targets {
-                    let Some(conn) = self.conns[slot].as_mut() else {
-                        continue;
-                    };
-                    match conn.enqueue(
-                        &frame,
-                        cfg.message_queue_size,
-                        cfg.max_outbound_bytes,
-                        &mut self.sent,
-                    ) {
-                        Enqueue::Queued => {
-                            if !conn.dirty {
-                                conn.dirty = true;
-                                self.dirty.push(slot);
-                            }
-                        }
-                        Enqueue::Dropped => {}
-                        Enqueue::OverBudget => self.slow.push(slot),
-                    }
+                    outbox.deliver(slot, &frame);
                 }
             }
         }
@@ -964,4 +935,49 @@ fn is_state_subscribed(frame: &SharedFrame) -> bool {
     serde_json::from_slice::<Head>(frame.payload())
         .map(|h| h.op.as_deref() == Some("subscribed") && h.mode.as_deref() == Some("state"))
         .unwrap_or(false)
+}
+
+/// The parts of a [`Reactor`] that queueing a frame touches, borrowed apart from the fan-out index
+/// so that a broadcast can walk the index while it queues.
+struct Outbox<'a> {
+    cfg: &'a crate::config::WebSocketConfig,
+    conns: &'a mut [Option<Conn>],
+    sent: &'a mut Sent,
+    dirty: &'a mut Vec<usize>,
+    slow: &'a mut Vec<usize>,
+}
+
+impl<'a> Outbox<'a> {
+    fn of(r: &'a mut Reactor) -> Self {
+        Outbox {
+            cfg: &r.ctx.config,
+            conns: &mut r.conns,
+            sent: &mut r.sent,
+            dirty: &mut r.dirty,
+            slow: &mut r.slow,
+        }
+    }
+
+    /// Queues `frame` on connection `slot`: marks it for flushing, or for the slow-consumer
+    /// policy when it is over its budget.
+    fn deliver(&mut self, slot: usize, frame: &SharedFrame) {
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return;
+        };
+        match conn.enqueue(
+            frame,
+            self.cfg.message_queue_size,
+            self.cfg.max_outbound_bytes,
+            self.sent,
+        ) {
+            Enqueue::Queued => {
+                if !conn.dirty {
+                    conn.dirty = true;
+                    self.dirty.push(slot);
+                }
+            }
+            Enqueue::Dropped => {}
+            Enqueue::OverBudget => self.slow.push(slot),
+        }
+    }
 }
