@@ -48,24 +48,8 @@ fn sequence(stack: &Stack) -> (Vec<Update>, Vec<RefEvent>) {
         if idls.decode(&u, &mut d).is_err() {
             continue;
         }
-        let (slot, index, sig, ts, is_account) = match &u {
-            Update::Account(a) => (
-                a.slot,
-                a.write_version,
-                a.signature
-                    .map(|s| bs58::encode(s).into_string())
-                    .unwrap_or_default(),
-                a.timestamp,
-                true,
-            ),
-            Update::Instruction(i) => (
-                i.slot,
-                i.txn_index,
-                bs58::encode(i.signature).into_string(),
-                i.timestamp,
-                false,
-            ),
-            Update::Slot { .. } => continue,
+        let Some((slot, index, sig, ts, is_account)) = differential_glue::update_context(&u) else {
+            continue;
         };
         let name = idls.event_types()[d.event_type as usize].name.to_string();
         evs.push(RefEvent {

@@ -175,24 +175,8 @@ fn ore_mutations_match_the_reference_interpreter() {
             }
             _ => {}
         }
-        let (slot, index, sig, ts, is_account) = match &u {
-            Update::Account(a) => (
-                a.slot,
-                a.write_version,
-                a.signature
-                    .map(|s| bs58::encode(s).into_string())
-                    .unwrap_or_default(),
-                a.timestamp,
-                true,
-            ),
-            Update::Instruction(i) => (
-                i.slot,
-                i.txn_index,
-                bs58::encode(i.signature).into_string(),
-                i.timestamp,
-                false,
-            ),
-            Update::Slot { .. } => continue,
+        let Some((slot, index, sig, ts, is_account)) = differential_glue::update_context(&u) else {
+            continue;
         };
         let (theirs, _replayed) = reference.apply(&et.name, ev, slot, index, &sig, ts, is_account);
         out.clear();

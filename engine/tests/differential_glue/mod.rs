@@ -24,6 +24,30 @@ pub struct Reference {
     routes: HashMap<String, Vec<u32>>,
 }
 
+/// What the reference's `UpdateContext` needs of an update: slot, seq index (write version or
+/// transaction index), base58 signature, timestamp and whether it is an account update.
+/// `None` for slot ticks, which the reference is not fed.
+pub fn update_context(u: &stackcore_engine::Update) -> Option<(u64, u64, String, i64, bool)> {
+    use stackcore_engine::Update;
+    match u {
+        Update::Account(a) => Some((
+            a.slot,
+            a.write_version,
+            a.signature.map(|s| bs58::encode(s).into_string()).unwrap_or_default(),
+            a.timestamp,
+            true,
+        )),
+        Update::Instruction(i) => Some((
+            i.slot,
+            i.txn_index,
+            bs58::encode(i.signature).into_string(),
+            i.timestamp,
+            false,
+        )),
+        Update::Slot { .. } => None,
+    }
+}
+
 fn lower_camel(s: &str) -> String {
     let mut out = String::new();
     let mut up = false;
