@@ -18,6 +18,7 @@
 //! | [`view`]   | projector, entity cache, sorted windows, subscriptions and snapshots |
 //! | [`frame`]  | the wire envelope, `seq`, gzip, the WebSocket header in front of every frame |
 
+pub mod b58;
 pub mod config;
 pub mod event;
 pub mod frame;

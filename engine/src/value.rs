@@ -55,7 +55,7 @@ impl Value {
                 .map(J::Number)
                 .unwrap_or(J::Null),
             Value::Str(s) => J::String(s.to_string()),
-            Value::Pubkey(k) => J::String(bs58::encode(k).into_string()),
+            Value::Pubkey(k) => J::String(crate::b58::encode(k)),
             Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
             Value::Array(a) => J::Array(a.iter().map(Value::to_json).collect()),
             Value::Object(fields) => J::Object(

@@ -611,7 +611,7 @@ pub(crate) fn map_key_string(k: &Value) -> Arc<str> {
         Value::U128(n) => n.to_string().into(),
         Value::I128(n) => n.to_string().into(),
         Value::Bool(b) => b.to_string().into(),
-        Value::Pubkey(p) => bs58::encode(p).into_string().into(),
+        Value::Pubkey(p) => crate::b58::encode(p).into(),
         other => other.to_json().to_string().into(),
     }
 }

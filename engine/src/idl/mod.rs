@@ -552,7 +552,7 @@ impl IdlSet {
             if let Some(a) = &d.address {
                 fields.insert(
                     "__account_address".into(),
-                    J::String(bs58::encode(a).into_string()),
+                    J::String(crate::b58::encode(a)),
                 );
             }
             return J::Object(fields);
@@ -561,7 +561,7 @@ impl IdlSet {
             .account_names
             .iter()
             .zip(&d.accounts)
-            .map(|(n, k)| (n.to_string(), J::String(bs58::encode(k).into_string())))
+            .map(|(n, k)| (n.to_string(), J::String(crate::b58::encode(k))))
             .collect();
         serde_json::json!({"data": fields, "accounts": accounts})
     }

@@ -51,6 +51,42 @@ pub(crate) enum CExpr {
 pub(crate) struct Computed {
     pub target: Path,
     pub expr: CExpr,
+    /// State paths the expression reads.
+    pub reads: Vec<Path>,
+    /// Reads the event's slot or timestamp, or the slot-hash feed: its value can change while
+    /// the state it reads does not.
+    pub reads_context: bool,
+}
+
+/// Collects what an expression reads besides its own variables (see [`Computed::reads`]).
+fn reads(e: &CExpr, paths: &mut Vec<Path>, context: &mut bool) {
+    use CExpr::*;
+    match e {
+        Field(p) => paths.push(p.clone()),
+        Var(_) | Lit(_) | BareClosure => {}
+        Slot | Timestamp => *context = true,
+        Let(a, b) | Binary(_, a, b) | Map(a, b) => {
+            reads(a, paths, context);
+            reads(b, paths, context)
+        }
+        If(c, t, f) => {
+            reads(c, paths, context);
+            reads(t, paths, context);
+            reads(f, paths, context)
+        }
+        UnwrapOr(x, _) | Unary(_, x) | Cast(x, _) | Slice(x, ..) | Index(x, _) | U64Le(x)
+        | U64Be(x) | ToBytes(x) | Keccak(x) => reads(x, paths, context),
+        Method(recv, _, args) => {
+            reads(recv, paths, context);
+            args.iter().for_each(|a| reads(a, paths, context))
+        }
+        Builtin(f, args) => {
+            if matches!(f, self::Builtin::SlotHash) {
+                *context = true;
+            }
+            args.iter().for_each(|a| reads(a, paths, context))
+        }
+    }
 }
 
 /// Evaluation inputs besides the entity state.
@@ -94,7 +130,14 @@ pub(crate) fn compile_fields(
             ));
         };
         let (target, expr, _) = pending.remove(pos);
-        ordered.push(Computed { target, expr });
+        let (mut paths, mut context) = (Vec::new(), false);
+        reads(&expr, &mut paths, &mut context);
+        ordered.push(Computed {
+            target,
+            expr,
+            reads: paths,
+            reads_context: context,
+        });
     }
     Ok(ordered)
 }

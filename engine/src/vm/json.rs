@@ -15,6 +15,11 @@ pub(crate) struct Path {
 }
 
 impl Path {
+    /// One path is a prefix of the other (segment-wise): writing one can change the other.
+    pub fn overlaps(&self, other: &Path) -> bool {
+        let n = self.segs.len().min(other.segs.len());
+        self.segs[..n] == other.segs[..n]
+    }
     pub fn dotted(s: &str) -> Path {
         Path {
             segs: s.split('.').map(Box::from).collect(),
@@ -156,7 +161,7 @@ pub(crate) fn transform(v: &Json, t: Transformation) -> Result<Json, StepError> 
             _ => return Err("HexDecode requires a string".into()),
         },
         Transformation::Base58Encode => match v {
-            Json::Array(a) => Json::String(bs58::encode(bytes_of(a)).into_string()),
+            Json::Array(a) => Json::String(crate::b58::encode(&bytes_of(a))),
             Json::String(_) => v.clone(),
             _ => return Err("Base58Encode requires an array of numbers".into()),
         },

@@ -186,7 +186,7 @@ impl Sig {
     fn as_str(&self) -> &str {
         self.text.get_or_init(|| {
             self.raw
-                .map(|r| bs58::encode(r).into_string())
+                .map(|r| crate::b58::encode(&r))
                 .unwrap_or_default()
         })
     }
@@ -296,6 +296,8 @@ pub struct VmContext {
     scheduled: Vec<(u64, ResolverRequest)>,
     slot_hashes: lru::LruCache<u64, [u8; 32]>,
     env: Vec<Json>,
+    /// Which `computed_paths` the last [`VmContext::eval_computed`] changed (reused buffer).
+    computed_changed: Vec<bool>,
     decoded: crate::idl::Decoded,
     b58_keys: lru::LruCache<[u8; 32], String>,
 }
@@ -326,6 +328,7 @@ impl VmContext {
                 std::num::NonZeroUsize::new(limits.slot_hashes.max(1)).unwrap(),
             ),
             env: Vec::new(),
+            computed_changed: Vec::new(),
             decoded: Default::default(),
             b58_keys: lru::LruCache::new(std::num::NonZeroUsize::new(B58_KEY_CACHE).unwrap()),
         }
@@ -482,14 +485,9 @@ impl VmContext {
             dirty.replaced_cow(Cow::Owned(target));
         }
         let ep = &p.entities[ent];
-        let old: Vec<Option<Json>> = ep
-            .computed_paths
-            .iter()
-            .map(|(p, _)| json::get(&state, p).cloned())
-            .collect();
-        if self.eval_computed(p, ent, &mut state, &c).is_ok() {
-            for ((path, emit), old) in ep.computed_paths.iter().zip(old) {
-                if *emit && json::get(&state, path) != old.as_ref() {
+        if self.eval_computed(p, ent, &mut state, &c, None).is_ok() {
+            for ((path, emit), &changed) in ep.computed_paths.iter().zip(&self.computed_changed) {
+                if *emit && changed {
                     dirty.replaced(path);
                 }
             }
@@ -564,7 +562,7 @@ impl VmContext {
         if let Some(s) = self.b58_keys.get(k) {
             return s.clone();
         }
-        let s = bs58::encode(k).into_string();
+        let s = crate::b58::encode(k);
         self.b58_keys.put(*k, s.clone());
         s
     }
@@ -1003,13 +1001,8 @@ impl VmContext {
             .get(&kstr)
             .map(|(_, s)| s.clone())
             .unwrap_or_else(|| json!({}));
-        let old: Vec<Option<Json>> = ep
-            .computed_paths
-            .iter()
-            .map(|(p, _)| json::get(&state, p).cloned())
-            .collect();
         json::set_nested(&mut state, &d.target, d.value.clone());
-        let _ = self.eval_computed(p, ent, &mut state, c);
+        let _ = self.eval_computed(p, ent, &mut state, c, None);
         if self.tables[ent].rows.len() >= self.tables[ent].rows.cap().get()
             && !self.tables[ent].rows.contains(&kstr)
         {
@@ -1023,11 +1016,9 @@ impl VmContext {
         }
         let mut patch = json!({});
         json::set_nested(&mut patch, &d.target, d.value);
-        for ((path, _), old) in ep.computed_paths.iter().zip(old) {
-            if let Some(new) = json::get(&state, path) {
-                if Some(new) != old.as_ref() {
-                    json::set_nested(&mut patch, path, new.clone());
-                }
+        for ((path, _), &changed) in ep.computed_paths.iter().zip(&self.computed_changed) {
+            if let (true, Some(new)) = (changed, json::get(&state, path)) {
+                json::set_nested(&mut patch, path, new.clone());
             }
         }
         out.push(Mutation {
@@ -1039,14 +1030,29 @@ impl VmContext {
         });
     }
 
+    /// Evaluates the entity's computed fields in dependency order (all of them, or those `mask`
+    /// allows) and leaves in `self.computed_changed` which of `computed_paths` changed. A write
+    /// that fails (a non-object on the way) stops the evaluation and reports no change.
     fn eval_computed(
         &mut self,
         p: &Program,
         ent: usize,
         state: &mut Json,
         c: &Ctx,
+        mask: Option<&[bool]>,
     ) -> Result<(), StepError> {
         let ep = &p.entities[ent];
+        let mut changed = std::mem::take(&mut self.computed_changed);
+        changed.clear();
+        changed.resize(ep.computed_paths.len(), false);
+        let old: Vec<Option<Json>> = if ep.computed_in_place {
+            Vec::new()
+        } else {
+            ep.computed_paths
+                .iter()
+                .map(|(p, _)| json::get(state, p).cloned())
+                .collect()
+        };
         let hashes = &self.slot_hashes;
         let lookup = |s: u64| hashes.peek(&s).copied();
         let cx = expr::EvalCtx {
@@ -1054,13 +1060,37 @@ impl VmContext {
             timestamp: c.timestamp,
             slot_hashes: &lookup,
         };
-        for f in &ep.computed {
+        let mut r = Ok(());
+        for (i, f) in ep.computed.iter().enumerate() {
+            if mask.is_some_and(|m| !m[i]) {
+                continue;
+            }
             self.env.clear();
-            if let Ok(v) = expr::eval(&f.expr, state, &mut self.env, &cx) {
-                json::set_forcing(state, &f.target, v)?;
+            let Ok(v) = expr::eval(&f.expr, state, &mut self.env, &cx) else {
+                continue;
+            };
+            if ep.computed_in_place && json::get(state, &f.target) == Some(&v) {
+                continue;
+            }
+            if let Err(e) = json::set_forcing(state, &f.target, v) {
+                r = Err(e);
+                break;
+            }
+            if let (true, Some(k)) = (ep.computed_in_place, ep.computed_slot[i]) {
+                changed[k] = true;
             }
         }
-        Ok(())
+        match &r {
+            Err(_) => changed.iter_mut().for_each(|x| *x = false),
+            Ok(()) if !ep.computed_in_place => {
+                for (k, ((path, _), old)) in ep.computed_paths.iter().zip(old).enumerate() {
+                    changed[k] = json::get(state, path) != old.as_ref();
+                }
+            }
+            Ok(()) => {}
+        }
+        self.computed_changed = changed;
+        r
     }
 
     fn load(ev: &Json, path: &Path, default: Option<&Json>, c: &Ctx) -> Json {
@@ -1265,11 +1295,9 @@ impl VmContext {
             }
         }
         let kstr = key.to_string();
-        let mut state = self.tables[ent]
-            .rows
-            .get(&kstr)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| json!({}));
+        let row = self.tables[ent].rows.get(&kstr).map(|(_, s)| s.clone());
+        let new_row = row.is_none();
+        let mut state = row.unwrap_or_else(|| json!({}));
         let mut dirty = Dirty::default();
         let mut temp = Json::Null;
         for step in &h.steps {
@@ -1391,14 +1419,12 @@ impl VmContext {
                     }
                 }
                 Step::Computed => {
-                    let old: Vec<Option<Json>> = ep
-                        .computed_paths
-                        .iter()
-                        .map(|(p, _)| json::get(&state, p).cloned())
-                        .collect();
-                    if self.eval_computed(p, ent, &mut state, c).is_ok() {
-                        for ((path, emit), old) in ep.computed_paths.iter().zip(old) {
-                            if *emit && json::get(&state, path) != old.as_ref() {
+                    let mask = (!new_row).then_some(&h.computed_mask[..]);
+                    if self.eval_computed(p, ent, &mut state, c, mask).is_ok() {
+                        for ((path, emit), &changed) in
+                            ep.computed_paths.iter().zip(&self.computed_changed)
+                        {
+                            if *emit && changed {
                                 dirty.replaced(path);
                             }
                         }

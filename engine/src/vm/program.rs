@@ -65,6 +65,12 @@ pub(crate) struct EntityProgram {
     pub computed: Vec<Computed>,
     /// `computed_fields` with their emit flags: the paths compared before/after evaluation.
     pub computed_paths: Vec<(Path, bool)>,
+    /// Per computed field: its target's position in `computed_paths`, if listed there.
+    pub computed_slot: Vec<Option<usize>>,
+    /// Every computed target is written by one field only and no two of the compared paths
+    /// nest: then "changed during evaluation" equals "differs before and after", and the executor
+    /// compares in place instead of copying every compared value first.
+    pub computed_in_place: bool,
     pub resolvers: Vec<Resolver>,
 }
 
@@ -74,6 +80,12 @@ pub(crate) struct Handler {
     pub key: KeyPlan,
     pub steps: Vec<Step>,
     pub emit: bool,
+    /// Per computed field (in evaluation order): whether this handler must evaluate it on an
+    /// existing row. A field is skipped when nothing it reads can have changed: no step of the
+    /// handler writes a path it reads, no field evaluated before it feeds it, and it reads no
+    /// context (slot, timestamp, slot hashes). Its result would be the stored one (evaluation is
+    /// deterministic in those inputs), so skipping changes nothing but the time spent.
+    pub computed_mask: Vec<bool>,
 }
 
 pub(crate) enum KeyPlan {
@@ -546,6 +558,7 @@ fn compile_entity(
                     key,
                     steps,
                     emit: h.emit,
+                    computed_mask: Vec::new(),
                 });
             }
         }
@@ -564,6 +577,7 @@ fn compile_entity(
                     },
                     steps: Vec::new(),
                     emit: false,
+                    computed_mask: Vec::new(),
                 });
                 handlers.len() - 1
             }
@@ -635,6 +649,20 @@ fn compile_entity(
         .iter()
         .map(|p| (Path::dotted(p), emits(p)))
         .collect();
+    let computed_paths: Vec<(Path, bool)> = computed_paths;
+    let computed_slot: Vec<Option<usize>> = computed
+        .iter()
+        .map(|c| computed_paths.iter().position(|(p, _)| p.dotted == c.target.dotted))
+        .collect();
+    let computed_in_place = computed.iter().enumerate().all(|(i, c)| {
+        computed[..i].iter().all(|o| !o.target.overlaps(&c.target))
+            && computed_paths
+                .iter()
+                .all(|(p, _)| p.dotted == c.target.dotted || !p.overlaps(&c.target))
+    });
+    for h in &mut handlers {
+        h.computed_mask = computed_mask(&h.steps, &computed);
+    }
     let resolvers = e
         .resolver_specs
         .iter()
@@ -649,8 +677,39 @@ fn compile_entity(
         handler_by_event: by_event,
         computed,
         computed_paths,
+        computed_slot,
+        computed_in_place,
         resolvers,
     })
+}
+
+/// Which computed fields a handler with these steps must evaluate on an existing row
+/// ([`Handler::computed_mask`]).
+fn computed_mask(steps: &[Step], computed: &[Computed]) -> Vec<bool> {
+    let mut written: Vec<&Path> = Vec::new();
+    for s in steps {
+        if let Step::Map(op) = s {
+            written.push(&op.target);
+            match &op.store {
+                Store::UniqueCount { set } => written.push(set),
+                Store::UnlessStopped { flag } => written.push(flag),
+                _ => {}
+            }
+        }
+    }
+    let mut mask = Vec::with_capacity(computed.len());
+    for (i, c) in computed.iter().enumerate() {
+        let fed = |p: &Path| {
+            written.iter().any(|w| w.overlaps(p))
+                || computed[..i]
+                    .iter()
+                    .zip(&mask)
+                    .any(|(o, &m): (&Computed, &bool)| m && o.target.overlaps(p))
+        };
+        let self_fed = c.reads.iter().any(|p| p.overlaps(&c.target));
+        mask.push(c.reads_context || self_fed || c.reads.iter().any(fed));
+    }
+    mask
 }
 
 fn compile_src(s: &MappingSource, at: &str) -> Result<Src, SpecError> {
