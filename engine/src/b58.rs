@@ -50,10 +50,17 @@ mod tests {
                     x ^= x << 17;
                     *v = x as u8;
                 }
-                assert_eq!(encode(&b), bs58::encode(&b).into_string(), "len {len} lead {lead}");
+                assert_eq!(
+                    encode(&b),
+                    bs58::encode(&b).into_string(),
+                    "len {len} lead {lead}"
+                );
             }
         }
         assert_eq!(encode(&[0u8; 32]), "11111111111111111111111111111111");
-        assert_eq!(encode(&[255u8; 64]), bs58::encode([255u8; 64]).into_string());
+        assert_eq!(
+            encode(&[255u8; 64]),
+            bs58::encode([255u8; 64]).into_string()
+        );
     }
 }

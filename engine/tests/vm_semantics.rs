@@ -579,6 +579,61 @@ fn a_failing_step_skips_the_event_and_is_counted() {
 }
 
 #[test]
+fn a_step_failing_after_writes_leaves_the_existing_row_exactly_as_it_was() {
+    // Two handlers for one event type merge: [id, v, x.y, z.q, computed, who, computed]. The
+    // second event writes v, x.y, a new z.q and the computed c.a before `who` fails.
+    let mut who = map("who", "w", "LastWrite");
+    who["source"]["FromSource"]["transform"] = json!("Base58Encode");
+    let add = json!({"Binary": {"op": "Add", "left": {"UnwrapOr": {"expr": {"FieldRef": {"path": "v"}}, "default": 0}}, "right": {"Literal": {"value": 10}}}});
+    let s = stack_with(json!({
+        "handlers": [
+            handler("p::AState", true, embedded("id"), vec![
+                map("id", "id", "SetOnce"), map("v", "v", "LastWrite"),
+                map("x.y", "v", "LastWrite"), map("z.q", "u", "SetOnce")]),
+            handler("p::AState", true, embedded("id"), vec![who])],
+        "computed_fields": ["c.a"],
+        "computed_field_specs": [{"target_path": "c.a", "expression": add, "result_type": "i64"}]
+    }));
+    let mut vm = VmContext::new();
+    run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 5, "w": [0, 0], "__account_address": "A"}),
+        acct(1, 0),
+    );
+    let before = vm.entity_state(&s, "Thing", &json!(1)).unwrap();
+    assert_eq!(before["c"]["a"], json!(15));
+    assert!(before.get("z").is_none());
+    let mut out = Vec::new();
+    let err = vm
+        .apply_json(
+            &s,
+            "p::AState",
+            &json!({"id": 1, "v": 7, "u": 3, "w": 12, "__account_address": "A"}),
+            &acct(2, 0),
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(matches!(err, ApplyError::Handler { .. }), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(vm.entity_state(&s, "Thing", &json!(1)).unwrap(), before);
+    // The row is still live: the next good event applies on top of it.
+    let m = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "v": 8, "w": [0, 1], "__account_address": "A"}),
+        acct(3, 0),
+    );
+    assert_eq!(m[0].patch["c"]["a"], json!(18));
+    assert_eq!(
+        vm.entity_state(&s, "Thing", &json!(1)).unwrap()["x"]["y"],
+        json!(8)
+    );
+}
+
+#[test]
 fn undecodable_updates_are_counted_decode_errors() {
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -74,8 +74,15 @@ fn reads(e: &CExpr, paths: &mut Vec<Path>, context: &mut bool) {
             reads(t, paths, context);
             reads(f, paths, context)
         }
-        UnwrapOr(x, _) | Unary(_, x) | Cast(x, _) | Slice(x, ..) | Index(x, _) | U64Le(x)
-        | U64Be(x) | ToBytes(x) | Keccak(x) => reads(x, paths, context),
+        UnwrapOr(x, _)
+        | Unary(_, x)
+        | Cast(x, _)
+        | Slice(x, ..)
+        | Index(x, _)
+        | U64Le(x)
+        | U64Be(x)
+        | ToBytes(x)
+        | Keccak(x) => reads(x, paths, context),
         Method(recv, _, args) => {
             reads(recv, paths, context);
             args.iter().for_each(|a| reads(a, paths, context))

@@ -184,11 +184,8 @@ impl Sig {
         }
     }
     fn as_str(&self) -> &str {
-        self.text.get_or_init(|| {
-            self.raw
-                .map(|r| crate::b58::encode(&r))
-                .unwrap_or_default()
-        })
+        self.text
+            .get_or_init(|| self.raw.map(|r| crate::b58::encode(&r)).unwrap_or_default())
     }
 }
 
@@ -275,6 +272,75 @@ impl<'a> Dirty<'a> {
             Some((_, Some(vals))) => vals.push(v),
             Some((_, None)) => {}
             None => self.0.push((Cow::Borrowed(p), Some(vec![v]))),
+        }
+    }
+}
+
+/// How to take back one write to an entity's state: the value that was at `path[..depth]`, or
+/// `None` when that key did not exist. A handler that fails part-way restores its row from these
+/// (newest first) instead of working on a copy of the whole row.
+struct Undo<'p> {
+    path: &'p Path,
+    depth: usize,
+    old: Option<Json>,
+}
+
+impl<'p> Undo<'p> {
+    /// Records what a write at `path` can change: the deepest existing part of the path.
+    fn point(state: &Json, path: &'p Path) -> Undo<'p> {
+        let mut cur = state;
+        for (i, seg) in path.segs.iter().enumerate() {
+            match cur {
+                Json::Object(m) => match m.get(&**seg) {
+                    Some(v) => cur = v,
+                    None => {
+                        return Undo {
+                            path,
+                            depth: i + 1,
+                            old: None,
+                        }
+                    }
+                },
+                other => {
+                    return Undo {
+                        path,
+                        depth: i,
+                        old: Some(other.clone()),
+                    }
+                }
+            }
+        }
+        Undo {
+            path,
+            depth: path.segs.len(),
+            old: Some(cur.clone()),
+        }
+    }
+
+    fn restore(self, state: &mut Json) {
+        let Some(last) = self.depth.checked_sub(1) else {
+            if let Some(v) = self.old {
+                *state = v;
+            }
+            return;
+        };
+        let mut cur = state;
+        for seg in &self.path.segs[..last] {
+            match cur.get_mut(&**seg) {
+                Some(v) => cur = v,
+                None => return,
+            }
+        }
+        let (Some(m), seg) = (cur.as_object_mut(), &*self.path.segs[last]) else {
+            return;
+        };
+        match self.old {
+            Some(v) => {
+                m.insert(seg.to_string(), v);
+            }
+            None => {
+                m.remove(seg);
+            }
         }
     }
 }
@@ -485,7 +551,10 @@ impl VmContext {
             dirty.replaced_cow(Cow::Owned(target));
         }
         let ep = &p.entities[ent];
-        if self.eval_computed(p, ent, &mut state, &c, None).is_ok() {
+        if self
+            .eval_computed(p, ent, &mut state, &c, None, None)
+            .is_ok()
+        {
             for ((path, emit), &changed) in ep.computed_paths.iter().zip(&self.computed_changed) {
                 if *emit && changed {
                     dirty.replaced(path);
@@ -1002,7 +1071,7 @@ impl VmContext {
             .map(|(_, s)| s.clone())
             .unwrap_or_else(|| json!({}));
         json::set_nested(&mut state, &d.target, d.value.clone());
-        let _ = self.eval_computed(p, ent, &mut state, c, None);
+        let _ = self.eval_computed(p, ent, &mut state, c, None, None);
         if self.tables[ent].rows.len() >= self.tables[ent].rows.cap().get()
             && !self.tables[ent].rows.contains(&kstr)
         {
@@ -1033,13 +1102,14 @@ impl VmContext {
     /// Evaluates the entity's computed fields in dependency order (all of them, or those `mask`
     /// allows) and leaves in `self.computed_changed` which of `computed_paths` changed. A write
     /// that fails (a non-object on the way) stops the evaluation and reports no change.
-    fn eval_computed(
+    fn eval_computed<'p>(
         &mut self,
-        p: &Program,
+        p: &'p Program,
         ent: usize,
         state: &mut Json,
         c: &Ctx,
         mask: Option<&[bool]>,
+        mut undo: Option<&mut Vec<Undo<'p>>>,
     ) -> Result<(), StepError> {
         let ep = &p.entities[ent];
         let mut changed = std::mem::take(&mut self.computed_changed);
@@ -1071,6 +1141,9 @@ impl VmContext {
             };
             if ep.computed_in_place && json::get(state, &f.target) == Some(&v) {
                 continue;
+            }
+            if let Some(u) = undo.as_deref_mut() {
+                u.push(Undo::point(state, &f.target));
             }
             if let Err(e) = json::set_forcing(state, &f.target, v) {
                 r = Err(e);
@@ -1295,10 +1368,86 @@ impl VmContext {
             }
         }
         let kstr = key.to_string();
-        let row = self.tables[ent].rows.get(&kstr).map(|(_, s)| s.clone());
+        // The row's state is worked on in place (taken out and put back), not copied.
+        let row = self.tables[ent]
+            .rows
+            .get_mut(&kstr)
+            .map(|(_, s)| std::mem::take(s));
         let new_row = row.is_none();
         let mut state = row.unwrap_or_else(|| json!({}));
         let mut dirty = Dirty::default();
+        let mut undo = Vec::new();
+        if let Err(e) = self.steps(
+            p, ent, h, ev, c, &key, new_row, &mut state, &mut dirty, &mut undo,
+        ) {
+            // The reference drops the whole event's effect on the row: put it back as it was.
+            if !new_row {
+                for u in undo.into_iter().rev() {
+                    u.restore(&mut state);
+                }
+                if let Some((_, s)) = self.tables[ent].rows.peek_mut(&kstr) {
+                    *s = state;
+                }
+            }
+            return Err(e);
+        }
+        // The patch is built from the working state before the state moves into its row, so
+        // the row is stored without a second deep copy.
+        let mut mutation = None;
+        if h.emit && !key.is_null() && !dirty.0.is_empty() {
+            let mut patch = json!({});
+            let mut append = Vec::new();
+            for (path, change) in dirty.0 {
+                match change {
+                    None => {
+                        if let Some(v) = json::get(&state, &path) {
+                            json::set_nested(&mut patch, &path, v.clone());
+                        }
+                    }
+                    Some(vals) => {
+                        json::set_nested(&mut patch, &path, Json::Array(vals));
+                        append.push(path.dotted.to_string());
+                    }
+                }
+            }
+            mutation = Some((patch, append));
+        }
+        if !key.is_null() {
+            let t = &mut self.tables[ent];
+            if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(&kstr) {
+                self.stats.evicted_rows += 1;
+            }
+            t.rows.put(kstr, (key.clone(), state));
+        }
+        if let Some((patch, append)) = mutation {
+            out.push(Mutation {
+                entity: ep.name.clone(),
+                key,
+                patch,
+                append,
+                seq: c.seq(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs a handler's steps on the working `state`, recording in `undo` how to take back each
+    /// write (see [`Undo`]).
+    #[allow(clippy::too_many_arguments)]
+    fn steps<'p>(
+        &mut self,
+        p: &'p Program,
+        ent: usize,
+        h: &'p program::Handler,
+        ev: &Json,
+        c: &Ctx,
+        key: &Json,
+        new_row: bool,
+        state: &mut Json,
+        dirty: &mut Dirty<'p>,
+        undo: &mut Vec<Undo<'p>>,
+    ) -> Result<(), StepError> {
+        let ep = &p.entities[ent];
         let mut temp = Json::Null;
         for step in &h.steps {
             match step {
@@ -1411,16 +1560,23 @@ impl VmContext {
                     if let Some(t) = op.transform {
                         temp = json::transform(&temp, t)?;
                     }
-                    self.store(p, ent, op, &mut state, &temp, &key, ev, c, &mut dirty)?;
+                    undo.push(Undo::point(state, &op.target));
+                    if let Store::UniqueCount { set } = &op.store {
+                        undo.push(Undo::point(state, set));
+                    }
+                    self.store(p, ent, op, state, &temp, key, ev, c, dirty)?;
                 }
                 Step::Resolvers => {
                     if !c.skip_resolvers {
-                        self.queue_resolvers(p, ent, &state, &key, c)?;
+                        self.queue_resolvers(p, ent, state, key, c)?;
                     }
                 }
                 Step::Computed => {
                     let mask = (!new_row).then_some(&h.computed_mask[..]);
-                    if self.eval_computed(p, ent, &mut state, c, mask).is_ok() {
+                    if self
+                        .eval_computed(p, ent, state, c, mask, Some(undo))
+                        .is_ok()
+                    {
                         for ((path, emit), &changed) in
                             ep.computed_paths.iter().zip(&self.computed_changed)
                         {
@@ -1431,43 +1587,6 @@ impl VmContext {
                     }
                 }
             }
-        }
-        // The patch is built from the working state before the state moves into its row, so
-        // the row is stored without a second deep copy.
-        let mut mutation = None;
-        if h.emit && !key.is_null() && !dirty.0.is_empty() {
-            let mut patch = json!({});
-            let mut append = Vec::new();
-            for (path, change) in dirty.0 {
-                match change {
-                    None => {
-                        if let Some(v) = json::get(&state, &path) {
-                            json::set_nested(&mut patch, &path, v.clone());
-                        }
-                    }
-                    Some(vals) => {
-                        json::set_nested(&mut patch, &path, Json::Array(vals));
-                        append.push(path.dotted.to_string());
-                    }
-                }
-            }
-            mutation = Some((patch, append));
-        }
-        if !key.is_null() {
-            let t = &mut self.tables[ent];
-            if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(&kstr) {
-                self.stats.evicted_rows += 1;
-            }
-            t.rows.put(kstr, (key.clone(), state));
-        }
-        if let Some((patch, append)) = mutation {
-            out.push(Mutation {
-                entity: ep.name.clone(),
-                key,
-                patch,
-                append,
-                seq: c.seq(),
-            });
         }
         Ok(())
     }

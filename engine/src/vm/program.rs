@@ -652,7 +652,11 @@ fn compile_entity(
     let computed_paths: Vec<(Path, bool)> = computed_paths;
     let computed_slot: Vec<Option<usize>> = computed
         .iter()
-        .map(|c| computed_paths.iter().position(|(p, _)| p.dotted == c.target.dotted))
+        .map(|c| {
+            computed_paths
+                .iter()
+                .position(|(p, _)| p.dotted == c.target.dotted)
+        })
         .collect();
     let computed_in_place = computed.iter().enumerate().all(|(i, c)| {
         computed[..i].iter().all(|o| !o.target.overlaps(&c.target))
