@@ -368,6 +368,11 @@ pub struct ResolverConfig {
     pub url_timeout: Duration,
     /// Largest response body read; a larger one is an error. Default 4 MiB.
     pub max_response_bytes: usize,
+    /// After a failed fetch (or a mint the DAS answer lacks), requests for the same key are
+    /// skipped for this long instead of fetched again (counted in
+    /// `resolver_backoff_skipped_total`), so a broken endpoint is not hammered by every update.
+    /// Default 10 s; zero disables it.
+    pub retry_after: Duration,
 }
 
 impl Default for ResolverConfig {
@@ -383,6 +388,7 @@ impl Default for ResolverConfig {
             das_timeout: Duration::from_secs(10),
             url_timeout: Duration::from_secs(30),
             max_response_bytes: 4 * 1024 * 1024,
+            retry_after: Duration::from_secs(10),
         }
     }
 }

@@ -69,6 +69,7 @@ counters! {
     resolver_unresolvable_total: "counter", "Resolver requests that cannot be fetched: no DAS endpoint, an unusable input, or a mint the DAS answer lacks.";
     resolver_cache_hits_total: "counter", "Resolver requests answered from the resolver cache.";
     resolver_cache_misses_total: "counter", "Resolver requests that needed a fetch.";
+    resolver_backoff_skipped_total: "counter", "Resolver requests skipped because the same fetch failed less than retry_after ago.";
     resolver_fetches_total: "counter", "HTTP calls made by resolver threads (one per DAS batch or distinct URL).";
     resolver_errors_total: "counter", "Failed resolver HTTP calls, all kinds (the kinds follow).";
     resolver_timeouts_total: "counter", "Resolver HTTP calls that timed out.";

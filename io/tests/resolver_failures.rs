@@ -3,12 +3,14 @@
 
 mod resolver_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use resolver_support::*;
 use serde_json::json;
 use stackcore_engine::spec::HttpMethod;
 use stackcore_io::config::ResolverConfig;
+use stackcore_io::resolver::ManualClock;
 
 /// Serves `/good` well and `/bad` with `bad`.
 fn server(bad: impl Fn() -> Reply + Send + Sync + 'static) -> FakeServer {
@@ -26,10 +28,12 @@ fn bad_then_good(r: &Running, s: &FakeServer, extract_path: Option<&str>) {
     assert!(r
         .link
         .submit(url_request(HttpMethod::Get, &s.url("/good"), extract_path)));
-    let got = results_within(&r.results, Duration::from_millis(700));
-    assert_eq!(got.len(), 1, "only the good request is answered: {got:?}");
-    assert_eq!(got[0].0.input, json!(s.url("/good")));
-    assert_eq!(*got[0].1, json!({"ok": true, "seed": 1}));
+    // Requests are served in order: the first value back is the good one's.
+    let (req, value) = next_result(&r.results);
+    assert_eq!(req.input, json!(s.url("/good")));
+    assert_eq!(*value, json!({"ok": true, "seed": 1}));
+    let more = results_within(&r.results, Duration::from_millis(200));
+    assert!(more.is_empty(), "nothing for the bad request: {more:?}");
     assert_eq!(load(&r.metrics.resolver_errors_total), 1);
     assert!(!r.thread.is_finished());
 }
@@ -69,7 +73,10 @@ fn a_server_that_never_answers_is_a_counted_timeout_and_the_thread_serves_the_ne
 #[test]
 fn a_response_without_the_extract_path_is_a_counted_error_and_not_cached() {
     let s = server(|| Reply::Body(200, r#"{"pending": true}"#.into()));
-    let r = start_resolver_now(test_config());
+    let r = start_resolver_now(ResolverConfig {
+        retry_after: Duration::ZERO,
+        ..test_config()
+    });
     bad_then_good(&r, &s, Some("seed"));
     assert_eq!(load(&r.metrics.resolver_missing_path_total), 1);
     // Not cached: asking again fetches again (the value may be there by now).
@@ -80,6 +87,42 @@ fn a_response_without_the_extract_path_is_a_counted_error_and_not_cached() {
         load(&r.metrics.resolver_errors_total) == 2
     });
     assert_eq!(s.hits(), 3);
+}
+
+#[test]
+fn a_failed_fetch_is_not_retried_before_retry_after() {
+    let s = server(|| Reply::Body(503, "{}".into()));
+    let clock = ManualClock::new();
+    let r = start_resolver(
+        ResolverConfig {
+            retry_after: Duration::from_secs(10),
+            ..test_config()
+        },
+        Arc::new(clock.clone()),
+    );
+    let ask = || {
+        assert!(r
+            .link
+            .submit(url_request(HttpMethod::Get, &s.url("/bad"), None)));
+        // A marker request behind it: once it is answered, the bad one has been handled.
+        assert!(r
+            .link
+            .submit(url_request(HttpMethod::Get, &s.url("/good"), None)));
+        next_result(&r.results);
+    };
+    ask();
+    assert_eq!(s.hits(), 2);
+    clock.advance(Duration::from_secs(9));
+    ask();
+    assert_eq!(s.hits(), 2, "skipped (and the marker came from the cache)");
+    assert_eq!(load(&r.metrics.resolver_backoff_skipped_total), 1);
+    clock.advance(Duration::from_secs(2));
+    ask();
+    // (The cached marker may come back before the refetch is done.)
+    wait_until("the refetch after retry_after", || s.hits() == 3);
+    wait_until("its error", || {
+        load(&r.metrics.resolver_http_status_errors_total) == 2
+    });
 }
 
 #[test]

@@ -17,7 +17,9 @@
 //! - A failed call (timeout, non-2xx, bad JSON, JSON-RPC error, missing `extract_path`) is a typed
 //!   [`ResolverError`], counted by kind, logged; nothing is applied and the thread goes on. There
 //!   is no retry loop: the VM asks again the next time the entity is updated while its `SetOnce`
-//!   targets are still null.
+//!   targets are still null, and requests for a key that failed less than `retry_after` ago are
+//!   skipped (a bounded negative cache), so a broken endpoint costs one call per key per
+//!   `retry_after`, not one per update.
 //! - Shutdown: the thread ends when its worker drops the link (queue disconnected) or the result
 //!   queue is gone; a call in progress finishes first (bounded by its timeout).
 //!
@@ -97,6 +99,8 @@ pub struct Resolver {
     cfg: ResolverConfig,
     client: HttpClient,
     cache: TtlCache<Arc<Json>>,
+    /// Keys whose last fetch failed, for `retry_after`.
+    failed: TtlCache<()>,
     results: Sender<ToWorker>,
     metrics: Arc<Metrics>,
     warned_no_das: bool,
@@ -112,7 +116,8 @@ impl Resolver {
     ) -> Resolver {
         Resolver {
             client: HttpClient::new(cfg.das_timeout, cfg.url_timeout, cfg.max_response_bytes),
-            cache: TtlCache::new(cfg.cache_capacity, cfg.cache_ttl, clock),
+            cache: TtlCache::new(cfg.cache_capacity, cfg.cache_ttl, clock.clone()),
+            failed: TtlCache::new(cfg.cache_capacity, cfg.retry_after, clock),
             cfg,
             results,
             metrics,
@@ -134,7 +139,11 @@ impl Resolver {
                         self.unresolvable(1, "token resolver input is not a mint");
                         continue;
                     };
-                    if let Some(v) = self.cache.get(&cache::token_key(&mint)) {
+                    let key = cache::token_key(&mint);
+                    if self.backing_off(&key) {
+                        continue;
+                    }
+                    if let Some(v) = self.cache.get(&key) {
                         Metrics::add(&self.metrics.resolver_cache_hits_total, 1);
                         if !self.deliver(req, v) {
                             return false;
@@ -162,6 +171,9 @@ impl Resolver {
                     let (method, url) = (*method, url.to_string());
                     let extract_path = extract_path.clone().filter(|p| !p.is_empty());
                     let key = cache::url_key(method, &url);
+                    if self.backing_off(&key) {
+                        continue;
+                    }
                     if let Some(v) = self.cache.get(&key) {
                         Metrics::add(&self.metrics.resolver_cache_hits_total, 1);
                         match check_path(&url, extract_path.as_deref(), &v) {
@@ -223,6 +235,9 @@ impl Resolver {
                 Ok(pairs) => pairs.into_iter().collect::<HashMap<String, Json>>(),
                 Err(e) => {
                     self.failed(&e, chunk.iter().map(|t| t.waiters.len()).sum());
+                    for t in &chunk {
+                        self.failed.put(cache::token_key(&t.mint), ());
+                    }
                     continue;
                 }
             };
@@ -231,6 +246,7 @@ impl Resolver {
                 let Some(v) = found.remove(&t.mint) else {
                     tracing::debug!(mint = %t.mint, "DAS answer lacks the mint");
                     self.unresolvable(t.waiters.len(), "mint not in the DAS answer");
+                    self.failed.put(cache::token_key(&t.mint), ());
                     continue;
                 };
                 let v = Arc::new(v);
@@ -261,9 +277,21 @@ impl Resolver {
                         }
                     }
                 }
-                Err(e) => self.failed(&e, u.waiters.len()),
+                Err(e) => {
+                    self.failed(&e, u.waiters.len());
+                    self.failed.put(cache::url_key(u.method, &u.url), ());
+                }
             }
         }
+        true
+    }
+
+    /// Whether `key` failed less than `retry_after` ago (the request is then skipped, counted).
+    fn backing_off(&mut self, key: &str) -> bool {
+        if self.cfg.retry_after.is_zero() || self.failed.get(key).is_none() {
+            return false;
+        }
+        Metrics::add(&self.metrics.resolver_backoff_skipped_total, 1);
         true
     }
 
