@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stackcore::{Pace, Server, Source, Stack, SyntheticConfig, YellowstoneConfig};
+use stackcore::{Pace, ResolverConfig, Server, Source, Stack, SyntheticConfig, YellowstoneConfig};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -112,6 +112,7 @@ fn main() -> ExitCode {
         .health_bind(cli.health_bind)
         .reconnection()
         .source(source)
+        .resolver_config(ResolverConfig::from_env())
         .pin(cli.pin);
     if let Some(n) = cli.workers {
         builder = builder.workers(n);

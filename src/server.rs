@@ -9,7 +9,8 @@ use std::task::{Context, Poll, Waker};
 
 use stackcore_engine::{EntityCacheConfig, Stack, StateTableConfig};
 use stackcore_io::config::{
-    ConfigError, HealthConfig, HttpHealthConfig, ReconnectionConfig, ServerConfig, WebSocketConfig, YellowstoneConfig,
+    ConfigError, HealthConfig, HttpHealthConfig, ReconnectionConfig, ResolverConfig, ServerConfig, WebSocketConfig,
+    YellowstoneConfig,
 };
 use stackcore_io::ingest::Source;
 use stackcore_io::topology::{self, Plan, Running, StartError};
@@ -138,6 +139,13 @@ impl ServerBuilder {
 
     pub fn state_table_config(mut self, cfg: StateTableConfig) -> Self {
         self.config.state_table = cfg;
+        self
+    }
+
+    /// Resolver fetching (DAS token metadata, URL resolvers): endpoint, cache, queue and timeout
+    /// bounds. The binary uses `ResolverConfig::from_env()`.
+    pub fn resolver_config(mut self, cfg: ResolverConfig) -> Self {
+        self.config.resolver = cfg;
         self
     }
 
@@ -341,6 +349,7 @@ mod tests {
         assert_eq!(c.reconnection.unwrap(), ReconnectionConfig::default());
         assert_eq!(c.entity_cache, EntityCacheConfig::default());
         assert_eq!(c.state_table, StateTableConfig::default());
+        assert_eq!(c.resolver, ResolverConfig::default());
         let b = Server::builder().bind("127.0.0.1:9000".parse().unwrap()).health_bind("127.0.0.1:9001".parse().unwrap());
         assert_eq!(b.config().websocket.as_ref().unwrap().bind_address.port(), 9000);
         assert_eq!(b.config().http_health.unwrap().bind_address.port(), 9001);

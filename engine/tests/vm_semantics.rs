@@ -682,11 +682,15 @@ fn resolver_requests_are_emitted_and_their_results_applied() {
         (reqs[0].input.clone(), reqs[0].key.clone()),
         (json!("M"), json!(1))
     );
+    assert!(
+        reqs[0].set_once,
+        "the spec's SetOnce strategy rides on the request"
+    );
     let mut out = Vec::new();
     vm.apply_resolver_result(
         &s,
         &reqs[0],
-        true,
+        reqs[0].set_once,
         &json!({"decimals": 3}),
         &acct(2, 0),
         &mut out,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 use stackcore_engine::view::{Output, SubId, SubscribeError, Subscription, ViewId};
+use stackcore_engine::vm::ResolverRequest;
 use stackcore_engine::Update;
 
 /// Into a VM worker. Bounded; when full, ingest blocks (so it stops polling the gRPC stream and
@@ -17,6 +18,14 @@ pub enum ToWorker {
     Subscribe { sub: SubId, req: Subscription },
     /// End a subscription (client unsubscribed or disconnected).
     Unsubscribe { sub: SubId },
+    /// A value fetched for a resolver request this worker's VM emitted; the worker applies it
+    /// (`VmContext::apply_resolver_result`) and routes the mutation like an update's. Comes from
+    /// the worker's resolver thread on a queue of its own (bounded, `max_in_flight`; the resolver
+    /// thread waits when it is full), so it never competes with ingest for the update queue.
+    ResolverResult {
+        request: ResolverRequest,
+        value: Arc<serde_json::Value>,
+    },
 }
 
 /// Into a reactor. Bounded; when full, the worker waits: frames are never dropped between stages.

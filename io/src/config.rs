@@ -333,6 +333,127 @@ impl TopologyConfig {
     }
 }
 
+/// Resolver fetching: the thread that serves a stack's `resolver_specs` (DAS token metadata and
+/// URL fetches) for the VM workers. Every bound of it is here.
+///
+/// The worker hands requests over a bounded queue with `try_send` (full ⇒ the request is dropped
+/// and counted; the VM is never held up). The resolver thread takes at most
+/// [`max_in_flight`](Self::max_in_flight) requests per round, answers what it can from a bounded
+/// TTL cache, fetches the rest (token mints batched per DAS call, identical URLs once), and sends
+/// the values back to the worker. Defaults are the reference's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverConfig {
+    /// Requests queued from one VM worker to its resolver thread; when full the worker drops the
+    /// request and counts it (`resolver_requests_dropped_total`). Default 1,024.
+    pub queue_capacity: usize,
+    /// Requests the resolver thread holds at once (taken from its queue per round, waiting for or
+    /// being fetched); also the capacity of the result queue back to the worker. Default 256.
+    pub max_in_flight: usize,
+    /// After the first request of a round, how long to wait for more so they share DAS batches.
+    /// Default 5 ms.
+    pub batch_window: Duration,
+    /// Resolved values kept (LRU). Default 20,000 (`HYPERSTACK_RESOLVER_CACHE_CAPACITY`).
+    pub cache_capacity: usize,
+    /// How long a resolved value is served from the cache. Default 3,600 s
+    /// (`HYPERSTACK_RESOLVER_CACHE_TTL_SECS`).
+    pub cache_ttl: Duration,
+    /// DAS JSON-RPC endpoint for token metadata (`getAssetBatch`). `None`: token requests are
+    /// counted as unresolvable and dropped. Default none (`DAS_API_ENDPOINT`).
+    pub das_endpoint: Option<String>,
+    /// Mints per `getAssetBatch` call. Default 100 (`DAS_API_BATCH_SIZE`).
+    pub das_batch_size: usize,
+    /// Whole-call timeout of a DAS request. Default 10 s.
+    pub das_timeout: Duration,
+    /// Whole-call timeout of a URL resolver request. Default 30 s.
+    pub url_timeout: Duration,
+    /// Largest response body read; a larger one is an error. Default 4 MiB.
+    pub max_response_bytes: usize,
+    /// After a failed fetch (or a mint the DAS answer lacks), requests for the same key are
+    /// skipped for this long instead of fetched again (counted in
+    /// `resolver_backoff_skipped_total`), so a broken endpoint is not hammered by every update.
+    /// Default 10 s; zero disables it.
+    pub retry_after: Duration,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            queue_capacity: 1_024,
+            max_in_flight: 256,
+            batch_window: Duration::from_millis(5),
+            cache_capacity: 20_000,
+            cache_ttl: Duration::from_secs(3_600),
+            das_endpoint: None,
+            das_batch_size: 100,
+            das_timeout: Duration::from_secs(10),
+            url_timeout: Duration::from_secs(30),
+            max_response_bytes: 4 * 1024 * 1024,
+            retry_after: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ResolverConfig {
+    /// The defaults with the reference's environment variables applied: `DAS_API_ENDPOINT`,
+    /// `DAS_API_BATCH_SIZE`, `HYPERSTACK_RESOLVER_CACHE_CAPACITY`,
+    /// `HYPERSTACK_RESOLVER_CACHE_TTL_SECS`. An unparsable or zero number keeps the default (logged).
+    pub fn from_env() -> Self {
+        Self::default().with_env(|name| std::env::var(name).ok())
+    }
+
+    /// As [`ResolverConfig::from_env`], reading variables through `var` (testable).
+    pub fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        fn number(var: &impl Fn(&str) -> Option<String>, name: &str) -> Option<u64> {
+            let raw = var(name)?;
+            match raw.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    tracing::warn!(variable = name, value = %raw, "not a positive integer; default kept");
+                    None
+                }
+            }
+        }
+        if let Some(e) = var("DAS_API_ENDPOINT").filter(|e| !e.trim().is_empty()) {
+            self.das_endpoint = Some(e.trim().to_string());
+        }
+        if let Some(n) = number(&var, "DAS_API_BATCH_SIZE") {
+            self.das_batch_size = n as usize;
+        }
+        if let Some(n) = number(&var, "HYPERSTACK_RESOLVER_CACHE_CAPACITY") {
+            self.cache_capacity = n as usize;
+        }
+        if let Some(n) = number(&var, "HYPERSTACK_RESOLVER_CACHE_TTL_SECS") {
+            self.cache_ttl = Duration::from_secs(n);
+        }
+        self
+    }
+
+    pub fn with_das_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.das_endpoint = Some(endpoint.into());
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        nonzero("resolver.queue_capacity", self.queue_capacity)?;
+        nonzero("resolver.max_in_flight", self.max_in_flight)?;
+        nonzero("resolver.cache_capacity", self.cache_capacity)?;
+        nonzero_duration("resolver.cache_ttl", self.cache_ttl)?;
+        nonzero("resolver.das_batch_size", self.das_batch_size)?;
+        nonzero_duration("resolver.das_timeout", self.das_timeout)?;
+        nonzero_duration("resolver.url_timeout", self.url_timeout)?;
+        nonzero("resolver.max_response_bytes", self.max_response_bytes)?;
+        if let Some(e) = &self.das_endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    "resolver.das_endpoint",
+                    format!("`{e}` is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Everything the server needs; components left `None` are not started.
 #[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
@@ -344,6 +465,8 @@ pub struct ServerConfig {
     pub entity_cache: EntityCacheConfig,
     pub state_table: StateTableConfig,
     pub topology: TopologyConfig,
+    /// Used when the stack has resolver specs.
+    pub resolver: ResolverConfig,
 }
 
 impl ServerConfig {
@@ -363,6 +486,7 @@ impl ServerConfig {
         }
         self.entity_cache.validate()?;
         self.state_table.validate()?;
+        self.resolver.validate()?;
         self.topology.validate()
     }
 }
@@ -414,6 +538,40 @@ mod tests {
         assert_eq!(y.x_token.as_deref(), Some("t"));
         assert_eq!(y.commitment, Commitment::Processed);
         assert!(ServerConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn resolver_defaults_are_the_references_and_its_env_vars_apply() {
+        let r = ResolverConfig::default();
+        assert_eq!(
+            (r.cache_capacity, r.cache_ttl),
+            (20_000, Duration::from_secs(3_600))
+        );
+        assert_eq!(
+            (r.das_batch_size, r.das_timeout),
+            (100, Duration::from_secs(10))
+        );
+        assert_eq!(r.das_endpoint, None);
+        assert!(r.validate().is_ok());
+        let env = |name: &str| match name {
+            "DAS_API_ENDPOINT" => Some("https://das.example".to_string()),
+            "DAS_API_BATCH_SIZE" => Some("25".to_string()),
+            "HYPERSTACK_RESOLVER_CACHE_CAPACITY" => Some("7".to_string()),
+            "HYPERSTACK_RESOLVER_CACHE_TTL_SECS" => Some("0".to_string()),
+            _ => None,
+        };
+        let r = ResolverConfig::default().with_env(env);
+        assert_eq!(r.das_endpoint.as_deref(), Some("https://das.example"));
+        assert_eq!((r.das_batch_size, r.cache_capacity), (25, 7));
+        // Zero is not supported (as in the reference): the default stays.
+        assert_eq!(r.cache_ttl, Duration::from_secs(3_600));
+        let bad = ResolverConfig::default().with_das_endpoint("das.example:443");
+        assert_eq!(bad.validate().unwrap_err().field, "resolver.das_endpoint");
+        let bad = ResolverConfig {
+            queue_capacity: 0,
+            ..Default::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().field, "resolver.queue_capacity");
     }
 
     #[test]

@@ -207,6 +207,15 @@ fn status(ctx: &HttpContext) -> Response {
         "frames": m.frames_total.load(Relaxed),
         "connected_clients": m.connected_clients.load(Relaxed),
         "last_slot": m.last_slot.load(Relaxed),
+        "resolver": {
+            "requests": m.resolver_requests_total.load(Relaxed),
+            "dropped": m.resolver_requests_dropped_total.load(Relaxed),
+            "unresolvable": m.resolver_unresolvable_total.load(Relaxed),
+            "cache_hits": m.resolver_cache_hits_total.load(Relaxed),
+            "fetches": m.resolver_fetches_total.load(Relaxed),
+            "errors": m.resolver_errors_total.load(Relaxed),
+            "results": m.resolver_results_total.load(Relaxed),
+        },
     });
     let body = match &ctx.health {
         None => serde_json::json!({"healthy": true, "status": "no_monitor", "counters": engine}),

@@ -8,6 +8,9 @@
 //!    │ channels::ToWorker, bounded, sharded by stack component (full ⇒ ingest stops polling)
 //!    ▼
 //! worker × K (pinned)    engine::VmContext + engine::Views per shard
+//!    │   ⇄ resolver × K  one blocking HTTP thread per worker (DAS token metadata, URL fetches):
+//!    │                   requests by try_send (full ⇒ dropped, counted), values back as
+//!    │                   channels::ToWorker::ResolverResult
 //!    │ channels::ToReactor, bounded, one per reactor (full ⇒ the worker waits), mio Waker
 //!    ▼
 //! reactor × R (pinned)   mio Poll + tungstenite; connections, subscriptions, fan-out
@@ -24,5 +27,6 @@ pub mod ingest;
 pub mod metrics;
 pub mod pin;
 pub mod reactor;
+pub mod resolver;
 pub mod topology;
 pub mod worker;

@@ -64,6 +64,21 @@ counters! {
     rejected_connections_total: "counter", "Connections refused (limit or auth).";
     reconnects_total: "counter", "Upstream reconnections.";
     last_slot: "gauge", "Highest slot handed to the VM workers.";
+    resolver_requests_total: "counter", "Resolver requests handed to a resolver thread.";
+    resolver_requests_dropped_total: "counter", "Resolver requests dropped: the resolver queue was full (or no resolver runs).";
+    resolver_unresolvable_total: "counter", "Resolver requests that cannot be fetched: no DAS endpoint, an unusable input, or a mint the DAS answer lacks.";
+    resolver_cache_hits_total: "counter", "Resolver requests answered from the resolver cache.";
+    resolver_cache_misses_total: "counter", "Resolver requests that needed a fetch.";
+    resolver_backoff_skipped_total: "counter", "Resolver requests skipped because the same fetch failed less than retry_after ago.";
+    resolver_fetches_total: "counter", "HTTP calls made by resolver threads (one per DAS batch or distinct URL).";
+    resolver_errors_total: "counter", "Failed resolver HTTP calls, all kinds (the kinds follow).";
+    resolver_timeouts_total: "counter", "Resolver HTTP calls that timed out.";
+    resolver_http_status_errors_total: "counter", "Resolver HTTP calls answered with a non-2xx status.";
+    resolver_bad_responses_total: "counter", "Resolver answers that were not JSON, too large, a JSON-RPC error, or without a result.";
+    resolver_missing_path_total: "counter", "URL resolver answers lacking the spec's extract_path.";
+    resolver_transport_errors_total: "counter", "Resolver HTTP calls that failed to connect or broke off.";
+    resolver_results_total: "counter", "Resolved values sent back to the VM workers.";
+    resolver_apply_errors_total: "counter", "Resolved values the VM could not apply.";
 }
 
 impl Default for Metrics {

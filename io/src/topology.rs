@@ -7,6 +7,9 @@
 //!                            │ ToWorker::Update — bounded (worker_queue); full ⇒ ingest blocks,
 //!                            ▼                    stops polling, HTTP/2 flow control holds upstream
 //!   worker-0 … worker-K (pinned)  engine::VmContext + engine::Views for one stack component
+//!                            │ ⇄ resolver-K (1 thread per worker, blocking HTTP: DAS + URL
+//!                            │   resolvers) — requests by try_send (full ⇒ dropped, counted),
+//!                            │   values back as ToWorker::ResolverResult on their own queue
 //!                            │ ToReactor — bounded (reactor_queue) per reactor; full ⇒ worker waits;
 //!                            ▼            a mio Waker per batch
 //!   reactor-0 … reactor-R (pinned)  mio Poll + tungstenite: connections, subscriptions, fan-out
@@ -15,8 +18,10 @@
 //! ```
 //!
 //! Startup order: channels first (every thread's inbox exists before any thread runs), then
-//! workers, reactors, acceptor, HTTP, and ingest last. Shutdown walks the graph from the source:
-//! stop ingest, let workers drain their queues, close every WebSocket with 1001, join everything.
+//! resolvers and workers, reactors, acceptor, HTTP, and ingest last. Shutdown walks the graph from
+//! the source: stop ingest, let workers drain their queues, close every WebSocket with 1001, join
+//! everything (a resolver thread ends when its worker does; one still inside an HTTP call is
+//! waited for briefly, then left to finish on its own).
 //!
 //! Sharding: entities of one stack that share events or indexes form one component that a single
 //! worker owns whole (ORE's entities are all coupled, so ORE runs on one worker). A stack is one
@@ -39,12 +44,15 @@ use crate::http::{HttpContext, HttpServer};
 use crate::ingest::{self, IngestConfig, IngestHandle, IngestSink, Source};
 use crate::metrics::Metrics;
 use crate::reactor::{self, ReactorContext, ReactorParts, Router};
-use crate::worker::{self, WorkerContext};
+use crate::resolver::{self, Resolver, SystemClock};
+use crate::worker::{self, WorkerContext, WorkerResolver};
 
 /// How long shutdown waits for workers to drain their queues.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(800);
 /// How long shutdown waits for room in a reactor's inbox.
 const SHUTDOWN_SEND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long shutdown waits for a resolver thread that is inside an HTTP call.
+const RESOLVER_JOIN_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What to run.
 pub struct Plan {
@@ -83,6 +91,7 @@ pub struct Running {
     ingest: Option<IngestHandle>,
     worker_txs: Vec<Sender<ToWorker>>,
     workers: Vec<JoinHandle<()>>,
+    resolvers: Vec<JoinHandle<()>>,
     reactors: Vec<(ReactorHandle, JoinHandle<()>)>,
     acceptor: Option<JoinHandle<()>>,
     http: Option<HttpServer>,
@@ -135,10 +144,37 @@ pub fn start(plan: Plan) -> Result<Running, StartError> {
     }
     let reactor_handles: Vec<ReactorHandle> = parts.iter().map(|p| p.handle.clone()).collect();
 
-    // Workers.
+    // Workers, each with a resolver thread when the stack has resolvers.
     let mut workers = Vec::new();
+    let mut resolvers = Vec::new();
     if let Some(stack) = &plan.stack {
+        let has_resolvers = stack
+            .spec()
+            .entities
+            .iter()
+            .any(|e| !e.resolver_specs.is_empty());
         for (i, rx) in worker_rxs.into_iter().enumerate() {
+            let resolver = if has_resolvers {
+                let rc = &cfg.resolver;
+                let (link, requests) = resolver::queue(rc.queue_capacity, metrics.clone());
+                let (results_tx, results) = crossbeam_channel::bounded(rc.max_in_flight);
+                let depth = requests.clone();
+                metrics.register_gauge(
+                    "queue_depth",
+                    &format!("queue=\"resolver{i}\""),
+                    Box::new(move || depth.len() as u64),
+                );
+                let r = Resolver::new(
+                    rc.clone(),
+                    results_tx,
+                    metrics.clone(),
+                    Arc::new(SystemClock),
+                );
+                resolvers.push(resolver::spawn(i, requests, r).map_err(spawn_err("resolver"))?);
+                Some(WorkerResolver { link, results })
+            } else {
+                None
+            };
             let ctx = WorkerContext {
                 stack: stack.clone(),
                 state_table: cfg.state_table,
@@ -146,6 +182,7 @@ pub fn start(plan: Plan) -> Result<Running, StartError> {
                 reactors: reactor_handles.clone(),
                 metrics: metrics.clone(),
                 pin: topo.pin.then_some(i),
+                resolver,
             };
             workers.push(worker::spawn(i, rx, ctx).map_err(spawn_err("worker"))?);
         }
@@ -245,6 +282,7 @@ pub fn start(plan: Plan) -> Result<Running, StartError> {
         ingest,
         worker_txs,
         workers,
+        resolvers,
         reactors,
         acceptor,
         http,
@@ -306,6 +344,18 @@ impl Running {
         self.worker_txs.clear();
         for w in self.workers.drain(..) {
             let _ = w.join();
+        }
+        // A worker's end dropped ends its resolver thread, unless it is inside an HTTP call.
+        let deadline = Instant::now() + RESOLVER_JOIN_TIMEOUT;
+        for r in self.resolvers.drain(..) {
+            while !r.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if r.is_finished() {
+                let _ = r.join();
+            } else {
+                tracing::debug!("resolver thread still inside an HTTP call; not waited for");
+            }
         }
         if let Some(http) = self.http.take() {
             http.shutdown();

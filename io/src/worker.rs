@@ -4,17 +4,26 @@
 //! requests are answered from the same views, on the same thread, so a subscriber's snapshot and the
 //! live frames after it can neither overlap nor leave a gap. Output goes to the reactors that have
 //! subscribers for it; each reactor is woken once per batch, not once per frame.
+//!
+//! Resolvers: after every update (slot updates included, they fire slot-scheduled resolvers) the
+//! worker drains the VM's resolver requests into its resolver thread's queue without waiting
+//! (full ⇒ dropped and counted, see [`crate::resolver`]). Fetched values come back as
+//! [`ToWorker::ResolverResult`] on a queue of their own; the worker applies them to the VM and
+//! routes the resulting mutations through its views exactly like an update's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Receiver;
+use serde_json::Value as Json;
 use stackcore_engine::view::{Output, SubId, ViewId, Views};
-use stackcore_engine::{EntityCacheConfig, Mutation, Stack, StateTableConfig, VmContext};
+use stackcore_engine::vm::EventContext;
+use stackcore_engine::{EntityCacheConfig, Mutation, Stack, StateTableConfig, Update, VmContext};
 
 use crate::channels::{reactor_of, ReactorHandle, ToReactor, ToWorker};
 use crate::metrics::Metrics;
+use crate::resolver::ResolverLink;
 
 /// Most messages taken from the inbox before the reactors are woken.
 const BATCH: usize = 256;
@@ -27,6 +36,16 @@ pub struct WorkerContext {
     pub reactors: Vec<ReactorHandle>,
     pub metrics: Arc<Metrics>,
     pub pin: Option<usize>,
+    /// The worker's resolver thread; `None` drops (and counts) every resolver request.
+    pub resolver: Option<WorkerResolver>,
+}
+
+/// A worker's two ends of its resolver thread.
+pub struct WorkerResolver {
+    /// Where the worker submits requests (never waits).
+    pub link: ResolverLink,
+    /// Where fetched values come back ([`ToWorker::ResolverResult`]).
+    pub results: Receiver<ToWorker>,
 }
 
 /// The worker's state, separate from its thread so tests can step it.
@@ -42,6 +61,10 @@ pub struct Worker {
     woken: Vec<bool>,
     mutations: Vec<Mutation>,
     outputs: Vec<Output>,
+    resolver: Option<ResolverLink>,
+    /// Slot and time of the latest update: the context resolver results are applied in.
+    last_slot: u64,
+    last_timestamp: i64,
 }
 
 impl Worker {
@@ -59,6 +82,9 @@ impl Worker {
             woken: vec![false; n],
             mutations: Vec::new(),
             outputs: Vec::new(),
+            resolver: ctx.resolver.map(|r| r.link),
+            last_slot: 0,
+            last_timestamp: 0,
         }
     }
 
@@ -67,6 +93,7 @@ impl Worker {
         match msg {
             ToWorker::Update(update) => {
                 self.mutations.clear();
+                self.note_time(&update);
                 match self.vm.apply(&self.stack, &update, &mut self.mutations) {
                     Ok(()) => Metrics::add(&self.metrics.events_applied_total, 1),
                     Err(e) => {
@@ -74,12 +101,32 @@ impl Worker {
                         tracing::debug!(error = %e, slot = update.slot(), "update skipped");
                     }
                 }
-                Metrics::add(&self.metrics.mutations_total, self.mutations.len() as u64);
-                for m in &self.mutations {
-                    self.views.apply(m, &mut self.outputs);
+                self.submit_resolver_requests();
+                self.publish_mutations()
+            }
+            ToWorker::ResolverResult { request, value } => {
+                self.mutations.clear();
+                let ctx = EventContext {
+                    slot: self.last_slot,
+                    index: 0,
+                    signature: None,
+                    timestamp: self.last_timestamp,
+                    is_account: false,
+                };
+                let r = self.vm.apply_resolver_result(
+                    &self.stack,
+                    &request,
+                    request.set_once,
+                    &value,
+                    &ctx,
+                    &mut self.mutations,
+                );
+                if let Err(e) = r {
+                    Metrics::add(&self.metrics.resolver_apply_errors_total, 1);
+                    tracing::debug!(error = %e, entity = %request.entity, "resolver result not applied");
                 }
-                Metrics::add(&self.metrics.frames_total, self.outputs.len() as u64);
-                self.route_outputs()
+                self.submit_resolver_requests();
+                self.publish_mutations()
             }
             ToWorker::Subscribe { sub, req } => {
                 let reactor = reactor_of(sub);
@@ -107,6 +154,63 @@ impl Worker {
                 true
             }
         }
+    }
+
+    /// Runs one decoded event (the reference interpreter's JSON shape, see
+    /// `VmContext::apply_json`) exactly as an update: VM, resolver requests, views, reactors.
+    /// For tests and tools that feed decoded events; ingest sends raw [`ToWorker::Update`]s.
+    pub fn handle_decoded(&mut self, event_type: &str, event: &Json, ctx: &EventContext) -> bool {
+        self.mutations.clear();
+        self.last_slot = self.last_slot.max(ctx.slot);
+        self.last_timestamp = ctx.timestamp;
+        match self
+            .vm
+            .apply_json(&self.stack, event_type, event, ctx, &mut self.mutations)
+        {
+            Ok(()) => Metrics::add(&self.metrics.events_applied_total, 1),
+            Err(e) => tracing::debug!(error = %e, event_type, "decoded event skipped"),
+        }
+        self.submit_resolver_requests();
+        self.publish_mutations()
+    }
+
+    fn note_time(&mut self, update: &Update) {
+        let ts = match update {
+            Update::Account(a) => a.timestamp,
+            Update::Instruction(i) => i.timestamp,
+            Update::Slot { timestamp, .. } => *timestamp,
+        };
+        self.last_slot = self.last_slot.max(update.slot());
+        self.last_timestamp = ts;
+    }
+
+    /// Hands the VM's pending resolver requests to the resolver thread, never waiting.
+    fn submit_resolver_requests(&mut self) {
+        let requests = self.vm.take_resolver_requests();
+        if requests.is_empty() {
+            return;
+        }
+        match &self.resolver {
+            Some(link) => {
+                for r in requests {
+                    link.submit(r);
+                }
+            }
+            None => Metrics::add(
+                &self.metrics.resolver_requests_dropped_total,
+                requests.len() as u64,
+            ),
+        }
+    }
+
+    /// The mutations just produced, through the views, to the reactors.
+    fn publish_mutations(&mut self) -> bool {
+        Metrics::add(&self.metrics.mutations_total, self.mutations.len() as u64);
+        for m in &self.mutations {
+            self.views.apply(m, &mut self.outputs);
+        }
+        Metrics::add(&self.metrics.frames_total, self.outputs.len() as u64);
+        self.route_outputs()
     }
 
     fn interest_mut(&mut self, view: ViewId) -> &mut Vec<u32> {
@@ -168,6 +272,11 @@ impl Worker {
     pub fn views(&self) -> &Views {
         &self.views
     }
+
+    /// The worker's VM (for tests and diagnostics).
+    pub fn vm(&self) -> &VmContext {
+        &self.vm
+    }
 }
 
 /// Runs a worker on its own thread until its inbox closes (every sender dropped).
@@ -177,6 +286,10 @@ pub fn spawn(
     ctx: WorkerContext,
 ) -> std::io::Result<JoinHandle<()>> {
     let pin = ctx.pin;
+    let mut results = match &ctx.resolver {
+        Some(r) => r.results.clone(),
+        None => crossbeam_channel::never(),
+    };
     std::thread::Builder::new()
         .name(format!("worker-{index}"))
         .spawn(move || {
@@ -184,12 +297,35 @@ pub fn spawn(
                 crate::pin::pin_current(crate::pin::Role::Worker, core);
             }
             let mut worker = Worker::new(ctx);
-            'run: while let Ok(msg) = inbox.recv() {
+            'run: loop {
+                let (from_inbox, msg) = crossbeam_channel::select! {
+                    recv(inbox) -> m => (true, m),
+                    recv(results) -> m => (false, m),
+                };
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(_) if from_inbox => break,
+                    Err(_) => {
+                        // The resolver thread is gone; stop listening to it.
+                        results = crossbeam_channel::never();
+                        continue;
+                    }
+                };
                 if !worker.handle(msg) {
                     break;
                 }
                 for _ in 1..BATCH {
                     match inbox.try_recv() {
+                        Ok(msg) => {
+                            if !worker.handle(msg) {
+                                break 'run;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+                for _ in 0..BATCH {
+                    match results.try_recv() {
                         Ok(msg) => {
                             if !worker.handle(msg) {
                                 break 'run;

@@ -61,7 +61,7 @@ fn views_worker(
                     send(&reactors, &mut out);
                 }
                 Ok(ToWorker::Unsubscribe { sub }) => views.lock().unwrap().unsubscribe(sub),
-                Ok(ToWorker::Update(_)) => {}
+                Ok(ToWorker::Update(_) | ToWorker::ResolverResult { .. }) => {}
                 Err(_) => return,
             },
             recv(muts_rx) -> m => match m {

@@ -161,6 +161,9 @@ pub struct ResolverRequest {
     pub extracts: Vec<(String, Option<String>)>,
     /// For slot-scheduled resolvers: the slot at which to fetch.
     pub at_slot: Option<u64>,
+    /// The spec's strategy is `SetOnce` (only fill nulls); pass it back to
+    /// [`VmContext::apply_resolver_result`].
+    pub set_once: bool,
 }
 
 /// A transaction signature, rendered to base58 only when something reads it.
@@ -1824,6 +1827,7 @@ impl VmContext {
                     .map(|(t, s, _)| (t.dotted.to_string(), s.clone()))
                     .collect(),
                 at_slot,
+                set_once: r.strategy == crate::spec::ResolveStrategy::SetOnce,
             };
             match at_slot {
                 Some(s) => {

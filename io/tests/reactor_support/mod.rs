@@ -223,7 +223,7 @@ fn fake_worker(
                 }
                 subs.lock().unwrap().remove(&sub);
             }
-            ToWorker::Update(_) => {}
+            ToWorker::Update(_) | ToWorker::ResolverResult { .. } => {}
         }
     }
 }
