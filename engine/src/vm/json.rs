@@ -64,24 +64,67 @@ pub(crate) fn set(obj: &mut Json, path: &Path, value: Json) -> Result<(), StepEr
 
 /// The place for `path`'s last segment (inserting `null` when absent).
 pub(crate) fn slot_mut<'a>(obj: &'a mut Json, path: &Path) -> Result<&'a mut Json, StepError> {
+    slot_mut_created(obj, path).map(|(slot, _)| slot)
+}
+
+/// [`slot_mut`], also telling how deep (1-based) the first segment it had to create lies, so a
+/// caller can take the write back by removing that key.
+pub(crate) fn slot_mut_created<'a>(
+    obj: &'a mut Json,
+    path: &Path,
+) -> Result<(&'a mut Json, Option<usize>), StepError> {
     if !obj.is_object() {
         *obj = Json::Object(Map::new());
     }
     let mut cur = obj;
+    let mut first_created = None;
     let n = path.segs.len();
     for (i, s) in path.segs.iter().enumerate() {
         let map = cur
             .as_object_mut()
             .ok_or("Path collision: expected object")?;
-        if i + 1 == n {
-            return Ok(map.entry(&**s).or_insert(Json::Null));
+        let leaf = i + 1 == n;
+        let (next, created) = child_mut(map, s, if leaf { null } else { object });
+        if created && first_created.is_none() {
+            first_created = Some(i + 1);
         }
-        cur = map.entry(&**s).or_insert_with(|| Json::Object(Map::new()));
-        if !cur.is_object() {
+        if leaf {
+            return Ok((next, first_created));
+        }
+        if !next.is_object() {
             return Err("Path collision: expected object".into());
         }
+        cur = next;
     }
     Err("empty path".into())
+}
+
+fn null() -> Json {
+    Json::Null
+}
+
+fn object() -> Json {
+    Json::Object(Map::new())
+}
+
+/// The child `key` of `map`, inserted from `init` when absent (the key string is allocated only
+/// then: `Map::entry` would allocate it on every call).
+fn child_mut<'a>(map: &'a mut Map<String, Json>, key: &str, init: fn() -> Json) -> (&'a mut Json, bool) {
+    let created = !map.contains_key(key);
+    if created {
+        map.insert(key.to_string(), init());
+    }
+    (map.get_mut(key).expect("present"), created)
+}
+
+/// Writes `value` under `key`, allocating the key only when it is new.
+fn put(map: &mut Map<String, Json>, key: &str, value: Json) {
+    match map.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            map.insert(key.to_string(), value);
+        }
+    }
 }
 
 /// Like [`set`] but replaces non-object intermediates (the computed-field writer's behaviour).
@@ -93,17 +136,13 @@ pub(crate) fn set_forcing(state: &mut Json, path: &Path, value: Json) -> Result<
             let map = cur
                 .as_object_mut()
                 .ok_or("Cannot set field on non-object")?;
-            map.insert(s.to_string(), value);
+            put(map, s, value);
             return Ok(());
         }
         if !cur.is_object() {
             *cur = Json::Object(Map::new());
         }
-        cur = cur
-            .as_object_mut()
-            .unwrap()
-            .entry(&**s)
-            .or_insert_with(|| Json::Object(Map::new()));
+        cur = child_mut(cur.as_object_mut().unwrap(), s, object).0;
     }
     Ok(())
 }
@@ -117,10 +156,10 @@ pub(crate) fn set_nested(obj: &mut Json, path: &Path, value: Json) {
             return;
         };
         if i + 1 == n {
-            map.insert(s.to_string(), value);
+            put(map, s, value);
             return;
         }
-        let e = map.entry(&**s).or_insert_with(|| Json::Object(Map::new()));
+        let e = child_mut(map, s, object).0;
         if !e.is_object() {
             *e = Json::Object(Map::new());
         }

@@ -1563,11 +1563,20 @@ impl VmContext {
                     if let Some(t) = op.transform {
                         temp = json::transform(&temp, t)?;
                     }
-                    undo.push(Undo::point(state, &op.target));
-                    if let Store::UniqueCount { set } = &op.store {
-                        undo.push(Undo::point(state, set));
+                    match &op.store {
+                        Store::Set => {} // `store` hands the old value to `undo` itself
+                        Store::UniqueCount { set } => {
+                            undo.push(Undo::point(state, &op.target));
+                            undo.push(Undo::point(state, set));
+                        }
+                        _ => undo.push(Undo::point(state, &op.target)),
                     }
-                    self.store(p, ent, op, state, &temp, key, ev, c, dirty)?;
+                    let value = if op.temp_live_after {
+                        temp.clone()
+                    } else {
+                        std::mem::take(&mut temp)
+                    };
+                    self.store(p, ent, op, state, value, key, ev, c, dirty, undo)?;
                 }
                 Step::Resolvers => {
                     if !c.skip_resolvers {
@@ -1601,11 +1610,12 @@ impl VmContext {
         ent: usize,
         op: &'p program::MapOp,
         state: &mut Json,
-        temp: &Json,
+        temp: Json,
         key: &Json,
         ev: &Json,
         c: &Ctx,
         dirty: &mut Dirty<'p>,
+        undo: &mut Vec<Undo<'p>>,
     ) -> Result<(), StepError> {
         let _ = p;
         let target = &op.target;
@@ -1616,27 +1626,41 @@ impl VmContext {
         };
         match &op.store {
             Store::Set => {
-                json::set(state, target, temp.clone())?;
+                // The old value moves into the undo log rather than being copied there first.
+                let (slot, created) = json::slot_mut_created(state, target)?;
+                let old = std::mem::replace(slot, temp);
+                undo.push(match created {
+                    Some(depth) => Undo {
+                        path: target,
+                        depth,
+                        old: None,
+                    },
+                    None => Undo {
+                        path: target,
+                        depth: target.segs.len(),
+                        old: Some(old),
+                    },
+                });
                 mark(dirty);
             }
             Store::SetIfNull => {
                 if !temp.is_null() {
                     let slot = json::slot_mut(state, target)?;
                     if slot.is_null() {
-                        *slot = temp.clone();
+                        *slot = temp;
                         mark(dirty);
                     }
                 }
             }
             Store::Max | Store::Min => {
                 let slot = json::slot_mut(state, target)?;
-                if json::extreme_wins(slot, temp, matches!(op.store, Store::Max)) {
-                    *slot = temp.clone();
+                if json::extreme_wins(slot, &temp, matches!(op.store, Store::Max)) {
+                    *slot = temp;
                     mark(dirty);
                 }
             }
             Store::Sum => {
-                let n = json::as_int(temp).ok_or("Sum requires numeric value")?;
+                let n = json::as_int(&temp).ok_or("Sum requires numeric value")?;
                 let slot = json::slot_mut(state, target)?;
                 let cur = if slot.is_null() {
                     0
@@ -1671,7 +1695,7 @@ impl VmContext {
                     Some(Json::Array(a)) => a.clone(),
                     _ => Vec::new(),
                 };
-                let new = !items.contains(temp);
+                let new = !items.contains(&temp);
                 if new {
                     items.push(temp.clone());
                 }

@@ -128,6 +128,9 @@ pub(crate) struct MapOp {
     pub emit: bool,
     /// Capture field names whose rewrite the reference marks dirty (emit-filtered).
     pub capture_dirty: Vec<Path>,
+    /// The next mapping of the handler loads nothing ([`Src::Keep`]) and so reads this one's
+    /// value again: the executor must copy the value into the state instead of moving it.
+    pub temp_live_after: bool,
 }
 
 pub(crate) enum Src {
@@ -609,6 +612,7 @@ fn compile_entity(
                         store,
                         emit: emits(target_field),
                         capture_dirty: Vec::new(),
+                        temp_live_after: false,
                     }));
                 }
                 HookAction::IncrementField {
@@ -627,6 +631,7 @@ fn compile_entity(
                         store,
                         emit: emits(target_field),
                         capture_dirty: Vec::new(),
+                        temp_live_after: false,
                     }));
                 }
             }
@@ -666,6 +671,13 @@ fn compile_entity(
     });
     for h in &mut handlers {
         h.computed_mask = computed_mask(&h.steps, &computed);
+        let mut next_keeps = false;
+        for step in h.steps.iter_mut().rev() {
+            if let Step::Map(op) = step {
+                op.temp_live_after = next_keeps;
+                next_keeps = matches!(op.src, Src::Keep);
+            }
+        }
     }
     let resolvers = e
         .resolver_specs
@@ -825,6 +837,7 @@ fn compile_mapping(
         store,
         emit: emits(&m.target_path),
         capture_dirty,
+        temp_live_after: false,
     })
 }
 
