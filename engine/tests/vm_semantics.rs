@@ -660,6 +660,57 @@ fn undecodable_updates_are_counted_decode_errors() {
 }
 
 #[test]
+fn resolver_extracts_apply_their_transform_and_hidden_targets_are_stored_but_not_sent() {
+    let mut hidden = map("raw", "absent", "LastWrite");
+    hidden["emit"] = json!(false);
+    let s = stack_with(json!({
+        "handlers": [handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), map("mint", "mint", "LastWrite"), hidden])],
+        "resolver_specs": [{"resolver": "token", "input_path": "mint", "strategy": "LastWrite", "extracts": [
+            {"target_path": "key", "source_path": "bytes", "transform": "Base58Encode"},
+            {"target_path": "raw", "source_path": "bytes"}]}]
+    }));
+    let mut vm = VmContext::new();
+    run(
+        &mut vm,
+        &s,
+        "p::AState",
+        json!({"id": 1, "mint": "M", "__account_address": "A"}),
+        acct(1, 0),
+    );
+    let reqs = vm.take_resolver_requests();
+    assert_eq!(reqs.len(), 1);
+    let mut out = Vec::new();
+    vm.apply_resolver_result(
+        &s,
+        &reqs[0],
+        false,
+        &json!({"bytes": [0, 0]}),
+        &acct(2, 0),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out[0].patch, json!({"key": "11"}));
+    let state = vm.entity_state(&s, "Thing", &json!(1)).unwrap();
+    assert_eq!(
+        (&state["key"], &state["raw"]),
+        (&json!("11"), &json!([0, 0]))
+    );
+    // A transform that cannot apply is a handler error; the row keeps its values.
+    let err = vm
+        .apply_resolver_result(
+            &s,
+            &reqs[0],
+            false,
+            &json!({"bytes": 7}),
+            &acct(3, 0),
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(matches!(err, ApplyError::Handler { .. }), "{err}");
+    assert_eq!(vm.entity_state(&s, "Thing", &json!(1)).unwrap(), state);
+}
+
+#[test]
 fn resolver_requests_are_emitted_and_their_results_applied() {
     let s = stack_with(json!({
         "handlers": [handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), map("mint", "mint", "LastWrite")])],

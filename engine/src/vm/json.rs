@@ -109,7 +109,11 @@ fn object() -> Json {
 
 /// The child `key` of `map`, inserted from `init` when absent (the key string is allocated only
 /// then: `Map::entry` would allocate it on every call).
-fn child_mut<'a>(map: &'a mut Map<String, Json>, key: &str, init: fn() -> Json) -> (&'a mut Json, bool) {
+fn child_mut<'a>(
+    map: &'a mut Map<String, Json>,
+    key: &str,
+    init: fn() -> Json,
+) -> (&'a mut Json, bool) {
     let created = !map.contains_key(key);
     if created {
         map.insert(key.to_string(), init());

@@ -157,13 +157,26 @@ pub struct ResolverRequest {
     pub kind: ResolverKind,
     /// The mint (token) or URL.
     pub input: Json,
-    /// `(target_path, source_path)` pairs to write from the result.
-    pub extracts: Vec<(String, Option<String>)>,
+    /// What to write from the result, and where.
+    pub extracts: Vec<ResolverExtract>,
     /// For slot-scheduled resolvers: the slot at which to fetch.
     pub at_slot: Option<u64>,
     /// The spec's strategy is `SetOnce` (only fill nulls); pass it back to
     /// [`VmContext::apply_resolver_result`].
     pub set_once: bool,
+}
+
+/// One value a resolver result feeds into the entity (a resolver spec's `extracts[]` entry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolverExtract {
+    /// Dotted path written in the entity state.
+    pub target: String,
+    /// Dotted path read from the result; the whole result when `None`.
+    pub source: Option<String>,
+    /// Applied to the value before it is written (the reference's extract transform).
+    pub transform: Option<crate::spec::Transformation>,
+    /// Whether a change of `target` is sent to clients (`emit: false` fields are stored only).
+    pub emit: bool,
 }
 
 /// A transaction signature, rendered to base58 only when something reads it.
@@ -535,14 +548,20 @@ impl VmContext {
         };
         let c = Ctx::from_event(ctx);
         let mut dirty = Dirty::default();
-        for (target, source) in &request.extracts {
-            let v = match source {
+        for x in &request.extracts {
+            let mut v = match &x.source {
                 Some(sp) => json::get(result, &Path::dotted(sp))
                     .cloned()
                     .unwrap_or(Json::Null),
                 None => result.clone(),
             };
-            let target = Path::dotted(target);
+            if let (Some(t), false) = (x.transform, v.is_null()) {
+                v = json::transform(&v, t).map_err(|e| ApplyError::Handler {
+                    entity: request.entity.to_string(),
+                    message: e.0,
+                })?;
+            }
+            let target = Path::dotted(&x.target);
             let slot = json::slot_mut(&mut state, &target).map_err(|e| ApplyError::Handler {
                 entity: request.entity.to_string(),
                 message: e.0,
@@ -551,7 +570,9 @@ impl VmContext {
                 continue;
             }
             *slot = v;
-            dirty.replaced_cow(Cow::Owned(target));
+            if x.emit {
+                dirty.replaced_cow(Cow::Owned(target));
+            }
         }
         let ep = &p.entities[ent];
         if self
@@ -1836,7 +1857,7 @@ impl VmContext {
                 && r.strategy == crate::spec::ResolveStrategy::SetOnce
                 && r.extracts
                     .iter()
-                    .all(|(t, _, _)| json::get(state, t).map(|v| !v.is_null()).unwrap_or(false))
+                    .all(|(t, _)| json::get(state, t).map(|v| !v.is_null()).unwrap_or(false))
             {
                 continue;
             }
@@ -1845,11 +1866,7 @@ impl VmContext {
                 key: key.clone(),
                 kind: r.kind.clone(),
                 input,
-                extracts: r
-                    .extracts
-                    .iter()
-                    .map(|(t, s, _)| (t.dotted.to_string(), s.clone()))
-                    .collect(),
+                extracts: r.extracts.iter().map(|(_, x)| x.clone()).collect(),
                 at_slot,
                 set_once: r.strategy == crate::spec::ResolveStrategy::SetOnce,
             };

@@ -185,7 +185,8 @@ pub(crate) struct Resolver {
     pub input_value: Option<Json>,
     pub template: Option<Vec<TemplatePart>>,
     pub strategy: ResolveStrategy,
-    pub extracts: Vec<(Path, Option<String>, Option<Transformation>)>,
+    /// Each extract with its target pre-split.
+    pub extracts: Vec<(Path, super::ResolverExtract)>,
     pub condition: Option<(Path, ComparisonOp, Json)>,
     pub schedule_at: Option<Path>,
 }
@@ -683,7 +684,7 @@ fn compile_entity(
         .resolver_specs
         .iter()
         .enumerate()
-        .map(|(i, r)| compile_resolver(r, &format!("{base}.resolver_specs[{i}]")))
+        .map(|(i, r)| compile_resolver(r, &emits, &format!("{base}.resolver_specs[{i}]")))
         .collect::<Result<_, _>>()?;
     Ok(EntityProgram {
         name: e.state_name.as_str().into(),
@@ -841,7 +842,11 @@ fn compile_mapping(
     })
 }
 
-fn compile_resolver(r: &ResolverSpec, at: &str) -> Result<Resolver, SpecError> {
+fn compile_resolver(
+    r: &ResolverSpec,
+    emits: &dyn Fn(&str) -> bool,
+    at: &str,
+) -> Result<Resolver, SpecError> {
     let (kind, template) = match &r.resolver {
         crate::spec::ResolverType::Token => (ResolverKind::Token, None),
         crate::spec::ResolverType::Url(cfg) => {
@@ -889,11 +894,13 @@ fn compile_resolver(r: &ResolverSpec, at: &str) -> Result<Resolver, SpecError> {
             .extracts
             .iter()
             .map(|x| {
-                (
-                    Path::dotted(&x.target_path),
-                    x.source_path.clone(),
-                    x.transform,
-                )
+                let e = super::ResolverExtract {
+                    target: x.target_path.clone(),
+                    source: x.source_path.clone(),
+                    transform: x.transform,
+                    emit: emits(&x.target_path),
+                };
+                (Path::dotted(&x.target_path), e)
             })
             .collect(),
         condition: r

@@ -303,8 +303,8 @@ impl Resolver {
         } = &request.kind
         {
             if !p.is_empty() {
-                for (_, source) in request.extracts.iter_mut() {
-                    source.get_or_insert_with(|| p.clone());
+                for x in request.extracts.iter_mut() {
+                    x.source.get_or_insert_with(|| p.clone());
                 }
             }
         }

@@ -13,7 +13,7 @@ use crossbeam_channel::Receiver;
 use serde_json::{json, Value as Json};
 use stackcore_engine::spec::HttpMethod;
 use stackcore_engine::view::Subscription;
-use stackcore_engine::vm::{EventContext, ResolverKind, ResolverRequest};
+use stackcore_engine::vm::{EventContext, ResolverExtract, ResolverKind, ResolverRequest};
 use stackcore_engine::{EntityCacheConfig, Stack, StateTableConfig};
 use stackcore_io::channels::{ToReactor, ToWorker};
 use stackcore_io::config::ResolverConfig;
@@ -285,7 +285,7 @@ pub fn url_request(method: HttpMethod, url: &str, extract_path: Option<&str>) ->
             extract_path: extract_path.map(str::to_string),
         },
         input: json!(url),
-        extracts: vec![("x".to_string(), None)],
+        extracts: vec![extract("x")],
         at_slot: None,
         set_once: true,
     }
@@ -298,7 +298,7 @@ pub fn token_request(mint: &str, key: u64) -> ResolverRequest {
         key: json!(key),
         kind: ResolverKind::Token,
         input: json!(mint),
-        extracts: vec![("meta".to_string(), None)],
+        extracts: vec![extract("meta")],
         at_slot: None,
         set_once: true,
     }
@@ -311,4 +311,14 @@ pub fn results_within(r: &Receiver<ToWorker>, wait: Duration) -> Vec<(ResolverRe
         out.push((request, value));
     }
     out
+}
+
+/// An extract writing the whole result to `target` (emitted, no transform).
+pub fn extract(target: &str) -> ResolverExtract {
+    ResolverExtract {
+        target: target.to_string(),
+        source: None,
+        transform: None,
+        emit: true,
+    }
 }
