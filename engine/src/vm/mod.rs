@@ -148,6 +148,34 @@ pub struct VmStats {
     pub evicted_rows: u64,
 }
 
+/// What the VM holds right now, each figure the largest over the entity tables (every bound in
+/// [`VmLimits`] and [`StateTableConfig`] is per table). For `/status` and for tests that pin the
+/// bounds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VmFootprint {
+    pub rows: usize,
+    /// Entries in the largest lookup or temporal index.
+    pub index_entries: usize,
+    /// Longest temporal-index list.
+    pub temporal_list: usize,
+    pub pda_entries: usize,
+    /// Cached last account data (for replays after a PDA remap).
+    pub last_data: usize,
+    /// Addresses with queued account updates / instructions.
+    pub pending_addresses: usize,
+    /// Longest queue under one address.
+    pub pending_per_address: usize,
+    /// Queued account updates in all tables (bounded by `pending_total`).
+    pub pending_total: usize,
+    pub versions: usize,
+    pub instruction_dedup: usize,
+    pub recent_transactions: usize,
+    pub deferred_groups: usize,
+    /// Resolver requests not yet taken, and slot-scheduled ones.
+    pub resolver_requests: usize,
+    pub scheduled_requests: usize,
+}
+
 /// An enrichment the engine wants fetched; `io/` fetches it and feeds the result back with
 /// [`VmContext::apply_resolver_result`].
 #[derive(Debug, Clone, PartialEq)]
@@ -418,6 +446,46 @@ impl VmContext {
 
     pub fn stats(&self) -> &VmStats {
         &self.stats
+    }
+
+    /// What the VM holds now ([`VmFootprint`]).
+    pub fn footprint(&self) -> VmFootprint {
+        let mut f = VmFootprint {
+            pending_total: self.pending_total,
+            resolver_requests: self.requests.len(),
+            scheduled_requests: self.scheduled.len(),
+            ..VmFootprint::default()
+        };
+        for t in &self.tables {
+            let max = |a: &mut usize, b: usize| *a = (*a).max(b);
+            max(&mut f.rows, t.rows.len());
+            for ix in &t.lookups {
+                max(&mut f.index_entries, ix.len());
+            }
+            for ix in &t.temporal {
+                max(&mut f.index_entries, ix.len());
+                for (_, list) in ix.iter() {
+                    max(&mut f.temporal_list, list.len());
+                }
+            }
+            max(&mut f.pda_entries, t.pda.len());
+            max(&mut f.last_data, t.last_data.len());
+            max(
+                &mut f.pending_addresses,
+                t.pending.len().max(t.pending_ix.len()),
+            );
+            for (_, l) in t.pending.iter() {
+                max(&mut f.pending_per_address, l.len());
+            }
+            for (_, l) in t.pending_ix.iter() {
+                max(&mut f.pending_per_address, l.len());
+            }
+            max(&mut f.versions, t.versions.len());
+            max(&mut f.instruction_dedup, t.ix_seen.len());
+            max(&mut f.recent_transactions, t.recent_tx.len());
+            max(&mut f.deferred_groups, t.deferred.len());
+        }
+        f
     }
 
     /// Resolver requests produced since the last call.
