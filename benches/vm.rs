@@ -4,6 +4,9 @@
 //! `cargo bench --bench vm` prints events/s for both. The reference is handed pre-decoded JSON
 //! events (its decoding is generated code we cannot run), so its figure covers its VM only while
 //! ours covers decode + VM.
+//!
+//! Both run under mimalloc, the allocator the `stackcore` binary runs with (`src/main.rs`); the
+//! VM allocates on every event, so the allocator is part of what is measured, for both sides.
 
 use std::time::Instant;
 
@@ -14,6 +17,9 @@ use stackcore_engine::{Stack, Update, VmContext};
 
 #[path = "../engine/tests/differential_glue/mod.rs"]
 mod differential_glue;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ORE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -25,7 +25,14 @@
 //! Representation: entity state and the event record are kept in the reference's JSON form
 //! (`serde_json::Value`), which makes the semantics above exact but costs allocations on every
 //! event (measured in `tests/vm_alloc.rs`); paths, index names, event types and emit flags are
-//! resolved at load time (module `program`), so no spec lookups happen per event.
+//! resolved at load time (module `program`), so no spec lookups happen per event. What keeps the
+//! JSON form affordable:
+//! - a row is worked on in place (taken out of its table and put back), with an undo log
+//!   (`Undo`) instead of a copy, so a handler that fails part-way leaves the row as it was;
+//! - mapped values move into the state, and a replaced value moves into the undo log;
+//! - a computed field is evaluated only when something it reads may have changed
+//!   (`program::Handler::computed_mask`), and compared in place;
+//! - keys and signatures are rendered to base58 by fixed-size encoders (module `b58`).
 
 mod expr;
 mod json;
