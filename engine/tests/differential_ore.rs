@@ -125,21 +125,35 @@ fn is_count_only(r: &Row) -> bool {
 
 #[test]
 fn ore_mutations_match_the_reference_interpreter() {
+    differential(SynthConfig {
+        seed: 7,
+        addresses_per_account_type: 6,
+        duplicate_ratio: 0.03,
+        out_of_order_ratio: 0.03,
+        ..Default::default()
+    });
+}
+
+/// A wider address pool (entities touched less often, more lookups missing) and three times the
+/// re-deliveries and late writes.
+#[test]
+fn ore_mutations_match_the_reference_interpreter_over_many_addresses_and_late_deliveries() {
+    differential(SynthConfig {
+        seed: 21,
+        addresses_per_account_type: 40,
+        duplicate_ratio: 0.09,
+        out_of_order_ratio: 0.09,
+        ..Default::default()
+    });
+}
+
+fn differential(synth: SynthConfig) {
     let bytes = std::fs::read(ORE).unwrap();
     let stack = Stack::from_json(&bytes).unwrap();
     let mut reference = Reference::new(&bytes);
     let mut ours = VmContext::new();
     let idls = stack.idls();
-    let mut gen = Generator::new(
-        idls,
-        SynthConfig {
-            seed: 7,
-            addresses_per_account_type: 6,
-            duplicate_ratio: 0.03,
-            out_of_order_ratio: 0.03,
-            ..Default::default()
-        },
-    );
+    let mut gen = Generator::new(idls, synth);
     let mut d = Decoded::default();
     let mut round_ids: HashMap<String, Json> = HashMap::new();
     let mut tally: HashMap<(String, String), HashSet<(u64, u64)>> = HashMap::new();

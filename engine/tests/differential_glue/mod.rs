@@ -33,7 +33,9 @@ pub fn update_context(u: &stackcore_engine::Update) -> Option<(u64, u64, String,
         Update::Account(a) => Some((
             a.slot,
             a.write_version,
-            a.signature.map(|s| bs58::encode(s).into_string()).unwrap_or_default(),
+            a.signature
+                .map(|s| bs58::encode(s).into_string())
+                .unwrap_or_default(),
             a.timestamp,
             true,
         )),
