@@ -18,6 +18,8 @@ pub struct Stack {
     idls: IdlSet,
     /// IDL event type id → the VM's event id (None: the stack does not react to it).
     idl_events: Vec<Option<usize>>,
+    /// IDL event type id → the names its records are read by.
+    shapes: Vec<std::sync::Arc<crate::vm::Shape>>,
 }
 
 impl Stack {
@@ -45,6 +47,11 @@ impl Stack {
             .iter()
             .map(|t| program.event_ids.get(&*t.name).copied())
             .collect();
+        let shapes = idls
+            .event_types()
+            .iter()
+            .map(|t| std::sync::Arc::new(crate::vm::Shape::of(t)))
+            .collect();
         let entities = spec
             .entities
             .iter()
@@ -58,6 +65,7 @@ impl Stack {
             program,
             idls,
             idl_events,
+            shapes,
         })
     }
 
@@ -99,6 +107,10 @@ impl Stack {
             .get(idl_event_type as usize)
             .copied()
             .flatten()
+    }
+
+    pub(crate) fn shape(&self, idl_event_type: u32) -> Option<&std::sync::Arc<crate::vm::Shape>> {
+        self.shapes.get(idl_event_type as usize)
     }
 
     pub(crate) fn program(&self) -> &Program {

@@ -37,6 +37,7 @@
 mod expr;
 mod json;
 mod program;
+mod record;
 mod table;
 
 use std::borrow::Cow;
@@ -53,6 +54,8 @@ use json::{Path, StepError};
 pub(crate) use program::Program;
 pub use program::ResolverKind;
 use program::{EventId, KeyHook, KeyPlan, Src, Step, Store};
+pub(crate) use record::Shape;
+use record::{Ev, Rec};
 use table::{Deferred, Pending, PendingIx, Table};
 
 /// Why an update produced nothing. The caller counts it and goes on; the update is skipped.
@@ -85,9 +88,6 @@ pub struct EventContext {
     pub timestamp: i64,
     pub is_account: bool,
 }
-
-/// Public keys whose base58 form is kept (a rendering cache; fixed size).
-const B58_KEY_CACHE: usize = 4_096;
 
 /// Bounds of the VM's bookkeeping besides the entity rows ([`StateTableConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,7 +416,6 @@ pub struct VmContext {
     /// Which `computed_paths` the last [`VmContext::eval_computed`] changed (reused buffer).
     computed_changed: Vec<bool>,
     decoded: crate::idl::Decoded,
-    b58_keys: lru::LruCache<[u8; 32], String>,
 }
 
 impl VmContext {
@@ -447,7 +446,6 @@ impl VmContext {
             env: Vec::new(),
             computed_changed: Vec::new(),
             decoded: Default::default(),
-            b58_keys: lru::LruCache::new(std::num::NonZeroUsize::new(B58_KEY_CACHE).unwrap()),
         }
     }
 
@@ -580,7 +578,16 @@ impl VmContext {
             self.stats.unknown_events += 1;
             return Ok(());
         };
-        let event = self.reference_json(stack, &d);
+        let event = match stack.shape(d.event_type) {
+            Some(shape) => Ev::Rec(Rec {
+                shape: shape.clone(),
+                fields: d.fields.clone(),
+                accounts: d.accounts.clone(),
+                address: d.address,
+                resolved: None,
+            }),
+            None => Ev::Json(Json::Null),
+        };
         self.decoded = d;
         let c = Ctx {
             slot,
@@ -682,59 +689,6 @@ impl VmContext {
         Ok(())
     }
 
-    /// The decoded record in the reference's JSON shape (as [`crate::idl::IdlSet::to_reference_json`]),
-    /// with base58 renderings of recently seen keys cached: encoding dominates otherwise.
-    fn reference_json(&mut self, stack: &Stack, d: &crate::idl::Decoded) -> Json {
-        use serde_json::Map;
-        let Some(et) = stack.idls().event_types().get(d.event_type as usize) else {
-            return Json::Null;
-        };
-        let mut fields = Map::new();
-        for (name, v) in et.field_names.iter().zip(&d.fields) {
-            let j = self.value_json(v);
-            fields.insert(name.to_string(), j);
-        }
-        if et.is_account {
-            if let Some(a) = &d.address {
-                let s = self.b58_key(a);
-                fields.insert("__account_address".into(), Json::String(s));
-            }
-            return Json::Object(fields);
-        }
-        let mut accounts = Map::new();
-        for (n, k) in et.account_names.iter().zip(&d.accounts) {
-            let s = self.b58_key(k);
-            accounts.insert(n.to_string(), Json::String(s));
-        }
-        let mut m = Map::new();
-        m.insert("data".into(), Json::Object(fields));
-        m.insert("accounts".into(), Json::Object(accounts));
-        Json::Object(m)
-    }
-
-    fn value_json(&mut self, v: &crate::value::Value) -> Json {
-        use crate::value::Value as V;
-        match v {
-            V::Pubkey(k) => Json::String(self.b58_key(k)),
-            V::Array(a) => Json::Array(a.iter().map(|x| self.value_json(x)).collect()),
-            V::Object(f) => Json::Object(
-                f.iter()
-                    .map(|(k, x)| (k.to_string(), self.value_json(x)))
-                    .collect(),
-            ),
-            other => other.to_json(),
-        }
-    }
-
-    fn b58_key(&mut self, k: &[u8; 32]) -> String {
-        if let Some(s) = self.b58_keys.get(k) {
-            return s.clone();
-        }
-        let s = crate::b58::encode(k);
-        self.b58_keys.put(*k, s.clone());
-        s
-    }
-
     /// Moves slot-scheduled resolver requests whose slot has come into the request queue.
     fn fire_scheduled(&mut self, slot: u64) {
         let mut i = 0;
@@ -778,14 +732,14 @@ impl VmContext {
         if !event.is_object() {
             return Err(ApplyError::BadEvent("expected an object".into()));
         }
-        self.run(p, e, event.clone(), Ctx::from_event(ctx), out)
+        self.run(p, e, Ev::Json(event.clone()), Ctx::from_event(ctx), out)
     }
 
     fn run(
         &mut self,
         p: &Program,
         e: EventId,
-        event: Json,
+        event: Ev,
         c: Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
@@ -803,14 +757,14 @@ impl VmContext {
         &mut self,
         p: &Program,
         e: EventId,
-        mut ev: Json,
+        mut ev: Ev,
         c: &Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
         let info = &p.events[e];
         if c.is_account() {
-            let addr = match ev.get("__account_address") {
-                Some(Json::String(s)) => s.clone(),
+            let addr = match ev.address() {
+                Some(Json::String(s)) => s,
                 _ => {
                     return Err(ApplyError::BadEvent(
                         "account event without a string __account_address".into(),
@@ -822,7 +776,7 @@ impl VmContext {
                     match hook {
                         KeyHook::PdaReverseLookup => match self.tables[0].pda.get(&addr).cloned() {
                             Some(k) => {
-                                ev["__resolved_primary_key"] = Json::String(k);
+                                ev.set_resolved(k);
                             }
                             None => {
                                 let pending = Pending {
@@ -840,10 +794,9 @@ impl VmContext {
                             }
                         },
                         KeyHook::DirectField(path) => {
-                            if let Some(Json::String(k)) = json::get(&ev, path) {
+                            if let Some(Json::String(k)) = ev.get(path).map(Cow::into_owned) {
                                 if !k.is_empty() {
-                                    let k = k.clone();
-                                    ev["__resolved_primary_key"] = Json::String(k);
+                                    ev.set_resolved(k);
                                 }
                             }
                         }
@@ -873,23 +826,17 @@ impl VmContext {
             if !info.pda_mappings.is_empty() {
                 let mut replay = Vec::new();
                 for (pda_names, seed_names) in &info.pda_mappings {
-                    let acct = |names: &[Box<str>]| {
-                        names.iter().find_map(|n| {
-                            ev.get("accounts")
-                                .and_then(|a| a.get(&**n))
-                                .and_then(|v| v.as_str())
-                        })
-                    };
+                    let acct = |names: &[Box<str>]| names.iter().find_map(|n| ev.account(n));
                     if let (Some(pda), Some(seed)) = (acct(pda_names), acct(seed_names)) {
-                        replay.extend(self.map_pda(pda, seed));
+                        replay.extend(self.map_pda(&pda, &seed));
                     }
                 }
                 for u in replay {
                     self.stats.replayed += 1;
                     let resolved = self.chained_lookup(&u.pda);
-                    let mut data = Json::clone(&u.data);
-                    if let (Some(k), Some(obj)) = (resolved, data.as_object_mut()) {
-                        obj.insert("__resolved_primary_key".into(), Json::String(k));
+                    let mut data = Ev::clone(&u.data);
+                    if let Some(k) = resolved {
+                        data.set_resolved(k);
                     }
                     let mark = out.len();
                     if self
@@ -999,7 +946,7 @@ impl VmContext {
     fn process(
         &mut self,
         p: &Program,
-        ev: &Json,
+        ev: &Ev,
         e: EventId,
         c: &Ctx,
         out: &mut Vec<Mutation>,
@@ -1088,7 +1035,7 @@ impl VmContext {
         Ok(())
     }
 
-    fn pending_of(&self, e: EventId, pda: String, ev: &Json, c: &Ctx, wv: u64) -> Pending {
+    fn pending_of(&self, e: EventId, pda: String, ev: &Ev, c: &Ctx, wv: u64) -> Pending {
         Pending {
             event: e,
             pda,
@@ -1265,9 +1212,9 @@ impl VmContext {
         r
     }
 
-    fn load(ev: &Json, path: &Path, default: Option<&Json>, c: &Ctx) -> Json {
+    fn load(ev: &Ev, path: &Path, default: Option<&Json>, c: &Ctx) -> Json {
         if path.is_empty() {
-            return json::public_fields(ev);
+            return ev.public_fields();
         }
         if &*path.segs[0] == "__update_context" {
             if path.segs.len() == 2 {
@@ -1286,8 +1233,8 @@ impl VmContext {
                 .or_else(|| default.cloned())
                 .unwrap_or(Json::Null);
         }
-        json::get(ev, path)
-            .cloned()
+        ev.get(path)
+            .map(Cow::into_owned)
             .or_else(|| default.cloned())
             .unwrap_or(Json::Null)
     }
@@ -1351,17 +1298,14 @@ impl VmContext {
         p: &'p Program,
         ent: usize,
         hi: usize,
-        ev: &Json,
+        ev: &Ev,
         c: &Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), StepError> {
         self.pda_miss = None;
         let ep = &p.entities[ent];
         let h = &ep.handlers[hi];
-        let resolved = ev
-            .get("__resolved_primary_key")
-            .cloned()
-            .unwrap_or(Json::Null);
+        let resolved = ev.resolved();
         let key = match &h.key {
             KeyPlan::Embedded { path, transform } => {
                 let mut key = resolved;
@@ -1440,10 +1384,7 @@ impl VmContext {
         if !key.is_null() {
             let t = &mut self.tables[ent];
             if c.is_account() {
-                let addr = ev
-                    .get("__account_address")
-                    .cloned()
-                    .unwrap_or_else(|| key.clone());
+                let addr = ev.address().unwrap_or_else(|| key.clone());
                 let vkey = format!("{addr}:{evname}");
                 let now = (c.slot, c.write_version.unwrap_or(0));
                 if matches!(t.versions.get(&vkey), Some(last) if now <= *last) {
@@ -1538,7 +1479,7 @@ impl VmContext {
         p: &'p Program,
         ent: usize,
         h: &'p program::Handler,
-        ev: &Json,
+        ev: &Ev,
         c: &Ctx,
         key: &Json,
         new_row: bool,
@@ -1607,7 +1548,7 @@ impl VmContext {
                         Src::Context(f) => temp = c.field(f).unwrap_or(Json::Null),
                         Src::Keep => {}
                         Src::Capture { transforms } => {
-                            let mut data = json::public_fields(ev);
+                            let mut data = ev.public_fields();
                             for (f, t) in transforms {
                                 let v = json::get(&data, f)
                                     .ok_or_else(|| format!("Field not found: {}", f.dotted))?;
@@ -1619,11 +1560,11 @@ impl VmContext {
                             }
                             let mut m = serde_json::Map::new();
                             m.insert("timestamp".into(), json!(c.timestamp));
-                            let addr = ev
-                                .get("__account_address")
-                                .and_then(|v| v.as_str())
-                                .unwrap_or("");
-                            m.insert("account_address".into(), json!(addr));
+                            let addr = match ev.address() {
+                                Some(Json::String(a)) => a,
+                                _ => String::new(),
+                            };
+                            m.insert("account_address".into(), Json::String(addr));
                             m.insert("data".into(), data);
                             m.insert("slot".into(), json!(c.slot));
                             if let Some(s) = &c.signature {
@@ -1633,7 +1574,7 @@ impl VmContext {
                         }
                         Src::AsEvent { fields } => {
                             let data = match fields {
-                                None => json::public_fields(ev),
+                                None => ev.public_fields(),
                                 Some(fs) => {
                                     let mut d = serde_json::Map::new();
                                     for (name, path, default, t) in fs {
@@ -1708,7 +1649,7 @@ impl VmContext {
         state: &mut Json,
         temp: Json,
         key: &Json,
-        ev: &Json,
+        ev: &Ev,
         c: &Ctx,
         dirty: &mut Dirty<'p>,
         undo: &mut Vec<Undo<'p>>,

@@ -17,7 +17,7 @@ use crate::config::StateTableConfig;
 pub(crate) struct Pending {
     pub event: EventId,
     pub pda: String,
-    pub data: std::sync::Arc<Json>,
+    pub data: std::sync::Arc<super::Ev>,
     pub slot: u64,
     pub write_version: u64,
     pub signature: Option<super::Sig>,
@@ -29,7 +29,7 @@ pub(crate) struct Pending {
 #[derive(Debug, Clone)]
 pub(crate) struct PendingIx {
     pub event: EventId,
-    pub data: Json,
+    pub data: super::Ev,
     pub ctx: Ctx,
 }
 

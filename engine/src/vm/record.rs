@@ -1,0 +1,281 @@
+//! The event record the handlers read.
+//!
+//! A decoded update stays a [`Rec`]: the decoder's values by field position plus the names of its
+//! IDL event type ([`Shape`], shared by every record of the type). A handler reads the fields it
+//! maps by path (`amount`, `data.amount`, `accounts.round`, `__account_address`), and only those
+//! are rendered to JSON; the reference's whole JSON tree (every field, every key base58-encoded)
+//! is built only where a mapping takes the whole record (captures, `AsEvent`). Events that arrive
+//! as JSON (`VmContext::apply_json`: tests, replays of recorded JSON) are read as they are. Both
+//! answer every read exactly as the reference's JSON shape would (`../shared/protocol.md` §8.1):
+//! accounts are a flat object of fields plus `__account_address`; instructions are
+//! `{"data": {args}, "accounts": {name: address}}`.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json};
+
+use super::json::{self, Path};
+use crate::idl::EventType;
+use crate::value::Value;
+
+/// The names of one IDL event type's record.
+#[derive(Debug)]
+pub(crate) struct Shape {
+    is_account: bool,
+    fields: Vec<Arc<str>>,
+    accounts: Vec<Arc<str>>,
+}
+
+impl Shape {
+    pub fn of(et: &EventType) -> Shape {
+        Shape {
+            is_account: et.is_account,
+            fields: et.field_names.clone(),
+            accounts: et.account_names.clone(),
+        }
+    }
+
+    fn field(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| &**f == name)
+    }
+}
+
+/// A decoded update as the handlers see it.
+#[derive(Debug, Clone)]
+pub(crate) struct Rec {
+    pub shape: Arc<Shape>,
+    pub fields: Vec<Value>,
+    pub accounts: Vec<[u8; 32]>,
+    pub address: Option<[u8; 32]>,
+    /// `__resolved_primary_key`, set by a resolver hook.
+    pub resolved: Option<Json>,
+}
+
+/// The event a handler runs on.
+#[derive(Debug, Clone)]
+pub(crate) enum Ev {
+    /// An event given in the reference's JSON shape (always an object).
+    Json(Json),
+    Rec(Rec),
+}
+
+const ADDRESS: &str = "__account_address";
+const RESOLVED: &str = "__resolved_primary_key";
+
+impl Ev {
+    /// The value at `path`, as the reference's JSON record would have it.
+    pub fn get(&self, path: &Path) -> Option<Cow<'_, Json>> {
+        match self {
+            Ev::Json(j) => json::get(j, path).map(Cow::Borrowed),
+            Ev::Rec(r) => r.get(&path.segs).map(Cow::Owned),
+        }
+    }
+
+    /// `__resolved_primary_key` (null when no hook set it).
+    pub fn resolved(&self) -> Json {
+        match self {
+            Ev::Json(j) => j.get(RESOLVED).cloned().unwrap_or(Json::Null),
+            Ev::Rec(r) => r.resolved.clone().unwrap_or(Json::Null),
+        }
+    }
+
+    pub fn set_resolved(&mut self, key: String) {
+        match self {
+            Ev::Json(Json::Object(m)) => {
+                m.insert(RESOLVED.into(), Json::String(key));
+            }
+            Ev::Json(_) => {}
+            Ev::Rec(r) => r.resolved = Some(Json::String(key)),
+        }
+    }
+
+    /// `__account_address` as the record holds it (a string for every real account update).
+    pub fn address(&self) -> Option<Json> {
+        match self {
+            Ev::Json(j) => j.get(ADDRESS).cloned(),
+            Ev::Rec(r) => r.address.map(|a| Json::String(crate::b58::encode(&a))),
+        }
+    }
+
+    /// The instruction account named `name`, base58.
+    pub fn account(&self, name: &str) -> Option<Cow<'_, str>> {
+        match self {
+            Ev::Json(j) => j
+                .get("accounts")
+                .and_then(|a| a.get(name))
+                .and_then(Json::as_str)
+                .map(Cow::Borrowed),
+            Ev::Rec(r) => {
+                let i = r.shape.accounts.iter().position(|a| &**a == name)?;
+                r.accounts.get(i).map(|k| Cow::Owned(crate::b58::encode(k)))
+            }
+        }
+    }
+
+    /// The record without its `__` bookkeeping fields (what a capture or `AsEvent` stores).
+    pub fn public_fields(&self) -> Json {
+        match self {
+            Ev::Json(j) => json::public_fields(j),
+            Ev::Rec(r) if r.shape.is_account => r.data_json(),
+            Ev::Rec(r) => {
+                let mut m = Map::new();
+                m.insert("data".into(), r.data_json());
+                m.insert("accounts".into(), r.accounts_json());
+                Json::Object(m)
+            }
+        }
+    }
+}
+
+impl Rec {
+    fn get(&self, segs: &[Box<str>]) -> Option<Json> {
+        let (first, rest) = segs.split_first()?;
+        match (&**first, self.shape.is_account) {
+            (RESOLVED, _) => descend_json(self.resolved.as_ref()?, rest),
+            (ADDRESS, true) => descend_json(
+                &Json::String(crate::b58::encode(self.address.as_ref()?)),
+                rest,
+            ),
+            (name, true) => descend(&self.fields[self.shape.field(name)?], rest),
+            ("data", false) => match rest.split_first() {
+                None => Some(self.data_json()),
+                Some((name, rest)) => descend(&self.fields[self.shape.field(name)?], rest),
+            },
+            ("accounts", false) => match rest.split_first() {
+                None => Some(self.accounts_json()),
+                Some((name, rest)) => {
+                    let i = self.shape.accounts.iter().position(|a| **a == **name)?;
+                    descend_json(
+                        &Json::String(crate::b58::encode(self.accounts.get(i)?)),
+                        rest,
+                    )
+                }
+            },
+            _ => None,
+        }
+    }
+
+    /// The fields (accounts) or args (instructions) as a JSON object.
+    fn data_json(&self) -> Json {
+        Json::Object(
+            self.shape
+                .fields
+                .iter()
+                .zip(&self.fields)
+                .map(|(n, v)| (n.to_string(), v.to_json()))
+                .collect(),
+        )
+    }
+
+    fn accounts_json(&self) -> Json {
+        Json::Object(
+            self.shape
+                .accounts
+                .iter()
+                .zip(&self.accounts)
+                .map(|(n, k)| (n.to_string(), Json::String(crate::b58::encode(k))))
+                .collect(),
+        )
+    }
+}
+
+/// `v` then the object keys in `rest`, as JSON.
+fn descend(v: &Value, rest: &[Box<str>]) -> Option<Json> {
+    let Some((seg, rest)) = rest.split_first() else {
+        return Some(v.to_json());
+    };
+    match v {
+        Value::Object(fields) => {
+            let (_, inner) = fields.iter().find(|(k, _)| **k == **seg)?;
+            descend(inner, rest)
+        }
+        _ => None,
+    }
+}
+
+fn descend_json(v: &Json, rest: &[Box<str>]) -> Option<Json> {
+    let mut cur = v;
+    for s in rest {
+        cur = cur.get(&**s)?;
+    }
+    Some(cur.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::idl::Decoded;
+    use crate::synth::{Generator, SynthConfig};
+    use crate::Stack;
+
+    /// Every path into the reference's JSON record, and a few that lead nowhere.
+    fn paths(v: &Json, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(prefix.clone());
+        if let Json::Object(m) = v {
+            for (k, inner) in m {
+                prefix.push(k.clone());
+                paths(inner, prefix, out);
+                prefix.pop();
+            }
+        }
+        for missing in ["nope", "0"] {
+            let mut p = prefix.clone();
+            p.push(missing.into());
+            out.push(p);
+        }
+    }
+
+    #[test]
+    fn a_record_answers_every_path_as_the_reference_json_does() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/stacks/OreStream.stack.json"
+        ))
+        .unwrap();
+        let stack = Stack::from_json(&bytes).unwrap();
+        let idls = stack.idls();
+        let mut gen = Generator::new(idls, SynthConfig::default());
+        let mut d = Decoded::default();
+        let mut checked = 0;
+        for _ in 0..2_000 {
+            let u = gen.next_update();
+            if idls.decode(&u, &mut d).is_err() {
+                continue;
+            }
+            let mut reference = idls.to_reference_json(&d);
+            let mut ev = Ev::Rec(Rec {
+                shape: stack.shape(d.event_type).unwrap().clone(),
+                fields: d.fields.clone(),
+                accounts: d.accounts.clone(),
+                address: d.address,
+                resolved: None,
+            });
+            assert_eq!(ev.public_fields(), json::public_fields(&reference));
+            if d.address.is_some() {
+                ev.set_resolved("K".into());
+                reference[RESOLVED] = Json::String("K".into());
+                assert_eq!(ev.address(), reference.get(ADDRESS).cloned());
+            }
+            assert_eq!(ev.resolved(), reference[RESOLVED]);
+            let mut all = Vec::new();
+            paths(&reference, &mut Vec::new(), &mut all);
+            for segs in all.iter().filter(|p| !p.is_empty()) {
+                let path = Path::dotted(&segs.join("."));
+                assert_eq!(
+                    ev.get(&path).map(Cow::into_owned),
+                    json::get(&reference, &path).cloned(),
+                    "{}",
+                    path.dotted
+                );
+                checked += 1;
+            }
+            if let Some(Json::Object(accts)) = reference.get("accounts") {
+                for (name, v) in accts {
+                    assert_eq!(ev.account(name).as_deref(), v.as_str());
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+    }
+}
