@@ -583,7 +583,7 @@ impl VmContext {
                 shape: shape.clone(),
                 fields: d.fields.clone(),
                 accounts: d.accounts.clone(),
-                address: d.address,
+                address: d.address.map(|a| crate::b58::encode(&a).into()),
                 resolved: None,
             }),
             None => Ev::Json(Json::Null),
@@ -763,8 +763,8 @@ impl VmContext {
     ) -> Result<(), ApplyError> {
         let info = &p.events[e];
         if c.is_account() {
-            let addr = match ev.address() {
-                Some(Json::String(s)) => s,
+            let addr = match ev.address_str() {
+                Some(s) => s.to_string(),
                 _ => {
                     return Err(ApplyError::BadEvent(
                         "account event without a string __account_address".into(),
@@ -1384,8 +1384,10 @@ impl VmContext {
         if !key.is_null() {
             let t = &mut self.tables[ent];
             if c.is_account() {
-                let addr = ev.address().unwrap_or_else(|| key.clone());
-                let vkey = format!("{addr}:{evname}");
+                let vkey = match ev.address_str() {
+                    Some(addr) => format!("{addr}:{evname}"),
+                    None => format!("{key}:{evname}"),
+                };
                 let now = (c.slot, c.write_version.unwrap_or(0));
                 if matches!(t.versions.get(&vkey), Some(last) if now <= *last) {
                     self.stats.skipped_stale += 1;
@@ -1560,11 +1562,8 @@ impl VmContext {
                             }
                             let mut m = serde_json::Map::new();
                             m.insert("timestamp".into(), json!(c.timestamp));
-                            let addr = match ev.address() {
-                                Some(Json::String(a)) => a,
-                                _ => String::new(),
-                            };
-                            m.insert("account_address".into(), Json::String(addr));
+                            let addr = ev.address_str().unwrap_or("");
+                            m.insert("account_address".into(), json!(addr));
                             m.insert("data".into(), data);
                             m.insert("slot".into(), json!(c.slot));
                             if let Some(s) = &c.signature {

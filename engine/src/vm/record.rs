@@ -47,7 +47,8 @@ pub(crate) struct Rec {
     pub shape: Arc<Shape>,
     pub fields: Vec<Value>,
     pub accounts: Vec<[u8; 32]>,
-    pub address: Option<[u8; 32]>,
+    /// `__account_address` in base58, rendered once (several steps read it).
+    pub address: Option<Arc<str>>,
     /// `__resolved_primary_key`, set by a resolver hook.
     pub resolved: Option<Json>,
 }
@@ -90,11 +91,11 @@ impl Ev {
         }
     }
 
-    /// `__account_address` as the record holds it (a string for every real account update).
-    pub fn address(&self) -> Option<Json> {
+    /// `__account_address` when it is a string.
+    pub fn address_str(&self) -> Option<&str> {
         match self {
-            Ev::Json(j) => j.get(ADDRESS).cloned(),
-            Ev::Rec(r) => r.address.map(|a| Json::String(crate::b58::encode(&a))),
+            Ev::Json(j) => j.get(ADDRESS).and_then(Json::as_str),
+            Ev::Rec(r) => r.address.as_deref(),
         }
     }
 
@@ -133,10 +134,7 @@ impl Rec {
         let (first, rest) = segs.split_first()?;
         match (&**first, self.shape.is_account) {
             (RESOLVED, _) => descend_json(self.resolved.as_ref()?, rest),
-            (ADDRESS, true) => descend_json(
-                &Json::String(crate::b58::encode(self.address.as_ref()?)),
-                rest,
-            ),
+            (ADDRESS, true) => descend_json(&Json::String(self.address.as_deref()?.into()), rest),
             (name, true) => descend(&self.fields[self.shape.field(name)?], rest),
             ("data", false) => match rest.split_first() {
                 None => Some(self.data_json()),
@@ -248,14 +246,17 @@ mod tests {
                 shape: stack.shape(d.event_type).unwrap().clone(),
                 fields: d.fields.clone(),
                 accounts: d.accounts.clone(),
-                address: d.address,
+                address: d.address.map(|a| crate::b58::encode(&a).into()),
                 resolved: None,
             });
             assert_eq!(ev.public_fields(), json::public_fields(&reference));
             if d.address.is_some() {
                 ev.set_resolved("K".into());
                 reference[RESOLVED] = Json::String("K".into());
-                assert_eq!(ev.address(), reference.get(ADDRESS).cloned());
+                assert_eq!(
+                    ev.address_str(),
+                    reference.get(ADDRESS).and_then(Json::as_str)
+                );
             }
             assert_eq!(ev.resolved(), reference[RESOLVED]);
             let mut all = Vec::new();
