@@ -189,7 +189,7 @@ fn fake_worker(
 ) {
     while let Ok(msg) = rx.recv() {
         match msg {
-            ToWorker::Subscribe { sub, req } => {
+            ToWorker::Subscribe { sub, req, .. } => {
                 let r = &reactors[reactor_of(sub)];
                 let view = view_id(&req.view);
                 let mode = VIEWS[view.0 as usize].1;
