@@ -628,8 +628,9 @@ impl Reactor {
         self.close_with(slot, LIMIT_CLOSE_CODE, "rate-limit-exceeded", Some(text));
     }
 
-    /// Connections past their egress budget: the fatal socket issue `egress-limit-exceeded`
-    /// (`retry_after` = the window), then close 4029 `egress-limit-exceeded`. The reference
+    /// Connections past their egress budget: the frames queued within the budget are written as
+    /// far as the socket takes them, then the fatal socket issue `egress-limit-exceeded`
+    /// (`retry_after` = the window) and close 4029 `egress-limit-exceeded`. The reference
     /// removes such a client without a word; the published clients take a fatal, retryable issue
     /// as "reconnect with backoff" (the same path as `slow-consumer`).
     fn handle_over_egress(&mut self) {
@@ -650,6 +651,14 @@ impl Reactor {
                 window_secs = window,
                 "client over its egress budget; closing (egress-limit-exceeded)"
             );
+            // Frames queued within the budget go out first, as far as the socket takes them
+            // now (the close frame must not overtake them; whatever is left is dropped).
+            if let Some(conn) = self.conns[slot].as_mut() {
+                if conn.flush(&mut self.sent).is_err() {
+                    self.remove(slot);
+                    continue;
+                }
+            }
             let mut deny = AuthDeny::new(
                 AuthErrorCode::EgressLimitExceeded,
                 format!(
