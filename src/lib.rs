@@ -48,5 +48,6 @@ pub use stackcore_io::config::{
     Commitment, ConfigError, HealthConfig, HttpHealthConfig, ReconnectionConfig, ResolverConfig, ServerConfig,
     TopologyConfig, WebSocketConfig, YellowstoneConfig,
 };
+pub use stackcore_io::reactor::auth::{AuthConfig, ConnectionLimits};
 pub use stackcore_io::health::{HealthMonitor, HealthReport, StreamStatus};
 pub use stackcore_io::ingest::{Pace, Source, SyntheticConfig};

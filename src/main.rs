@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stackcore::{Pace, ResolverConfig, Server, Source, Stack, SyntheticConfig, YellowstoneConfig};
+use stackcore::{Pace, ResolverConfig, Server, Source, Stack, SyntheticConfig, WebSocketConfig, YellowstoneConfig};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -107,6 +107,8 @@ fn main() -> ExitCode {
     };
     let mut builder = Server::builder()
         .spec(stack)
+        // HYPERSTACK_WS_* limits (README "Limits"); --bind sets the address on top.
+        .websocket_config(WebSocketConfig::from_env())
         .bind(cli.bind)
         .health_monitoring()
         .health_bind(cli.health_bind)

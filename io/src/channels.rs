@@ -14,8 +14,14 @@ use stackcore_engine::Update;
 pub enum ToWorker {
     /// A raw upstream update for this worker's shard.
     Update(Update),
-    /// Start a subscription; the worker answers on the reactor's [`ToReactor`] queue.
-    Subscribe { sub: SubId, req: Subscription },
+    /// Start a subscription; the worker answers on the reactor's [`ToReactor`] queue. A snapshot
+    /// of more than `max_snapshot_rows` rows (the connection's limit; `None` unlimited) is
+    /// refused with [`ToReactor::Rejected`] (`snapshot-limit-exceeded`) and nothing is sent.
+    Subscribe {
+        sub: SubId,
+        req: Subscription,
+        max_snapshot_rows: Option<usize>,
+    },
     /// End a subscription (client unsubscribed or disconnected).
     Unsubscribe { sub: SubId },
     /// A value fetched for a resolver request this worker's VM emitted; the worker applies it

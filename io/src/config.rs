@@ -27,8 +27,11 @@ pub struct WebSocketConfig {
     pub idle_timeout: Duration,
     /// A connection silent for this long is sent a WebSocket ping. Default 30 s.
     pub ping_interval: Duration,
-    /// Handshake authentication and per-subject / per-connection limits. Default allow-all,
-    /// 1,000 subscriptions per connection.
+    /// Handshake authentication and the limits (`auth.limits`, a
+    /// [`ConnectionLimits`](crate::reactor::auth::ConnectionLimits)): connections per subject,
+    /// IP and origin; subscriptions, snapshot rows, inbound messages and egress bytes per
+    /// connection. Default allow-all, 1,000 subscriptions per connection, everything else
+    /// unlimited, a 60 s rate window.
     pub auth: crate::reactor::auth::AuthConfig,
 }
 
@@ -82,6 +85,32 @@ impl WebSocketConfig {
         self.auth = auth;
         self
     }
+    /// Sets the limits, keeping the auth plugin.
+    pub fn with_limits(mut self, limits: crate::reactor::auth::ConnectionLimits) -> Self {
+        self.auth.limits = limits;
+        self
+    }
+
+    /// The defaults with the reference's environment variables applied (what the binary uses):
+    /// `HYPERSTACK_WS_MESSAGE_QUEUE_SIZE`, `HYPERSTACK_WS_CLIENT_TIMEOUT_SECS` (idle timeout) and
+    /// the limits of [`ConnectionLimits::with_env`](crate::reactor::auth::ConnectionLimits::with_env).
+    pub fn from_env() -> Self {
+        Self::default().with_env(|name| std::env::var(name).ok())
+    }
+
+    /// As [`WebSocketConfig::from_env`], reading variables through `var` (testable). A value
+    /// that is not a positive integer keeps the current setting (logged).
+    pub fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        use crate::reactor::auth::positive_env;
+        if let Some(n) = positive_env(&var, "HYPERSTACK_WS_MESSAGE_QUEUE_SIZE") {
+            self.message_queue_size = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = positive_env(&var, "HYPERSTACK_WS_CLIENT_TIMEOUT_SECS") {
+            self.idle_timeout = Duration::from_secs(n);
+        }
+        self.auth.limits = self.auth.limits.with_env(var);
+        self
+    }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         nonzero("websocket.max_clients", self.max_clients)?;
@@ -90,10 +119,47 @@ impl WebSocketConfig {
         nonzero("websocket.max_outbound_bytes", self.max_outbound_bytes)?;
         nonzero_duration("websocket.idle_timeout", self.idle_timeout)?;
         nonzero_duration("websocket.ping_interval", self.ping_interval)?;
+        let l = &self.auth.limits;
         nonzero(
             "websocket.auth.limits.max_subscriptions_per_connection",
-            self.auth.limits.max_subscriptions_per_connection,
-        )
+            l.max_subscriptions_per_connection,
+        )?;
+        nonzero_duration(
+            "websocket.auth.limits.rate_limit_window",
+            l.rate_limit_window,
+        )?;
+        // A zero limit would refuse every connection or close every client: a mistake, not a
+        // policy (`None` is unlimited). A zero `max_snapshot_rows` is allowed: live data only.
+        for (field, v) in [
+            (
+                "websocket.auth.limits.max_connections_per_subject",
+                l.max_connections_per_subject.map(|v| v as u64),
+            ),
+            (
+                "websocket.auth.limits.max_connections_per_ip",
+                l.max_connections_per_ip.map(|v| v as u64),
+            ),
+            (
+                "websocket.auth.limits.max_connections_per_origin",
+                l.max_connections_per_origin.map(|v| v as u64),
+            ),
+            (
+                "websocket.auth.limits.max_messages_per_minute",
+                l.max_messages_per_minute,
+            ),
+            (
+                "websocket.auth.limits.max_bytes_per_minute",
+                l.max_bytes_per_minute,
+            ),
+        ] {
+            if v == Some(0) {
+                return Err(ConfigError::new(
+                    field,
+                    "must be at least 1 (or None for unlimited)",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -519,6 +585,21 @@ mod tests {
         assert_eq!(ws.max_message_size, 65_536);
         assert_eq!(ws.max_outbound_bytes, 1_048_576);
         assert_eq!(ws.idle_timeout, Duration::from_secs(300));
+        let env = |name: &str| match name {
+            "HYPERSTACK_WS_MESSAGE_QUEUE_SIZE" => Some("64".to_string()),
+            "HYPERSTACK_WS_CLIENT_TIMEOUT_SECS" => Some("90".to_string()),
+            "HYPERSTACK_WS_DEFAULT_MAX_MESSAGES_PER_MINUTE" => Some("100".to_string()),
+            "HYPERSTACK_WS_MAX_CONNECTIONS_PER_IP" => Some("nope".to_string()),
+            _ => None,
+        };
+        let e = WebSocketConfig::default().with_env(env);
+        assert_eq!(
+            (e.message_queue_size, e.idle_timeout),
+            (64, Duration::from_secs(90))
+        );
+        assert_eq!(e.auth.limits.max_messages_per_minute, Some(100));
+        assert_eq!(e.auth.limits.max_connections_per_ip, None);
+        assert!(e.validate().is_ok());
         assert_eq!(
             HttpHealthConfig::default().bind_address.to_string(),
             "0.0.0.0:8081"
@@ -614,6 +695,14 @@ mod tests {
         assert_eq!(r.validate().unwrap_err().field, "reconnection.max_attempts");
         let ws = WebSocketConfig::default().with_max_clients(0);
         assert_eq!(ws.validate().unwrap_err().field, "websocket.max_clients");
+        let ws = WebSocketConfig::default().with_limits(crate::reactor::auth::ConnectionLimits {
+            max_connections_per_ip: Some(0),
+            ..Default::default()
+        });
+        assert_eq!(
+            ws.validate().unwrap_err().field,
+            "websocket.auth.limits.max_connections_per_ip"
+        );
         let y = YellowstoneConfig::new("grpc.example.com:443");
         assert_eq!(y.validate().unwrap_err().field, "yellowstone.endpoint");
         let t = TopologyConfig {

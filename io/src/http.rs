@@ -207,6 +207,17 @@ fn status(ctx: &HttpContext) -> Response {
         "frames": m.frames_total.load(Relaxed),
         "connected_clients": m.connected_clients.load(Relaxed),
         "last_slot": m.last_slot.load(Relaxed),
+        "limits": {
+            "rejected_connections": m.rejected_connections_total.load(Relaxed),
+            "subject_limit_refusals": m.subject_limit_refusals_total.load(Relaxed),
+            "ip_limit_refusals": m.ip_limit_refusals_total.load(Relaxed),
+            "origin_limit_refusals": m.origin_limit_refusals_total.load(Relaxed),
+            "rate_limited_closed": m.rate_limited_closed_total.load(Relaxed),
+            "egress_limited_closed": m.egress_limited_closed_total.load(Relaxed),
+            "slow_consumers_closed": m.slow_consumers_closed_total.load(Relaxed),
+            "snapshot_limit_refusals": m.snapshot_limit_refusals_total.load(Relaxed),
+            "subscription_limit_refusals": m.subscription_limit_refusals_total.load(Relaxed),
+        },
         "resolver": {
             "requests": m.resolver_requests_total.load(Relaxed),
             "dropped": m.resolver_requests_dropped_total.load(Relaxed),
@@ -285,6 +296,10 @@ mod tests {
         assert_eq!(v["error_count"], 1);
         assert_eq!(v["last_error"], "bad account bytes");
         assert!(v["connection_uptime_secs"].is_number());
+        Metrics::add(&c.metrics.rate_limited_closed_total, 2);
+        let v: serde_json::Value = serde_json::from_str(&route("/status", &c).body).unwrap();
+        assert_eq!(v["counters"]["limits"]["rate_limited_closed"], 2);
+        assert_eq!(v["counters"]["limits"]["egress_limited_closed"], 0);
         h.record_fatal("x-token rejected");
         let v: serde_json::Value = serde_json::from_str(&route("/status", &c).body).unwrap();
         assert_eq!(v["status"], "Error");

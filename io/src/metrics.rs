@@ -62,6 +62,13 @@ counters! {
     pending_outbound_bytes: "gauge", "Bytes queued for clients, all connections.";
     slow_consumers_closed_total: "counter", "Connections closed for exceeding their outbound budget.";
     rejected_connections_total: "counter", "Connections refused (limit or auth).";
+    subject_limit_refusals_total: "counter", "Upgrades refused with 429: the subject is at its max_connections.";
+    ip_limit_refusals_total: "counter", "Upgrades refused with 429: the peer IP is at max_connections_per_ip.";
+    origin_limit_refusals_total: "counter", "Upgrades refused with 429: the Origin is at max_connections_per_origin.";
+    rate_limited_closed_total: "counter", "Connections closed for sending more than max_messages_per_minute (rate-limit-exceeded).";
+    egress_limited_closed_total: "counter", "Connections closed for being sent more than max_bytes_per_minute (egress-limit-exceeded).";
+    snapshot_limit_refusals_total: "counter", "Subscriptions refused for a snapshot over max_snapshot_rows (snapshot-limit-exceeded).";
+    subscription_limit_refusals_total: "counter", "Subscribes refused: the connection is at its max_subscriptions.";
     reconnects_total: "counter", "Upstream reconnections.";
     last_slot: "gauge", "Highest slot handed to the VM workers.";
     resolver_requests_total: "counter", "Resolver requests handed to a resolver thread.";

@@ -128,9 +128,16 @@ impl Worker {
                 self.submit_resolver_requests();
                 self.publish_mutations()
             }
-            ToWorker::Subscribe { sub, req } => {
+            ToWorker::Subscribe {
+                sub,
+                req,
+                max_snapshot_rows,
+            } => {
                 let reactor = reactor_of(sub);
-                match self.views.subscribe(sub, &req, &mut self.outputs) {
+                match self
+                    .views
+                    .subscribe_limited(sub, &req, max_snapshot_rows, &mut self.outputs)
+                {
                     Ok(view) => {
                         if self.subs.insert(sub, view).is_none() {
                             self.interest_mut(view)[reactor] += 1;

@@ -196,6 +196,7 @@ fn per_subject_connection_limit_answers_429() {
             ConnectionLimits {
                 max_connections_per_subject: Some(2),
                 max_subscriptions_per_connection: 10,
+                ..Default::default()
             },
         )),
         2,

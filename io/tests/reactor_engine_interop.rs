@@ -51,7 +51,7 @@ fn views_worker(
     loop {
         select! {
             recv(subs_rx) -> m => match m {
-                Ok(ToWorker::Subscribe { sub, req }) => {
+                Ok(ToWorker::Subscribe { sub, req, .. }) => {
                     let r = views.lock().unwrap().subscribe(sub, &req, &mut out);
                     let reactor = &reactors[reactor_of(sub)];
                     match r {

@@ -261,6 +261,7 @@ fn subscription_limit_is_enforced_per_connection() {
         ConnectionLimits {
             max_connections_per_subject: None,
             max_subscriptions_per_connection: 2,
+            ..Default::default()
         },
     ));
     let s = Server::start(cfg, 1);

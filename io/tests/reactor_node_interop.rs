@@ -23,7 +23,10 @@ fn ensure_npm_install() {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "tests/node/install.sh failed (needs node, npm and flock)");
+    assert!(
+        ok,
+        "tests/node/install.sh failed (needs node, npm and flock)"
+    );
 }
 
 #[test]
@@ -119,6 +122,68 @@ fn the_typescript_client_reconnects_after_a_slow_consumer_close_4008() {
         json!({"code": 4008, "reason": "slow-consumer"})
     );
     assert_eq!(report["socketIssues"][0]["error"], "slow-consumer");
+    assert_eq!(report["socketIssues"][0]["fatal"], true);
+    let states: Vec<&str> = report["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let reconnecting = states.iter().position(|s| *s == "reconnecting");
+    assert!(
+        reconnecting.is_some(),
+        "the client did not try to reconnect: {states:?}"
+    );
+    assert!(
+        states[reconnecting.unwrap()..].contains(&"connected"),
+        "the client did not reconnect: {states:?}"
+    );
+}
+
+#[test]
+fn the_typescript_client_reconnects_after_an_egress_limit_close_4029() {
+    ensure_npm_install();
+    let s = Server::start(
+        WebSocketConfig::default().with_limits(stackcore_io::reactor::auth::ConnectionLimits {
+            max_bytes_per_minute: Some(8 * 1024),
+            ..Default::default()
+        }),
+        1,
+    );
+    let child = Command::new("node")
+        .arg(node_dir().join("client.mjs"))
+        .arg(s.url())
+        .env("HS_MODE", "slow")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node on PATH");
+    wait_for("the subscription", || s.worker_sub_count() == 1);
+    // 1 KiB frames until the client passes its 8 KiB budget; then nothing more, so the
+    // reconnected client's fresh budget covers its `subscribed` frame and snapshot.
+    let pad = "x".repeat(1_000);
+    let mut n = 0u64;
+    while s.gauge(|m| &m.egress_limited_closed_total) == 0 {
+        assert!(n < 100, "the client was never over its egress budget");
+        n += 1;
+        let f = stackcore_engine::frame::SharedFrame::binary(
+            format!(r#"{{"mode":"list","entity":"OreRound/list","op":"patch","key":"k0","data":{{"n":{n},"pad":"{pad}"}}}}"#)
+                .as_bytes(),
+        );
+        s.broadcast("OreRound/list", "k0", &f);
+        wait_for("the frame is handled", || {
+            s.gauge(|m| &m.frames_sent_total) >= n + 2
+                || s.gauge(|m| &m.egress_limited_closed_total) > 0
+        });
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "node client failed: {:?}", out.status);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["closes"][0],
+        json!({"code": 4029, "reason": "egress-limit-exceeded"})
+    );
+    assert_eq!(report["socketIssues"][0]["error"], "egress-limit-exceeded");
     assert_eq!(report["socketIssues"][0]["fatal"], true);
     let states: Vec<&str> = report["states"]
         .as_array()

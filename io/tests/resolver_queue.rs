@@ -39,7 +39,8 @@ fn a_full_resolver_queue_drops_and_counts_requests_and_the_worker_never_blocks()
     );
     assert!(w.handle(ToWorker::Subscribe {
         sub: sub_id(0, 1),
-        req: subscription("Thing/list")
+        req: subscription("Thing/list"),
+        max_snapshot_rows: None,
     }));
     let t = Instant::now();
     for id in 0..50 {

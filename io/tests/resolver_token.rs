@@ -175,7 +175,8 @@ fn ore_token_resolver_fills_ore_metadata_and_the_computed_motherlode() {
     let (mut w, inbox) = worker(stack.clone(), Some(ends), r.metrics.clone());
     assert!(w.handle(ToWorker::Subscribe {
         sub: sub_id(0, 1),
-        req: subscription("OreRound/list")
+        req: subscription("OreRound/list"),
+        max_snapshot_rows: None,
     }));
     let key = "11111111111111111111111111111111";
     let round = json!({"id": 7, "deployed": vec![0; 25], "slot_hash": vec![0; 32], "count": vec![0; 25],

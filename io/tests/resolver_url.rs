@@ -33,7 +33,8 @@ fn url_resolver_value_lands_in_entity_state_and_is_streamed_as_a_patch() {
     let (mut w, inbox) = worker(stack.clone(), Some(ends), r.metrics.clone());
     assert!(w.handle(ToWorker::Subscribe {
         sub: sub_id(0, 1),
-        req: subscription("Thing/list")
+        req: subscription("Thing/list"),
+        max_snapshot_rows: None,
     }));
     assert!(w.handle_decoded(
         "p::AState",
@@ -92,7 +93,8 @@ fn slot_scheduled_url_resolver_fetches_only_once_its_slot_arrives() {
     let (mut w, inbox) = worker(stack.clone(), Some(ends), r.metrics.clone());
     assert!(w.handle(ToWorker::Subscribe {
         sub: sub_id(0, 1),
-        req: subscription("Thing/list")
+        req: subscription("Thing/list"),
+        max_snapshot_rows: None,
     }));
     assert!(w.handle_decoded(
         "p::AState",

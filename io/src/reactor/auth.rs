@@ -15,12 +15,14 @@
 //!
 //! The JWT is small enough to parse here: three base64url parts, a JSON header whose `alg` must
 //! be `EdDSA` (optionally naming the key by `kid`), JSON claims (`iss`, `sub`, `aud`, `exp`
-//! required; `nbf`, `origin`, `metering_key`, `limits{max_connections,max_subscriptions}`
-//! optional), and a 64-byte signature over `header.claims`.
+//! required; `nbf`, `origin`, `metering_key`, `limits{max_connections,max_subscriptions,
+//! max_snapshot_rows,max_messages_per_minute,max_bytes_per_minute}` optional), and a 64-byte signature over `header.claims`.
 //!
-//! Limits: a token's `limits` override [`ConnectionLimits`] of the server. The connection limit
-//! per subject is counted across all reactors (see `super::shared`); the subscription limit is
-//! per connection and enforced by the reactor on each subscribe.
+//! Limits: a token's `limits` override [`ConnectionLimits`] of the server. The connection limits
+//! per subject, per IP and per origin are counted across all reactors (see `super::shared`) and
+//! checked at the upgrade, after authentication (HTTP 429 `connection-limit-exceeded`); the
+//! subscription, snapshot-row, inbound-message and egress-byte limits are per connection and
+//! enforced by the reactor.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -116,15 +118,43 @@ impl SignedSessionConfig {
     }
 }
 
-/// Server-wide connection limits (a token's `limits` claim overrides each).
+/// Server-wide limits (`../shared/protocol.md` §1.8). A signed token's `limits` claim overrides
+/// the per-session ones (`max_connections`, `max_subscriptions`, `max_snapshot_rows`,
+/// `max_messages_per_minute`, `max_bytes_per_minute`); the per-IP and per-origin limits and the
+/// window are server-wide only. `None` is unlimited. The binary reads them from the reference's
+/// environment variables ([`ConnectionLimits::with_env`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Open connections per subject, across all reactors. Default `None` (unlimited; the
-    /// server-wide `max_clients` still applies).
+    /// server-wide `max_clients` still applies). `HYPERSTACK_WS_DEFAULT_MAX_CONNECTIONS`.
     pub max_connections_per_subject: Option<usize>,
     /// Subscriptions per connection. Default 1,000 (each costs reactor and worker memory, so
-    /// it is always bounded).
+    /// it is always bounded). `HYPERSTACK_WS_DEFAULT_MAX_SUBSCRIPTIONS`.
     pub max_subscriptions_per_connection: usize,
+    /// Open connections per peer IP address, across all reactors; over it the upgrade is refused
+    /// with HTTP 429 `connection-limit-exceeded`. Default `None`.
+    /// `HYPERSTACK_WS_MAX_CONNECTIONS_PER_IP`.
+    pub max_connections_per_ip: Option<usize>,
+    /// Open connections per `Origin` header value (connections without one are not counted);
+    /// over it: HTTP 429 `connection-limit-exceeded`. Default `None`.
+    /// `HYPERSTACK_WS_MAX_CONNECTIONS_PER_ORIGIN`.
+    pub max_connections_per_origin: Option<usize>,
+    /// Rows a subscription's snapshot may have; a larger one fails that subscription with the
+    /// non-fatal socket issue `snapshot-limit-exceeded`. Default `None`.
+    /// `HYPERSTACK_WS_DEFAULT_MAX_SNAPSHOT_ROWS`.
+    pub max_snapshot_rows: Option<usize>,
+    /// Inbound text messages per connection per [`rate_limit_window`](Self::rate_limit_window);
+    /// the one past it gets the fatal socket issue `rate-limit-exceeded` and the connection is
+    /// closed. Default `None`. `HYPERSTACK_WS_DEFAULT_MAX_MESSAGES_PER_MINUTE`.
+    pub max_messages_per_minute: Option<u64>,
+    /// Frame payload bytes sent per connection per window; a frame past it is not sent and the
+    /// connection gets the fatal socket issue `egress-limit-exceeded` and is closed. Default
+    /// `None`. `HYPERSTACK_WS_DEFAULT_MAX_BYTES_PER_MINUTE`.
+    pub max_bytes_per_minute: Option<u64>,
+    /// The window of both per-minute budgets (a fixed window starting at the first message or
+    /// frame after the previous window ended). Default 60 s.
+    /// `HYPERSTACK_WS_RATE_LIMIT_WINDOW_SECS`.
+    pub rate_limit_window: std::time::Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -132,6 +162,65 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             max_connections_per_subject: None,
             max_subscriptions_per_connection: 1_000,
+            max_connections_per_ip: None,
+            max_connections_per_origin: None,
+            max_snapshot_rows: None,
+            max_messages_per_minute: None,
+            max_bytes_per_minute: None,
+            rate_limit_window: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// These limits with the reference's environment variables applied (read through `var`):
+    /// `HYPERSTACK_WS_MAX_CONNECTIONS_PER_{IP,ORIGIN}`, `HYPERSTACK_WS_RATE_LIMIT_WINDOW_SECS`,
+    /// `HYPERSTACK_WS_DEFAULT_MAX_{CONNECTIONS,SUBSCRIPTIONS,SNAPSHOT_ROWS,MESSAGES_PER_MINUTE,
+    /// BYTES_PER_MINUTE}`. A value that is not a positive integer keeps the current one (logged).
+    pub fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        let n = |name: &str| positive_env(&var, name);
+        let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        if let Some(v) = n("HYPERSTACK_WS_MAX_CONNECTIONS_PER_IP") {
+            self.max_connections_per_ip = Some(as_usize(v));
+        }
+        if let Some(v) = n("HYPERSTACK_WS_MAX_CONNECTIONS_PER_ORIGIN") {
+            self.max_connections_per_origin = Some(as_usize(v));
+        }
+        if let Some(v) = n("HYPERSTACK_WS_RATE_LIMIT_WINDOW_SECS") {
+            self.rate_limit_window = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = n("HYPERSTACK_WS_DEFAULT_MAX_CONNECTIONS") {
+            self.max_connections_per_subject = Some(as_usize(v));
+        }
+        if let Some(v) = n("HYPERSTACK_WS_DEFAULT_MAX_SUBSCRIPTIONS") {
+            self.max_subscriptions_per_connection = as_usize(v);
+        }
+        if let Some(v) = n("HYPERSTACK_WS_DEFAULT_MAX_SNAPSHOT_ROWS") {
+            self.max_snapshot_rows = Some(as_usize(v));
+        }
+        if let Some(v) = n("HYPERSTACK_WS_DEFAULT_MAX_MESSAGES_PER_MINUTE") {
+            self.max_messages_per_minute = Some(v);
+        }
+        if let Some(v) = n("HYPERSTACK_WS_DEFAULT_MAX_BYTES_PER_MINUTE") {
+            self.max_bytes_per_minute = Some(v);
+        }
+        self
+    }
+
+    /// The window in whole seconds (at least 1), as sent in `retry_after`.
+    pub fn window_secs(&self) -> u64 {
+        self.rate_limit_window.as_secs().max(1)
+    }
+}
+
+/// A positive integer environment variable; anything else is logged and ignored.
+pub(crate) fn positive_env(var: &impl Fn(&str) -> Option<String>, name: &str) -> Option<u64> {
+    let raw = var(name)?;
+    match raw.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            tracing::warn!(variable = name, value = %raw, "not a positive integer; ignored");
+            None
         }
     }
 }
@@ -278,9 +367,30 @@ impl AuthDeny {
         }
     }
 
-    fn with_action(mut self, action: &str) -> Self {
+    pub fn with_action(mut self, action: &str) -> Self {
         self.suggested_action = Some(action.into());
         self
+    }
+
+    /// The reference's refusal for a connection-count limit (`what` is e.g. `ip 10.0.0.1`).
+    pub fn connection_limit_exceeded(what: &str, current: usize, max: usize) -> Self {
+        AuthDeny::new(
+            AuthErrorCode::ConnectionLimitExceeded,
+            format!("Connection limit exceeded: {what} has {current} of {max} allowed connections"),
+        )
+        .with_action("Disconnect existing connections or wait for other connections to close")
+    }
+
+    /// The reference's `rate-limit-exceeded` (retry after the window) for `what`, e.g.
+    /// `inbound websocket messages`.
+    pub fn rate_limited(window_secs: u64, what: &str) -> Self {
+        let mut d = AuthDeny::new(
+            AuthErrorCode::RateLimitExceeded,
+            format!("Rate limit exceeded for {what}. Please retry after {window_secs}s."),
+        )
+        .with_action(&format!("Wait {window_secs}s before retrying the request"));
+        d.retry = RetryPolicy::RetryAfter(window_secs);
+        d
     }
 
     pub fn retryable(&self) -> bool {
@@ -334,6 +444,28 @@ pub struct Session {
     pub expires_at: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_subscriptions: usize,
+    /// Largest snapshot a subscription may have (rows); `None` unlimited.
+    pub max_snapshot_rows: Option<usize>,
+    /// Inbound text messages per rate-limit window; `None` unlimited.
+    pub max_messages_per_minute: Option<u64>,
+    /// Frame payload bytes sent per rate-limit window; `None` unlimited.
+    pub max_bytes_per_minute: Option<u64>,
+}
+
+impl Session {
+    /// A session with the server's limits.
+    fn with_limits(subject: String, metering_key: String, limits: &ConnectionLimits) -> Self {
+        Session {
+            subject,
+            metering_key,
+            expires_at: None,
+            max_connections: limits.max_connections_per_subject,
+            max_subscriptions: limits.max_subscriptions_per_connection,
+            max_snapshot_rows: limits.max_snapshot_rows,
+            max_messages_per_minute: limits.max_messages_per_minute,
+            max_bytes_per_minute: limits.max_bytes_per_minute,
+        }
+    }
 }
 
 /// The parts of the upgrade request that auth looks at.
@@ -420,13 +552,11 @@ impl AuthConfig {
     pub fn authorize(&self, req: &AuthRequest<'_>) -> Result<Session, AuthDeny> {
         let limits = &self.limits;
         match &self.plugin {
-            AuthPlugin::AllowAll => Ok(Session {
-                subject: "anonymous".into(),
-                metering_key: "dev".into(),
-                expires_at: None,
-                max_connections: limits.max_connections_per_subject,
-                max_subscriptions: limits.max_subscriptions_per_connection,
-            }),
+            AuthPlugin::AllowAll => Ok(Session::with_limits(
+                "anonymous".into(),
+                "dev".into(),
+                limits,
+            )),
             AuthPlugin::StaticToken {
                 tokens,
                 query_param,
@@ -434,13 +564,11 @@ impl AuthConfig {
                 let token = req.token(query_param).ok_or_else(token_missing)?;
                 if tokens.iter().any(|t| t == &token) {
                     let prefix: String = token.chars().take(8).collect();
-                    Ok(Session {
-                        subject: format!("static:{prefix}"),
-                        metering_key: token,
-                        expires_at: None,
-                        max_connections: limits.max_connections_per_subject,
-                        max_subscriptions: limits.max_subscriptions_per_connection,
-                    })
+                    Ok(Session::with_limits(
+                        format!("static:{prefix}"),
+                        token,
+                        limits,
+                    ))
                 } else {
                     Err(AuthDeny::new(
                         AuthErrorCode::InvalidStaticToken,
@@ -619,19 +747,30 @@ pub fn verify_jwt(
         }
     }
     let lim = claims.get("limits");
-    let lim_u = |name: &str| {
-        lim.and_then(|l| l.get(name))
-            .and_then(Value::as_u64)
-            .map(|v| v as usize)
-    };
-    Ok(Session {
-        subject: sub.to_owned(),
-        metering_key: text("metering_key").unwrap_or_default().to_owned(),
-        expires_at: Some(exp),
-        max_connections: lim_u("max_connections").or(limits.max_connections_per_subject),
-        max_subscriptions: lim_u("max_subscriptions")
-            .unwrap_or(limits.max_subscriptions_per_connection),
-    })
+    let lim_u = |name: &str| lim.and_then(|l| l.get(name)).and_then(Value::as_u64);
+    let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    let mut session = Session::with_limits(
+        sub.to_owned(),
+        text("metering_key").unwrap_or_default().to_owned(),
+        limits,
+    );
+    session.expires_at = Some(exp);
+    if let Some(v) = lim_u("max_connections") {
+        session.max_connections = Some(as_usize(v));
+    }
+    if let Some(v) = lim_u("max_subscriptions") {
+        session.max_subscriptions = as_usize(v);
+    }
+    if let Some(v) = lim_u("max_snapshot_rows") {
+        session.max_snapshot_rows = Some(as_usize(v));
+    }
+    if let Some(v) = lim_u("max_messages_per_minute") {
+        session.max_messages_per_minute = Some(v);
+    }
+    if let Some(v) = lim_u("max_bytes_per_minute") {
+        session.max_bytes_per_minute = Some(v);
+    }
+    Ok(session)
 }
 
 /// Signs claims as an EdDSA JWT. For tests and tools that mint tokens.
@@ -668,7 +807,8 @@ mod tests {
 
     fn claims(now: u64) -> serde_json::Value {
         json!({"iss":"iss","sub":"alice","aud":"aud","iat":now,"nbf":now,"exp":now+600,
-               "metering_key":"m1","limits":{"max_subscriptions":3,"max_connections":2}})
+               "metering_key":"m1","limits":{"max_subscriptions":3,"max_connections":2,
+               "max_snapshot_rows":50,"max_messages_per_minute":10,"max_bytes_per_minute":4096}})
     }
 
     fn verify(token: &str, origin: Option<&str>) -> Result<Session, AuthErrorCode> {
@@ -690,6 +830,82 @@ mod tests {
         assert_eq!(s.metering_key, "m1");
         assert_eq!(s.expires_at, Some(1_600));
         assert_eq!((s.max_connections, s.max_subscriptions), (Some(2), 3));
+        assert_eq!(s.max_snapshot_rows, Some(50));
+        assert_eq!(s.max_messages_per_minute, Some(10));
+        assert_eq!(s.max_bytes_per_minute, Some(4096));
+    }
+
+    #[test]
+    fn claims_without_limits_fall_back_to_the_server_limits() {
+        let server = ConnectionLimits {
+            max_snapshot_rows: Some(7),
+            max_messages_per_minute: Some(8),
+            max_bytes_per_minute: Some(9),
+            ..Default::default()
+        };
+        let mut c = claims(1_000);
+        c.as_object_mut().unwrap().remove("limits");
+        let t = sign_jwt(&key(1), None, &c);
+        let s = verify_jwt(&cfg(), &server, &t, None, true, 1_000).unwrap();
+        assert_eq!(
+            (
+                s.max_snapshot_rows,
+                s.max_messages_per_minute,
+                s.max_bytes_per_minute
+            ),
+            (Some(7), Some(8), Some(9))
+        );
+        assert_eq!((s.max_connections, s.max_subscriptions), (None, 1_000));
+        let anon = AuthConfig::allow_all()
+            .with_limits(server)
+            .authorize(&AuthRequest::default())
+            .unwrap();
+        assert_eq!(anon.max_bytes_per_minute, Some(9));
+    }
+
+    #[test]
+    fn limits_default_to_unlimited_and_the_reference_env_vars_apply() {
+        let d = ConnectionLimits::default();
+        assert_eq!(d.max_connections_per_subject, None);
+        assert_eq!(d.max_subscriptions_per_connection, 1_000);
+        assert_eq!(
+            (d.max_connections_per_ip, d.max_connections_per_origin),
+            (None, None)
+        );
+        assert_eq!(d.max_snapshot_rows, None);
+        assert_eq!(
+            (d.max_messages_per_minute, d.max_bytes_per_minute),
+            (None, None)
+        );
+        assert_eq!(d.rate_limit_window, std::time::Duration::from_secs(60));
+        let env = |name: &str| {
+            Some(
+                match name {
+                    "HYPERSTACK_WS_MAX_CONNECTIONS_PER_IP" => "5",
+                    "HYPERSTACK_WS_MAX_CONNECTIONS_PER_ORIGIN" => "6",
+                    "HYPERSTACK_WS_RATE_LIMIT_WINDOW_SECS" => "30",
+                    "HYPERSTACK_WS_DEFAULT_MAX_CONNECTIONS" => "7",
+                    "HYPERSTACK_WS_DEFAULT_MAX_SUBSCRIPTIONS" => "8",
+                    "HYPERSTACK_WS_DEFAULT_MAX_SNAPSHOT_ROWS" => "9",
+                    "HYPERSTACK_WS_DEFAULT_MAX_MESSAGES_PER_MINUTE" => "10",
+                    "HYPERSTACK_WS_DEFAULT_MAX_BYTES_PER_MINUTE" => "0",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let l = ConnectionLimits::default().with_env(env);
+        assert_eq!(
+            (l.max_connections_per_ip, l.max_connections_per_origin),
+            (Some(5), Some(6))
+        );
+        assert_eq!(l.rate_limit_window, std::time::Duration::from_secs(30));
+        assert_eq!(l.max_connections_per_subject, Some(7));
+        assert_eq!(l.max_subscriptions_per_connection, 8);
+        assert_eq!(l.max_snapshot_rows, Some(9));
+        assert_eq!(l.max_messages_per_minute, Some(10));
+        // Zero is not a limit we take from the environment: unlimited stays.
+        assert_eq!(l.max_bytes_per_minute, None);
     }
 
     #[test]
@@ -798,5 +1014,16 @@ mod tests {
         assert_eq!(AuthErrorCode::OriginMismatch.http_status(), 403);
         assert_eq!(AuthErrorCode::TokenMissingClaim.http_status(), 400);
         assert_eq!(AuthErrorCode::InternalError.http_status(), 500);
+        let v: serde_json::Value =
+            serde_json::from_str(&AuthDeny::rate_limited(60, "inbound websocket messages").body())
+                .unwrap();
+        assert_eq!(v["code"], "rate-limit-exceeded");
+        assert_eq!(v["retry_after"], 60);
+        let ip = AuthDeny::connection_limit_exceeded("ip 10.0.0.1", 2, 2);
+        assert_eq!(ip.http_response().status().as_u16(), 429);
+        assert_eq!(
+            ip.message,
+            "Connection limit exceeded: ip 10.0.0.1 has 2 of 2 allowed connections"
+        );
     }
 }

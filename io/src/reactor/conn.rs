@@ -19,8 +19,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
+use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 use stackcore_engine::frame::SharedFrame;
 use stackcore_engine::view::SubId;
@@ -28,8 +30,9 @@ use tungstenite::handshake::server::{ErrorResponse, Request, Response, ServerHan
 use tungstenite::handshake::MidHandshake;
 use tungstenite::WebSocket;
 
-use super::auth::{AuthConfig, AuthDeny, AuthErrorCode, AuthRequest, Session};
-use super::shared::{Shared, SubjectGuard};
+use super::auth::{AuthConfig, AuthDeny, AuthRequest, Session};
+use super::shared::{CountGuard, CountKey, Shared};
+use crate::metrics::Metrics;
 
 /// Most bytes tungstenite may park in a connection's control buffer (pongs, pings, close,
 /// handshake answer) before the connection is dropped: a peer that floods pings while not
@@ -67,38 +70,127 @@ impl Write for Io {
     }
 }
 
-/// The handshake callback: runs auth and the per-subject limit, leaves the outcome behind.
+/// What a successful upgrade leaves behind: the session and its counted connection slots
+/// (subject, and IP / origin when those are limited), released when the connection is dropped.
+pub struct Admission {
+    pub session: Session,
+    pub guards: Vec<CountGuard>,
+}
+
+/// The handshake callback: runs auth, then the per-IP, per-subject and per-origin connection
+/// limits (the reference's order), and leaves the outcome behind.
 pub struct Gate {
     pub auth: AuthConfig,
     pub shared: Arc<Shared>,
-    pub outcome: Rc<Cell<Option<(Session, SubjectGuard)>>>,
+    pub metrics: Arc<Metrics>,
+    /// The peer's address (IPv4-mapped IPv6 as IPv4); `None` if the socket could not tell.
+    pub peer: Option<IpAddr>,
+    pub outcome: Rc<Cell<Option<Admission>>>,
 }
 
 use std::sync::Arc;
 
+impl Gate {
+    /// Counts this connection under `key`, or refuses it with HTTP 429.
+    fn take(
+        &self,
+        guards: &mut Vec<CountGuard>,
+        key: CountKey,
+        limit: Option<usize>,
+        refused: &AtomicU64,
+    ) -> Result<(), ErrorResponse> {
+        match self.shared.acquire(key.clone(), limit) {
+            Ok(g) => {
+                guards.push(g);
+                Ok(())
+            }
+            Err(current) => {
+                let max = limit.unwrap_or(0);
+                Metrics::add(refused, 1);
+                tracing::debug!(%key, current, max, "upgrade refused: connection limit");
+                Err(
+                    AuthDeny::connection_limit_exceeded(&key.to_string(), current, max)
+                        .http_response(),
+                )
+            }
+        }
+    }
+}
+
 impl tungstenite::handshake::server::Callback for Gate {
     fn on_request(self, req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
+        let request = AuthRequest::from_http(req);
         let session = self
             .auth
-            .authorize(&AuthRequest::from_http(req))
+            .authorize(&request)
             .map_err(|d| d.http_response())?;
-        match self
-            .shared
-            .acquire_subject(&session.subject, session.max_connections)
-        {
-            Ok(guard) => {
-                self.outcome.set(Some((session, guard)));
-                Ok(resp)
-            }
-            Err(current) => Err(AuthDeny::new(
-                AuthErrorCode::ConnectionLimitExceeded,
-                format!(
-                    "Connection limit exceeded: subject has {current} of {} allowed connections",
-                    session.max_connections.unwrap_or(0)
-                ),
-            )
-            .http_response()),
+        let limits = &self.auth.limits;
+        let m = &self.metrics;
+        let mut guards = Vec::with_capacity(3);
+        if let (Some(max), Some(ip)) = (limits.max_connections_per_ip, self.peer) {
+            self.take(
+                &mut guards,
+                CountKey::Ip(ip),
+                Some(max),
+                &m.ip_limit_refusals_total,
+            )?;
         }
+        self.take(
+            &mut guards,
+            CountKey::Subject(session.subject.clone()),
+            session.max_connections,
+            &m.subject_limit_refusals_total,
+        )?;
+        if let (Some(max), Some(origin)) = (limits.max_connections_per_origin, request.origin) {
+            self.take(
+                &mut guards,
+                CountKey::Origin(origin.to_owned()),
+                Some(max),
+                &m.origin_limit_refusals_total,
+            )?;
+        }
+        self.outcome.set(Some(Admission { session, guards }));
+        Ok(resp)
+    }
+}
+
+/// A fixed-window budget: at most `limit` units (messages, bytes) per window, a window starting
+/// at the first unit taken after the previous one ended. The caller passes the time (the
+/// reactor's clock for this message or turn), so the budget reads no clock and tests drive it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateBudget {
+    limit: u64,
+    start: Instant,
+    used: u64,
+}
+
+impl RateBudget {
+    pub fn new(limit: u64, now: Instant) -> Self {
+        RateBudget {
+            limit,
+            start: now,
+            used: 0,
+        }
+    }
+
+    /// Takes `n` units at `now`. `false` (nothing taken) when that would pass the limit within
+    /// the current window; a single take larger than the limit always fails.
+    pub fn take(&mut self, n: u64, now: Instant, window: Duration) -> bool {
+        if now.saturating_duration_since(self.start) >= window {
+            self.start = now;
+            self.used = 0;
+        }
+        match self.used.checked_add(n) {
+            Some(total) if total <= self.limit => {
+                self.used = total;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used
     }
 }
 
@@ -122,9 +214,16 @@ pub struct Conn {
     pub io: Rc<ConnIo>,
     pub gen: u32,
     pub phase: Phase,
-    pub outcome: Rc<Cell<Option<(Session, SubjectGuard)>>>,
+    pub outcome: Rc<Cell<Option<Admission>>>,
     pub session: Option<Session>,
-    pub _subject: Option<SubjectGuard>,
+    /// Connection slots counted for the limits; released when the connection is dropped.
+    pub _counted: Vec<CountGuard>,
+    /// Inbound text messages left this window (`max_messages_per_minute`); set at the upgrade.
+    pub inbound_budget: Option<RateBudget>,
+    /// Frame payload bytes left this window (`max_bytes_per_minute`); set at the upgrade.
+    pub egress_budget: Option<RateBudget>,
+    /// Passed its egress budget: nothing more is queued; it is being closed.
+    pub egress_exceeded: bool,
     pub accepted_at: Instant,
     pub last_inbound: Instant,
     pub last_ping: Option<Instant>,
@@ -165,8 +264,10 @@ impl Conn {
         now: Instant,
         auth: &AuthConfig,
         shared: Arc<Shared>,
+        metrics: Arc<Metrics>,
         ws_cfg: tungstenite::protocol::WebSocketConfig,
     ) -> Conn {
+        let peer = tcp.peer_addr().ok().map(|a| a.ip().to_canonical());
         let io = Rc::new(ConnIo {
             tcp,
             ctrl: RefCell::new(Vec::new()),
@@ -175,6 +276,8 @@ impl Conn {
         let gate = Gate {
             auth: auth.clone(),
             shared,
+            metrics,
+            peer,
             outcome: outcome.clone(),
         };
         let hs = ServerHandshake::start(Io(io.clone()), gate, Some(ws_cfg));
@@ -184,7 +287,10 @@ impl Conn {
             phase: Phase::Handshake(Some(Box::new(hs))),
             outcome,
             session: None,
-            _subject: None,
+            _counted: Vec::new(),
+            inbound_budget: None,
+            egress_budget: None,
+            egress_exceeded: false,
             accepted_at: now,
             last_inbound: now,
             last_ping: None,
@@ -342,6 +448,20 @@ impl Conn {
         }
     }
 
+    /// Takes over an accepted upgrade: the session, its counted slots and its rate budgets.
+    pub fn admit(&mut self, a: Admission, now: Instant) {
+        self.inbound_budget = a
+            .session
+            .max_messages_per_minute
+            .map(|l| RateBudget::new(l, now));
+        self.egress_budget = a
+            .session
+            .max_bytes_per_minute
+            .map(|l| RateBudget::new(l, now));
+        self.session = Some(a.session);
+        self._counted = a.guards;
+    }
+
     /// Bytes still owed to the pending-outbound gauge when the connection is dropped.
     pub fn release(&mut self, sent: &mut Sent) {
         sent.pending_delta -= self.queued_bytes as i64;
@@ -356,4 +476,34 @@ pub struct Sent {
     pub frames: u64,
     pub bytes: u64,
     pub pending_delta: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_budget_refuses_past_its_limit_and_refills_when_the_window_ends() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(60);
+        let mut b = RateBudget::new(3, t0);
+        assert!(b.take(1, t0, w));
+        assert!(b.take(2, t0 + Duration::from_secs(1), w));
+        assert!(
+            !b.take(1, t0 + Duration::from_secs(59), w),
+            "4th within the window"
+        );
+        assert_eq!(b.used(), 3, "a refused take takes nothing");
+        // The window that started at t0 is over: the budget is full again.
+        assert!(b.take(3, t0 + w, w));
+        assert!(!b.take(1, t0 + w + Duration::from_secs(1), w));
+        // One take larger than the whole budget never fits.
+        let mut b = RateBudget::new(10, t0);
+        assert!(!b.take(11, t0, w));
+        assert!(b.take(10, t0, w));
+        // Time going backwards (it cannot, but) does not open a new window.
+        let mut b = RateBudget::new(1, t0 + w);
+        assert!(b.take(1, t0 + w, w));
+        assert!(!b.take(1, t0, w));
+    }
 }

@@ -18,6 +18,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
+use super::auth::{AuthDeny, AuthErrorCode, RetryPolicy};
 use super::conn::{Conn, Enqueue, Phase, Sent};
 use super::messages::{self, ClientMessage};
 use super::shared::Shared;
@@ -27,6 +28,9 @@ use crate::metrics::Metrics;
 
 /// Inbound messages read from one connection per turn (fairness between connections).
 const READS_PER_TURN: usize = 256;
+/// Close code after a fatal `rate-limit-exceeded` or `egress-limit-exceeded` issue (4000 + HTTP
+/// 429); the reason is the bare code.
+const LIMIT_CLOSE_CODE: u16 = 4029;
 /// How long a shutting-down reactor keeps flushing close frames.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -100,6 +104,10 @@ pub struct Reactor {
     retry: VecDeque<(usize, ToWorker)>,
     sent: Sent,
     slow: Vec<usize>,
+    /// Connections that passed their egress budget this turn.
+    over_egress: Vec<usize>,
+    /// The clock of this turn (read once after each poll): what egress budgets are kept by.
+    now: Instant,
     shutdown_deadline: Option<Instant>,
     tick: Duration,
     next_sweep: Instant,
@@ -143,6 +151,8 @@ impl Reactor {
             retry: VecDeque::new(),
             sent: Sent::default(),
             slow: Vec::new(),
+            over_egress: Vec::new(),
+            now: Instant::now(),
             shutdown_deadline: None,
             tick,
             next_sweep: Instant::now() + tick,
@@ -168,6 +178,7 @@ impl Reactor {
                     break;
                 }
             }
+            self.now = Instant::now();
             for ev in events.iter() {
                 if ev.token() == WAKER_TOKEN {
                     continue;
@@ -199,6 +210,7 @@ impl Reactor {
             (busy, stop) = self.drain_inbox();
             self.retry_workers();
             self.handle_slow();
+            self.handle_over_egress();
             self.flush_dirty();
             if Instant::now() >= self.next_sweep {
                 self.sweep();
@@ -286,6 +298,7 @@ impl Reactor {
             Instant::now(),
             &self.ctx.config.auth,
             self.shared.clone(),
+            self.ctx.metrics.clone(),
             self.ws_cfg,
         );
         self.conns[slot] = Some(conn);
@@ -374,11 +387,11 @@ impl Reactor {
         match (*mid).handshake() {
             Ok(ws) => {
                 conn.phase = Phase::Open(Box::new(ws));
-                if let Some((session, guard)) = conn.outcome.take() {
-                    conn.session = Some(session);
-                    conn._subject = Some(guard);
+                let now = Instant::now();
+                if let Some(admission) = conn.outcome.take() {
+                    conn.admit(admission, now);
                 }
-                conn.last_inbound = Instant::now();
+                conn.last_inbound = now;
                 self.mark_dirty(slot);
                 // Input that arrived with the upgrade request is read now (edge-triggered).
                 self.read_messages(slot);
@@ -428,11 +441,21 @@ impl Reactor {
             let conn = self.conns[slot].as_mut().expect("live slot");
             match result {
                 Ok(msg) => {
-                    conn.last_inbound = Instant::now();
+                    let now = Instant::now();
+                    conn.last_inbound = now;
                     match msg {
                         Message::Text(t) => {
                             if conn.closing.is_none() {
-                                self.on_text(slot, t.as_str());
+                                let window = self.ctx.config.auth.limits.rate_limit_window;
+                                let within = conn
+                                    .inbound_budget
+                                    .as_mut()
+                                    .is_none_or(|b| b.take(1, now, window));
+                                if within {
+                                    self.on_text(slot, t.as_str());
+                                } else {
+                                    self.rate_limited(slot);
+                                }
                             }
                         }
                         Message::Close(_) => {
@@ -581,6 +604,75 @@ impl Reactor {
         }
     }
 
+    /// Inbound messages over `max_messages_per_minute`: the fatal socket issue
+    /// `rate-limit-exceeded` (`retry_after` = the window), then close 4029 with reason
+    /// `rate-limit-exceeded` (no `code:` prefix and not 1008, so the TypeScript client reconnects
+    /// with backoff as it does after the reference drops it).
+    fn rate_limited(&mut self, slot: usize) {
+        let limits = &self.ctx.config.auth.limits;
+        let window = limits.window_secs();
+        let (limit, subject) = match self.conns[slot].as_ref().and_then(|c| c.session.as_ref()) {
+            Some(s) => (s.max_messages_per_minute, s.subject.clone()),
+            None => (None, String::new()),
+        };
+        Metrics::add(&self.ctx.metrics.rate_limited_closed_total, 1);
+        tracing::info!(
+            reactor = self.index,
+            %subject,
+            limit,
+            window_secs = window,
+            "client over its inbound message rate; closing (rate-limit-exceeded)"
+        );
+        let deny = AuthDeny::rate_limited(window, "inbound websocket messages");
+        let text = messages::socket_issue_for(&deny, true);
+        self.close_with(slot, LIMIT_CLOSE_CODE, "rate-limit-exceeded", Some(text));
+    }
+
+    /// Connections past their egress budget: the frames queued within the budget are written as
+    /// far as the socket takes them, then the fatal socket issue `egress-limit-exceeded`
+    /// (`retry_after` = the window) and close 4029 `egress-limit-exceeded`. The reference
+    /// removes such a client without a word; the published clients take a fatal, retryable issue
+    /// as "reconnect with backoff" (the same path as `slow-consumer`).
+    fn handle_over_egress(&mut self) {
+        while let Some(slot) = self.over_egress.pop() {
+            let Some(conn) = self.conns[slot].as_ref().filter(|c| c.is_open()) else {
+                continue;
+            };
+            let window = self.ctx.config.auth.limits.window_secs();
+            let (limit, subject) = match conn.session.as_ref() {
+                Some(s) => (s.max_bytes_per_minute, s.subject.clone()),
+                None => (None, String::new()),
+            };
+            Metrics::add(&self.ctx.metrics.egress_limited_closed_total, 1);
+            tracing::info!(
+                reactor = self.index,
+                %subject,
+                limit,
+                window_secs = window,
+                "client over its egress budget; closing (egress-limit-exceeded)"
+            );
+            // Frames queued within the budget go out first, as far as the socket takes them
+            // now (the close frame must not overtake them; whatever is left is dropped).
+            if let Some(conn) = self.conns[slot].as_mut() {
+                if conn.flush(&mut self.sent).is_err() {
+                    self.remove(slot);
+                    continue;
+                }
+            }
+            let mut deny = AuthDeny::new(
+                AuthErrorCode::EgressLimitExceeded,
+                format!(
+                    "Egress limit exceeded: more than {} bytes in {window}s",
+                    limit.unwrap_or(0)
+                ),
+            )
+            .with_action("Subscribe to fewer or smaller views, or reconnect after the window");
+            deny.retry = RetryPolicy::RetryAfter(window);
+            let text = messages::socket_issue_for(&deny, true);
+            self.close_with(slot, LIMIT_CLOSE_CODE, "egress-limit-exceeded", Some(text));
+        }
+    }
+
     fn sweep(&mut self) {
         let now = Instant::now();
         let cfg = &self.ctx.config;
@@ -724,6 +816,7 @@ impl Reactor {
             .map(|s| s.max_subscriptions)
             .unwrap_or(self.ctx.config.auth.limits.max_subscriptions_per_connection);
         if conn.subs.len() >= limit {
+            Metrics::add(&self.ctx.metrics.subscription_limit_refusals_total, 1);
             let msg = format!(
                 "Subscription limit exceeded: {} of {} subscriptions for this connection",
                 conn.subs.len(),
@@ -738,6 +831,10 @@ impl Reactor {
             );
             return;
         }
+        let max_snapshot_rows = match &conn.session {
+            Some(s) => s.max_snapshot_rows,
+            None => self.ctx.config.auth.limits.max_snapshot_rows,
+        };
         let sub = sub_id(self.index, self.next_local);
         self.next_local += 1;
         conn.subs.push((sub_key, sub));
@@ -751,7 +848,14 @@ impl Reactor {
                 awaiting_first: true,
             },
         );
-        self.send_worker(worker, ToWorker::Subscribe { sub, req });
+        self.send_worker(
+            worker,
+            ToWorker::Subscribe {
+                sub,
+                req,
+                max_snapshot_rows,
+            },
+        );
     }
 
     /// Forgets a subscription (already removed from its connection's list).
@@ -857,8 +961,25 @@ impl Reactor {
                     conn.subs.retain(|(_, s)| *s != sub);
                 }
                 self.drop_sub(sub, false);
-                let retryable = matches!(error, SubscribeError::SnapshotLimitExceeded { .. });
-                self.send_issue(slot, error.code(), &error.to_string(), retryable, None);
+                if let SubscribeError::SnapshotLimitExceeded { rows, limit } = error {
+                    // The reference's wording; non-fatal: only this subscription fails.
+                    Metrics::add(&self.ctx.metrics.snapshot_limit_refusals_total, 1);
+                    tracing::debug!(
+                        reactor = self.index,
+                        rows,
+                        limit,
+                        "subscription refused: snapshot-limit-exceeded"
+                    );
+                    let deny = AuthDeny::new(
+                        AuthErrorCode::SnapshotLimitExceeded,
+                        format!("Snapshot limit exceeded: requested {rows} rows, max allowed is {limit} for this connection"),
+                    )
+                    .with_action("Request fewer rows or lower the snapshotLimit on the subscription");
+                    let text = messages::socket_issue_for(&deny, false);
+                    self.send_text(slot, &text);
+                } else {
+                    self.send_issue(slot, error.code(), &error.to_string(), false, None);
+                }
             }
             ToReactor::Frame(Output::To { sub, frame }) => {
                 let Some(e) = self.subs.get_mut(&sub) else {
@@ -890,6 +1011,8 @@ impl Reactor {
                     sent: &mut self.sent,
                     dirty: &mut self.dirty,
                     slow: &mut self.slow,
+                    over_egress: &mut self.over_egress,
+                    now: self.now,
                 };
                 let targets = f
                     .any
@@ -945,6 +1068,8 @@ struct Outbox<'a> {
     sent: &'a mut Sent,
     dirty: &'a mut Vec<usize>,
     slow: &'a mut Vec<usize>,
+    over_egress: &'a mut Vec<usize>,
+    now: Instant,
 }
 
 impl<'a> Outbox<'a> {
@@ -955,15 +1080,32 @@ impl<'a> Outbox<'a> {
             sent: &mut r.sent,
             dirty: &mut r.dirty,
             slow: &mut r.slow,
+            over_egress: &mut r.over_egress,
+            now: r.now,
         }
     }
 
     /// Queues `frame` on connection `slot`: marks it for flushing, or for the slow-consumer
-    /// policy when it is over its budget.
+    /// policy when it is over its queue budget. A frame that would pass the connection's egress
+    /// budget (`max_bytes_per_minute`, counted in payload bytes as the reference does) is not
+    /// queued; the connection is marked for the egress policy and gets nothing more.
     fn deliver(&mut self, slot: usize, frame: &SharedFrame) {
         let Some(conn) = self.conns[slot].as_mut() else {
             return;
         };
+        if conn.egress_exceeded {
+            return;
+        }
+        if let Some(b) = conn.egress_budget.as_mut() {
+            let n = frame.payload().len() as u64;
+            if conn.closing.is_none()
+                && !b.take(n, self.now, self.cfg.auth.limits.rate_limit_window)
+            {
+                conn.egress_exceeded = true;
+                self.over_egress.push(slot);
+                return;
+            }
+        }
         match conn.enqueue(
             frame,
             self.cfg.message_queue_size,

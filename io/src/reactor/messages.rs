@@ -138,6 +138,26 @@ pub fn socket_issue_with(
     .unwrap_or_default()
 }
 
+/// The socket issue for a refusal, as the reference builds it (`SocketIssueMessage::from_auth_deny`):
+/// its code, message, retryability, `retry_after` for a fixed delay and suggested action.
+pub fn socket_issue_for(deny: &super::auth::AuthDeny, fatal: bool) -> Vec<u8> {
+    let code = deny.code.as_str();
+    serde_json::to_vec(&SocketIssue {
+        kind: "error",
+        error: code,
+        message: &deny.message,
+        code,
+        retryable: deny.retryable(),
+        retry_after: match deny.retry {
+            super::auth::RetryPolicy::RetryAfter(s) => Some(s),
+            _ => None,
+        },
+        suggested_action: deny.suggested_action.as_deref(),
+        fatal,
+    })
+    .unwrap_or_default()
+}
+
 /// The `refresh_auth` reply (camelCase; absent fields omitted).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -257,6 +277,15 @@ mod tests {
             v,
             serde_json::json!({"type":"error","error":"x-y","message":"m","code":"x-y",
                                "retryable":true,"fatal":false})
+        );
+        let deny = crate::reactor::auth::AuthDeny::rate_limited(60, "inbound websocket messages");
+        let v: Value = serde_json::from_slice(&socket_issue_for(&deny, true)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"error","error":"rate-limit-exceeded",
+                "message":"Rate limit exceeded for inbound websocket messages. Please retry after 60s.",
+                "code":"rate-limit-exceeded","retryable":true,"retry_after":60,
+                "suggested_action":"Wait 60s before retrying the request","fatal":true})
         );
         assert_eq!(refresh_reply(Ok(5)), br#"{"success":true,"expiresAt":5}"#);
         assert_eq!(

@@ -48,7 +48,15 @@
 //! Other closes: idle (no inbound for `idle_timeout`) → 4000 `idle-timeout`; inbound message over
 //! `max_message_size` → 1009; bad UTF-8 → 1007; protocol errors → 1002; shutdown → 1001
 //! `going away`; token expired while connected → fatal error `token-expired` then 1008
-//! `token-expired: ...` (so clients fetch a fresh token). A peer silent for `ping_interval` gets a
+//! `token-expired: ...` (so clients fetch a fresh token); over `max_messages_per_minute` inbound
+//! text messages → fatal error `rate-limit-exceeded` (`retry_after` = the window) then 4029
+//! `rate-limit-exceeded`; over `max_bytes_per_minute` of frame payload → the frames queued within
+//! the budget are flushed, then fatal error `egress-limit-exceeded` and 4029
+//! `egress-limit-exceeded` (both budgets are fixed windows kept on the loop's clock, see
+//! [`conn::RateBudget`]; the bare reason keeps both published clients reconnecting with backoff).
+//! A snapshot over `max_snapshot_rows` (passed to the worker with the subscribe) fails only that
+//! subscription with the non-fatal error `snapshot-limit-exceeded`. Connections per subject, IP
+//! and `Origin` are counted across reactors and refused at the upgrade with HTTP 429. A peer silent for `ping_interval` gets a
 //! WebSocket ping; WebSocket pings are answered by tungstenite. The HTTP upgrade must complete
 //! within `idle_timeout` of the accept.
 //!

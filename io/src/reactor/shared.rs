@@ -1,19 +1,40 @@
 //! State shared by the reactors and the acceptor of one server (one [`ReactorContext`]):
-//! open connections per auth subject, the shutdown flag and the acceptors' wakers.
+//! open connections per auth subject, per peer IP and per `Origin`, the shutdown flag and the
+//! acceptors' wakers.
 //!
 //! `ReactorContext` is a plain struct of public fields that the topology builds literally, so
 //! this runtime state hangs off it by identity: [`Shared::of`] finds (or creates) the entry for
 //! a context in a small process-wide table, pruned whenever a context is gone.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::ReactorContext;
 
+/// What an open connection is counted under (each has its own limit).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CountKey {
+    Subject(String),
+    Ip(IpAddr),
+    Origin(String),
+}
+
+impl std::fmt::Display for CountKey {
+    /// As the reference names it in a refusal: `subject alice`, `ip 10.0.0.1`, `origin https://..`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CountKey::Subject(s) => write!(f, "subject {s}"),
+            CountKey::Ip(ip) => write!(f, "ip {ip}"),
+            CountKey::Origin(o) => write!(f, "origin {o}"),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Shared {
-    subjects: Mutex<HashMap<String, usize>>,
+    open: Mutex<HashMap<CountKey, usize>>,
     shutdown: AtomicBool,
     acceptors: Mutex<Vec<Arc<mio::Waker>>>,
 }
@@ -37,23 +58,23 @@ impl Shared {
         s
     }
 
-    /// Takes a connection slot for `subject`; `Err(current)` when `limit` is reached.
-    pub fn acquire_subject(
+    /// Takes a connection slot under `key`; `Err(current)` when `limit` is reached. (Subjects
+    /// are counted even without a limit, since each token may carry its own; the caller skips
+    /// IP and origin counting when no such limit is configured.)
+    pub fn acquire(
         self: &Arc<Self>,
-        subject: &str,
+        key: CountKey,
         limit: Option<usize>,
-    ) -> Result<SubjectGuard, usize> {
-        let mut m = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.get(subject).copied().unwrap_or(0);
-        if let Some(l) = limit {
-            if n >= l {
-                return Err(n);
-            }
+    ) -> Result<CountGuard, usize> {
+        let mut m = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.get(&key).copied().unwrap_or(0);
+        if limit.is_some_and(|l| n >= l) {
+            return Err(n);
         }
-        m.insert(subject.to_owned(), n + 1);
-        Ok(SubjectGuard {
+        m.insert(key.clone(), n + 1);
+        Ok(CountGuard {
             shared: self.clone(),
-            subject: subject.to_owned(),
+            key,
         })
     }
 
@@ -82,23 +103,19 @@ impl Shared {
     }
 }
 
-/// One open connection of a subject; released on drop.
-pub struct SubjectGuard {
+/// One open connection counted under a key; released on drop.
+pub struct CountGuard {
     shared: Arc<Shared>,
-    subject: String,
+    key: CountKey,
 }
 
-impl Drop for SubjectGuard {
+impl Drop for CountGuard {
     fn drop(&mut self) {
-        let mut m = self
-            .shared
-            .subjects
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.subject) {
+        let mut m = self.shared.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&self.subject);
+                m.remove(&self.key);
             }
         }
     }

@@ -78,6 +78,27 @@ pub fn patch_frame(view: &str, key: &str, n: u64) -> SharedFrame {
 
 impl Server {
     pub fn start(config: WebSocketConfig, reactors: usize) -> Server {
+        let worker_subs: WorkerSubs = Arc::new(Mutex::new(HashMap::new()));
+        let subs = worker_subs.clone();
+        let mut s = Server::start_with(
+            config,
+            reactors,
+            VIEWS.iter().map(|(n, _)| n.to_string()).collect(),
+            move |rx, handles| fake_worker(rx, handles, subs),
+        );
+        s.worker_subs = worker_subs;
+        s
+    }
+
+    /// A server whose worker is `worker`, run on its own thread with the worker inbox and the
+    /// reactors' handles; `views` are routed to it. It must return when it receives
+    /// `ToWorker::Unsubscribe { sub: SubId(u64::MAX) }` (sent at shutdown).
+    pub fn start_with(
+        config: WebSocketConfig,
+        reactors: usize,
+        views: Vec<String>,
+        worker: impl FnOnce(crossbeam_channel::Receiver<ToWorker>, Vec<ReactorHandle>) + Send + 'static,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = Arc::new(Metrics::new());
@@ -90,16 +111,14 @@ impl Server {
             config,
             router: Router {
                 workers: vec![worker_tx.clone()],
-                view_owner: VIEWS.iter().map(|(n, _)| (n.to_string(), 0)).collect(),
+                view_owner: views.into_iter().map(|n| (n, 0)).collect(),
             },
             metrics: metrics.clone(),
             pin: false,
         });
-        let worker_subs = Arc::new(Mutex::new(HashMap::new()));
         let worker = {
             let handles = handles.clone();
-            let subs = worker_subs.clone();
-            std::thread::spawn(move || fake_worker(worker_rx, handles, subs))
+            std::thread::spawn(move || worker(worker_rx, handles))
         };
         let mut threads = Vec::new();
         for (i, p) in parts.drain(..).enumerate() {
@@ -110,7 +129,7 @@ impl Server {
             addr,
             metrics,
             reactors: handles,
-            worker_subs,
+            worker_subs: Arc::new(Mutex::new(HashMap::new())),
             threads,
             acceptor: Some(acceptor),
             worker: Some(worker),
@@ -189,7 +208,7 @@ fn fake_worker(
 ) {
     while let Ok(msg) = rx.recv() {
         match msg {
-            ToWorker::Subscribe { sub, req } => {
+            ToWorker::Subscribe { sub, req, .. } => {
                 let r = &reactors[reactor_of(sub)];
                 let view = view_id(&req.view);
                 let mode = VIEWS[view.0 as usize].1;
