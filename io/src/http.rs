@@ -207,6 +207,19 @@ fn status(ctx: &HttpContext) -> Response {
         "frames": m.frames_total.load(Relaxed),
         "connected_clients": m.connected_clients.load(Relaxed),
         "last_slot": m.last_slot.load(Relaxed),
+        "vm": {
+            "handler_errors": m.vm_handler_errors_total.load(Relaxed),
+            "unknown_events": m.vm_unknown_events_total.load(Relaxed),
+            "skipped_stale": m.vm_skipped_stale_total.load(Relaxed),
+            "skipped_duplicate": m.vm_skipped_duplicate_total.load(Relaxed),
+            "queued_pending": m.vm_queued_pending_total.load(Relaxed),
+            "replayed": m.vm_replayed_total.load(Relaxed),
+            "dropped_pending": m.vm_dropped_pending_total.load(Relaxed),
+            "deferred_when": m.vm_deferred_when_total.load(Relaxed),
+            "expired_when": m.vm_expired_when_total.load(Relaxed),
+            "evicted_rows": m.vm_evicted_rows_total.load(Relaxed),
+            "resolver_requests_dropped": m.vm_resolver_requests_dropped_total.load(Relaxed),
+        },
         "limits": {
             "rejected_connections": m.rejected_connections_total.load(Relaxed),
             "subject_limit_refusals": m.subject_limit_refusals_total.load(Relaxed),
@@ -300,6 +313,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&route("/status", &c).body).unwrap();
         assert_eq!(v["counters"]["limits"]["rate_limited_closed"], 2);
         assert_eq!(v["counters"]["limits"]["egress_limited_closed"], 0);
+        Metrics::add(&c.metrics.vm_handler_errors_total, 3);
+        let v: serde_json::Value = serde_json::from_str(&route("/status", &c).body).unwrap();
+        assert_eq!(v["counters"]["vm"]["handler_errors"], 3);
+        assert_eq!(v["counters"]["vm"]["evicted_rows"], 0);
         h.record_fatal("x-token rejected");
         let v: serde_json::Value = serde_json::from_str(&route("/status", &c).body).unwrap();
         assert_eq!(v["status"], "Error");

@@ -53,6 +53,17 @@ counters! {
     upstream_errors_total: "counter", "Malformed or undecodable upstream updates, skipped.";
     events_applied_total: "counter", "Updates run through the VM.";
     decode_errors_total: "counter", "Updates whose bytes the stack's IDLs could not decode (skipped).";
+    vm_handler_errors_total: "counter", "Updates a handler step failed on (a transform or aggregate of the wrong type): skipped, the entity row left as it was.";
+    vm_unknown_events_total: "counter", "Decoded updates of a type the stack has no handler for (ignored).";
+    vm_skipped_stale_total: "counter", "Account updates not newer in (slot, write_version) than the last applied for that account (dropped).";
+    vm_skipped_duplicate_total: "counter", "Instructions seen before (dropped).";
+    vm_queued_pending_total: "counter", "Updates queued until the address they name is mapped.";
+    vm_replayed_total: "counter", "Queued updates replayed once their address was mapped.";
+    vm_dropped_pending_total: "counter", "Queued updates dropped by the pending-queue bounds.";
+    vm_deferred_when_total: "counter", "Writes deferred until their `when` instruction arrives.";
+    vm_expired_when_total: "counter", "Deferred `when` writes dropped (expired or over their bound).";
+    vm_evicted_rows_total: "counter", "Entity rows evicted from the VM's state tables (StateTableConfig.max_entries).";
+    vm_resolver_requests_dropped_total: "counter", "Resolver requests the VM dropped because its own request bound was full.";
     mutations_total: "counter", "Entity mutations produced by the VM.";
     frames_total: "counter", "Frames produced by the views (each serialized once).";
     frames_sent_total: "counter", "Frame deliveries to clients.";

@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Receiver;
 use serde_json::Value as Json;
 use stackcore_engine::view::{Output, SubId, ViewId, Views};
-use stackcore_engine::vm::EventContext;
+use stackcore_engine::vm::{EventContext, VmStats};
 use stackcore_engine::{EntityCacheConfig, Mutation, Stack, StateTableConfig, Update, VmContext};
 
 use crate::channels::{reactor_of, ReactorHandle, ToReactor, ToWorker};
@@ -60,6 +60,8 @@ pub struct Worker {
     subs: HashMap<SubId, ViewId>,
     woken: Vec<bool>,
     mutations: Vec<Mutation>,
+    /// The VM's counters as last added to the metrics.
+    vm_published: VmStats,
     outputs: Vec<Output>,
     resolver: Option<ResolverLink>,
     /// Slot and time of the latest update: the context resolver results are applied in.
@@ -81,6 +83,7 @@ impl Worker {
             subs: HashMap::new(),
             woken: vec![false; n],
             mutations: Vec::new(),
+            vm_published: VmStats::default(),
             outputs: Vec::new(),
             resolver: ctx.resolver.map(|r| r.link),
             last_slot: 0,
@@ -96,10 +99,8 @@ impl Worker {
                 self.note_time(&update);
                 match self.vm.apply(&self.stack, &update, &mut self.mutations) {
                     Ok(()) => Metrics::add(&self.metrics.events_applied_total, 1),
-                    Err(e) => {
-                        Metrics::add(&self.metrics.decode_errors_total, 1);
-                        tracing::debug!(error = %e, slot = update.slot(), "update skipped");
-                    }
+                    // Counted by kind from the VM's own counters (`publish_vm_stats`).
+                    Err(e) => tracing::debug!(error = %e, slot = update.slot(), "update skipped"),
                 }
                 self.submit_resolver_requests();
                 self.publish_mutations()
@@ -266,6 +267,36 @@ impl Worker {
         alive
     }
 
+    /// Adds what the VM counted since the last call to the process metrics (`/metrics`,
+    /// `/status`). Called once per batch: the VM's counters are plain fields, these are atomics.
+    pub fn publish_vm_stats(&mut self) {
+        let now = self.vm.stats().clone();
+        let last = std::mem::replace(&mut self.vm_published, now.clone());
+        let m = &self.metrics;
+        for (counter, new, old) in [
+            (&m.decode_errors_total, now.decode_errors, last.decode_errors),
+            (&m.vm_handler_errors_total, now.handler_errors, last.handler_errors),
+            (&m.vm_unknown_events_total, now.unknown_events, last.unknown_events),
+            (&m.vm_skipped_stale_total, now.skipped_stale, last.skipped_stale),
+            (&m.vm_skipped_duplicate_total, now.skipped_duplicate, last.skipped_duplicate),
+            (&m.vm_queued_pending_total, now.queued_pending, last.queued_pending),
+            (&m.vm_replayed_total, now.replayed, last.replayed),
+            (&m.vm_dropped_pending_total, now.dropped_pending, last.dropped_pending),
+            (&m.vm_deferred_when_total, now.deferred_when, last.deferred_when),
+            (&m.vm_expired_when_total, now.expired_when, last.expired_when),
+            (&m.vm_evicted_rows_total, now.evicted_rows, last.evicted_rows),
+            (
+                &m.vm_resolver_requests_dropped_total,
+                now.dropped_resolver_requests,
+                last.dropped_resolver_requests,
+            ),
+        ] {
+            if new > old {
+                Metrics::add(counter, new - old);
+            }
+        }
+    }
+
     /// Wakes every reactor that was sent something since the last call.
     pub fn wake_reactors(&mut self) {
         for (r, woken) in self.woken.iter_mut().enumerate() {
@@ -341,8 +372,10 @@ pub fn spawn(
                         Err(_) => break,
                     }
                 }
+                worker.publish_vm_stats();
                 worker.wake_reactors();
             }
+            worker.publish_vm_stats();
             worker.wake_reactors();
             tracing::debug!(index, "worker stopped");
         })
