@@ -142,6 +142,12 @@ impl ServerBuilder {
         self
     }
 
+    /// The VM's bookkeeping bounds besides its rows ([`VmLimits`](stackcore_engine::vm::VmLimits)).
+    pub fn vm_limits(mut self, limits: stackcore_engine::vm::VmLimits) -> Self {
+        self.config.vm_limits = limits;
+        self
+    }
+
     /// Resolver fetching (DAS token metadata, URL resolvers): endpoint, cache, queue and timeout
     /// bounds. The binary uses `ResolverConfig::from_env()`.
     pub fn resolver_config(mut self, cfg: ResolverConfig) -> Self {
@@ -368,6 +374,11 @@ mod tests {
             .validate()
             .unwrap_err();
         assert_eq!(err.field, "state_table.max_entries");
+        let err = Server::builder()
+            .vm_limits(stackcore_engine::vm::VmLimits { pending_total: 0, ..Default::default() })
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "vm_limits.pending_total");
         let err = Server::builder()
             .entity_cache_config(EntityCacheConfig { initial_snapshot_batch_size: 0, ..Default::default() })
             .validate()

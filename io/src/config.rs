@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use stackcore_engine::config::{ConfigError, EntityCacheConfig, StateTableConfig};
+pub use stackcore_engine::vm::VmLimits;
 
 /// The WebSocket server: where it listens and the limits it enforces per connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -530,6 +531,9 @@ pub struct ServerConfig {
     pub reconnection: Option<ReconnectionConfig>,
     pub entity_cache: EntityCacheConfig,
     pub state_table: StateTableConfig,
+    /// The VM's bookkeeping bounds besides the rows (indexes, PDA map, pending queues, dedup and
+    /// recency memory); defaults in [`VmLimits`].
+    pub vm_limits: VmLimits,
     pub topology: TopologyConfig,
     /// Used when the stack has resolver specs.
     pub resolver: ResolverConfig,
@@ -552,6 +556,7 @@ impl ServerConfig {
         }
         self.entity_cache.validate()?;
         self.state_table.validate()?;
+        self.vm_limits.validate()?;
         self.resolver.validate()?;
         self.topology.validate()
     }

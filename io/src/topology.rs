@@ -178,6 +178,7 @@ pub fn start(plan: Plan) -> Result<Running, StartError> {
             let ctx = WorkerContext {
                 stack: stack.clone(),
                 state_table: cfg.state_table,
+                vm_limits: cfg.vm_limits,
                 entity_cache: cfg.entity_cache,
                 reactors: reactor_handles.clone(),
                 metrics: metrics.clone(),

@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Receiver;
 use serde_json::Value as Json;
 use stackcore_engine::view::{Output, SubId, ViewId, Views};
-use stackcore_engine::vm::{EventContext, VmStats};
+use stackcore_engine::vm::{EventContext, VmLimits, VmStats};
 use stackcore_engine::{EntityCacheConfig, Mutation, Stack, StateTableConfig, Update, VmContext};
 
 use crate::channels::{reactor_of, ReactorHandle, ToReactor, ToWorker};
@@ -32,6 +32,7 @@ const BATCH: usize = 256;
 pub struct WorkerContext {
     pub stack: Arc<Stack>,
     pub state_table: StateTableConfig,
+    pub vm_limits: VmLimits,
     pub entity_cache: EntityCacheConfig,
     pub reactors: Vec<ReactorHandle>,
     pub metrics: Arc<Metrics>,
@@ -74,7 +75,7 @@ impl Worker {
         let views = Views::new(ctx.stack.entity_views(), ctx.entity_cache);
         let n = ctx.reactors.len();
         Worker {
-            vm: VmContext::new_with_config(ctx.state_table),
+            vm: VmContext::new_with_limits(ctx.state_table, ctx.vm_limits),
             views,
             stack: ctx.stack,
             reactors: ctx.reactors,

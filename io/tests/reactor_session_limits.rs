@@ -189,6 +189,7 @@ fn thing_server(config: WebSocketConfig) -> Server {
         let mut w = Worker::new(WorkerContext {
             stack,
             state_table: StateTableConfig::default(),
+            vm_limits: Default::default(),
             entity_cache: EntityCacheConfig::default(),
             reactors,
             metrics: Arc::new(Metrics::new()),

@@ -25,6 +25,7 @@ fn skipped_updates_are_counted_by_kind_in_metrics() {
     let mut w = Worker::new(WorkerContext {
         stack: stack.clone(),
         state_table: StateTableConfig::default(),
+        vm_limits: Default::default(),
         entity_cache: EntityCacheConfig::default(),
         reactors: vec![parts.handle.clone()],
         metrics: metrics.clone(),

@@ -117,6 +117,30 @@ pub struct VmLimits {
     pub slot_hashes: usize,
 }
 
+impl VmLimits {
+    /// Every bound must be at least 1 (`when_ttl_slots` may be 0: deferred writes then apply only
+    /// within their own slot).
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        for (field, v) in [
+            ("vm_limits.lookup_index_entries", self.lookup_index_entries),
+            ("vm_limits.pda_entries", self.pda_entries),
+            ("vm_limits.version_entries", self.version_entries),
+            ("vm_limits.instruction_dedup_entries", self.instruction_dedup_entries),
+            ("vm_limits.recent_transactions", self.recent_transactions),
+            ("vm_limits.pending_addresses", self.pending_addresses),
+            ("vm_limits.pending_per_address", self.pending_per_address),
+            ("vm_limits.pending_total", self.pending_total),
+            ("vm_limits.resolver_requests", self.resolver_requests),
+            ("vm_limits.slot_hashes", self.slot_hashes),
+        ] {
+            if v == 0 {
+                return Err(crate::ConfigError::new(field, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for VmLimits {
     fn default() -> Self {
         VmLimits {

@@ -242,6 +242,7 @@ pub fn worker(
     let w = Worker::new(WorkerContext {
         stack,
         state_table: StateTableConfig::default(),
+        vm_limits: Default::default(),
         entity_cache: EntityCacheConfig::default(),
         reactors: vec![parts.handle.clone()],
         metrics,
