@@ -114,30 +114,7 @@ fn the_typescript_client_reconnects_after_a_slow_consumer_close_4008() {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "node client failed: {:?}", out.status);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        report["closes"][0],
-        json!({"code": 4008, "reason": "slow-consumer"})
-    );
-    assert_eq!(report["socketIssues"][0]["error"], "slow-consumer");
-    assert_eq!(report["socketIssues"][0]["fatal"], true);
-    let states: Vec<&str> = report["states"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
-    let reconnecting = states.iter().position(|s| *s == "reconnecting");
-    assert!(
-        reconnecting.is_some(),
-        "the client did not try to reconnect: {states:?}"
-    );
-    assert!(
-        states[reconnecting.unwrap()..].contains(&"connected"),
-        "the client did not reconnect: {states:?}"
-    );
+    closed_with_fatal_issue_then_reconnected(child, 4008, "slow-consumer");
 }
 
 #[test]
@@ -176,14 +153,17 @@ fn the_typescript_client_reconnects_after_an_egress_limit_close_4029() {
                 || s.gauge(|m| &m.egress_limited_closed_total) > 0
         });
     }
+    closed_with_fatal_issue_then_reconnected(child, 4029, "egress-limit-exceeded");
+}
+
+/// The node client's report: its first close had `code` and `reason`, the socket issue before it
+/// was the fatal `reason`, and the client went through `reconnecting` back to `connected`.
+fn closed_with_fatal_issue_then_reconnected(child: std::process::Child, code: u16, reason: &str) {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "node client failed: {:?}", out.status);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        report["closes"][0],
-        json!({"code": 4029, "reason": "egress-limit-exceeded"})
-    );
-    assert_eq!(report["socketIssues"][0]["error"], "egress-limit-exceeded");
+    assert_eq!(report["closes"][0], json!({"code": code, "reason": reason}));
+    assert_eq!(report["socketIssues"][0]["error"], reason);
     assert_eq!(report["socketIssues"][0]["fatal"], true);
     let states: Vec<&str> = report["states"]
         .as_array()

@@ -11,11 +11,9 @@ use resolver_support::*;
 use serde_json::{json, Value as Json};
 use stackcore_engine::spec::HttpMethod;
 use stackcore_engine::Stack;
-use stackcore_io::channels::{sub_id, ToWorker};
 use stackcore_io::config::ResolverConfig;
 use stackcore_io::metrics::Metrics;
 use stackcore_io::resolver::{Resolver, SystemClock};
-use stackcore_io::worker::WorkerResolver;
 
 /// A DAS endpoint that knows every mint except `UNKNOWN`; decimals = length of the mint.
 fn fake_das() -> FakeServer {
@@ -168,16 +166,7 @@ fn ore_token_resolver_fills_ore_metadata_and_the_computed_motherlode() {
     });
     let stack = Arc::new(ore_stack());
     let r = start_resolver_now(das_config(&das, 100));
-    let ends = WorkerResolver {
-        link: r.link.clone(),
-        results: r.results.clone(),
-    };
-    let (mut w, inbox) = worker(stack.clone(), Some(ends), r.metrics.clone());
-    assert!(w.handle(ToWorker::Subscribe {
-        sub: sub_id(0, 1),
-        req: subscription("OreRound/list"),
-        max_snapshot_rows: None,
-    }));
+    let (mut w, inbox) = subscribed_worker(stack.clone(), &r, "OreRound/list");
     let key = "11111111111111111111111111111111";
     let round = json!({"id": 7, "deployed": vec![0; 25], "slot_hash": vec![0; 32], "count": vec![0; 25],
         "expires_at": 500, "motherlode": 150_000_000_000u64, "rent_payer": key, "top_miner": key,

@@ -9,8 +9,7 @@ use std::time::Duration;
 use resolver_support::*;
 use serde_json::json;
 use stackcore_engine::Update;
-use stackcore_io::channels::{sub_id, ToReactor, ToWorker};
-use stackcore_io::worker::WorkerResolver;
+use stackcore_io::channels::{ToReactor, ToWorker};
 
 fn frames(inbox: &crossbeam_channel::Receiver<ToReactor>) -> Vec<serde_json::Value> {
     inbox.try_iter().filter_map(|m| frame_json(&m)).collect()
@@ -26,16 +25,7 @@ fn url_resolver_value_lands_in_entity_state_and_is_streamed_as_a_patch() {
         "extracts": [{"target_path": "meta.name", "source_path": "data.name"}, {"target_path": "meta.data"}]
     }])));
     let r = start_resolver_now(test_config());
-    let ends = WorkerResolver {
-        link: r.link.clone(),
-        results: r.results.clone(),
-    };
-    let (mut w, inbox) = worker(stack.clone(), Some(ends), r.metrics.clone());
-    assert!(w.handle(ToWorker::Subscribe {
-        sub: sub_id(0, 1),
-        req: subscription("Thing/list"),
-        max_snapshot_rows: None,
-    }));
+    let (mut w, inbox) = subscribed_worker(stack.clone(), &r, "Thing/list");
     assert!(w.handle_decoded(
         "p::AState",
         &thing(1, json!({"url": server.url("/meta/1")})),
@@ -86,16 +76,7 @@ fn slot_scheduled_url_resolver_fetches_only_once_its_slot_arrives() {
         "schedule_at": "at"
     }])));
     let r = start_resolver_now(test_config());
-    let ends = WorkerResolver {
-        link: r.link.clone(),
-        results: r.results.clone(),
-    };
-    let (mut w, inbox) = worker(stack.clone(), Some(ends), r.metrics.clone());
-    assert!(w.handle(ToWorker::Subscribe {
-        sub: sub_id(0, 1),
-        req: subscription("Thing/list"),
-        max_snapshot_rows: None,
-    }));
+    let (mut w, inbox) = subscribed_worker(stack.clone(), &r, "Thing/list");
     assert!(w.handle_decoded(
         "p::AState",
         &thing(1, json!({"url": server.url("/seed"), "at": 20})),

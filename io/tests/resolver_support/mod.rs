@@ -15,7 +15,7 @@ use stackcore_engine::spec::HttpMethod;
 use stackcore_engine::view::Subscription;
 use stackcore_engine::vm::{EventContext, ResolverExtract, ResolverKind, ResolverRequest};
 use stackcore_engine::{EntityCacheConfig, Stack, StateTableConfig};
-use stackcore_io::channels::{ToReactor, ToWorker};
+use stackcore_io::channels::{sub_id, ToReactor, ToWorker};
 use stackcore_io::config::ResolverConfig;
 use stackcore_io::metrics::Metrics;
 use stackcore_io::reactor::ReactorParts;
@@ -272,6 +272,26 @@ fn frame_payload(frame: &stackcore_engine::SharedFrame) -> Option<Json> {
 }
 
 /// A subscription request to `view`.
+/// A worker on `stack` wired to the running resolver `r`, with one client subscribed to `view`
+/// (subscription `sub_id(0, 1)`); returns the worker and its reactor's inbox.
+pub fn subscribed_worker(
+    stack: Arc<Stack>,
+    r: &Running,
+    view: &str,
+) -> (Worker, Receiver<ToReactor>) {
+    let ends = WorkerResolver {
+        link: r.link.clone(),
+        results: r.results.clone(),
+    };
+    let (mut w, inbox) = worker(stack, Some(ends), r.metrics.clone());
+    assert!(w.handle(ToWorker::Subscribe {
+        sub: sub_id(0, 1),
+        req: subscription(view),
+        max_snapshot_rows: None,
+    }));
+    (w, inbox)
+}
+
 pub fn subscription(view: &str) -> Subscription {
     serde_json::from_value(json!({"view": view})).unwrap()
 }
