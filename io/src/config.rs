@@ -145,6 +145,10 @@ impl WebSocketConfig {
                 l.max_connections_per_origin.map(|v| v as u64),
             ),
             (
+                "websocket.auth.limits.max_connections_per_metering_key",
+                l.max_connections_per_metering_key.map(|v| v as u64),
+            ),
+            (
                 "websocket.auth.limits.max_messages_per_minute",
                 l.max_messages_per_minute,
             ),

@@ -225,6 +225,7 @@ fn status(ctx: &HttpContext) -> Response {
             "subject_limit_refusals": m.subject_limit_refusals_total.load(Relaxed),
             "ip_limit_refusals": m.ip_limit_refusals_total.load(Relaxed),
             "origin_limit_refusals": m.origin_limit_refusals_total.load(Relaxed),
+            "metering_key_limit_refusals": m.metering_key_limit_refusals_total.load(Relaxed),
             "rate_limited_closed": m.rate_limited_closed_total.load(Relaxed),
             "egress_limited_closed": m.egress_limited_closed_total.load(Relaxed),
             "slow_consumers_closed": m.slow_consumers_closed_total.load(Relaxed),

@@ -76,6 +76,7 @@ counters! {
     subject_limit_refusals_total: "counter", "Upgrades refused with 429: the subject is at its max_connections.";
     ip_limit_refusals_total: "counter", "Upgrades refused with 429: the peer IP is at max_connections_per_ip.";
     origin_limit_refusals_total: "counter", "Upgrades refused with 429: the Origin is at max_connections_per_origin.";
+    metering_key_limit_refusals_total: "counter", "Upgrades refused with 429: the session's metering key is at max_connections_per_metering_key.";
     rate_limited_closed_total: "counter", "Connections closed for sending more than max_messages_per_minute (rate-limit-exceeded).";
     egress_limited_closed_total: "counter", "Connections closed for being sent more than max_bytes_per_minute (egress-limit-exceeded).";
     snapshot_limit_refusals_total: "counter", "Subscriptions refused for a snapshot over max_snapshot_rows (snapshot-limit-exceeded).";

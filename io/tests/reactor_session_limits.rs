@@ -316,6 +316,35 @@ fn connections_over_the_per_origin_limit_are_refused_with_429_and_other_origins_
 }
 
 #[test]
+fn connections_over_the_per_metering_key_limit_are_refused_with_429() {
+    let s = Server::start(
+        limited(ConnectionLimits {
+            max_connections_per_metering_key: Some(2),
+            ..Default::default()
+        }),
+        2,
+    );
+    // Allow-all sessions all carry the metering key `dev`.
+    let mut a = connect(&s.url());
+    let mut b = connect(&s.url());
+    let (status, code, body) = refused(&s.url(), &[]);
+    assert_eq!((status, code.as_str()), (429, "connection-limit-exceeded"));
+    assert_eq!(
+        body["message"],
+        "Connection limit exceeded: metering key dev has 2 of 2 allowed connections"
+    );
+    assert_eq!(s.gauge(|m| &m.metering_key_limit_refusals_total), 1);
+    for c in [&mut a, &mut b] {
+        subscribe(c, "OreRound/list", None);
+    }
+    // A closed connection gives its place back.
+    drop(a);
+    wait_for("the place is given back", || {
+        try_connect(&s.url(), &[]).is_ok()
+    });
+}
+
+#[test]
 fn a_token_limits_claim_overrides_the_server_message_rate() {
     let cfg = SignedSessionConfig::new(key().verifying_key(), "hs", "ore");
     let s = Server::start(

@@ -139,6 +139,10 @@ pub struct ConnectionLimits {
     /// over it: HTTP 429 `connection-limit-exceeded`. Default `None`.
     /// `HYPERSTACK_WS_MAX_CONNECTIONS_PER_ORIGIN`.
     pub max_connections_per_origin: Option<usize>,
+    /// Open connections per metering key (the token's `metering_key` claim; `dev` under
+    /// allow-all), across all reactors; over it: HTTP 429 `connection-limit-exceeded`. Default
+    /// `None`. `HYPERSTACK_WS_MAX_CONNECTIONS_PER_METERING_KEY`.
+    pub max_connections_per_metering_key: Option<usize>,
     /// Rows a subscription's snapshot may have; a larger one fails that subscription with the
     /// non-fatal socket issue `snapshot-limit-exceeded`. Default `None`.
     /// `HYPERSTACK_WS_DEFAULT_MAX_SNAPSHOT_ROWS`.
@@ -164,6 +168,7 @@ impl Default for ConnectionLimits {
             max_subscriptions_per_connection: 1_000,
             max_connections_per_ip: None,
             max_connections_per_origin: None,
+            max_connections_per_metering_key: None,
             max_snapshot_rows: None,
             max_messages_per_minute: None,
             max_bytes_per_minute: None,
@@ -174,7 +179,7 @@ impl Default for ConnectionLimits {
 
 impl ConnectionLimits {
     /// These limits with the reference's environment variables applied (read through `var`):
-    /// `HYPERSTACK_WS_MAX_CONNECTIONS_PER_{IP,ORIGIN}`, `HYPERSTACK_WS_RATE_LIMIT_WINDOW_SECS`,
+    /// `HYPERSTACK_WS_MAX_CONNECTIONS_PER_{IP,ORIGIN,METERING_KEY}`, `HYPERSTACK_WS_RATE_LIMIT_WINDOW_SECS`,
     /// `HYPERSTACK_WS_DEFAULT_MAX_{CONNECTIONS,SUBSCRIPTIONS,SNAPSHOT_ROWS,MESSAGES_PER_MINUTE,
     /// BYTES_PER_MINUTE}`. A value that is not a positive integer keeps the current one (logged).
     pub fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
@@ -185,6 +190,9 @@ impl ConnectionLimits {
         }
         if let Some(v) = n("HYPERSTACK_WS_MAX_CONNECTIONS_PER_ORIGIN") {
             self.max_connections_per_origin = Some(as_usize(v));
+        }
+        if let Some(v) = n("HYPERSTACK_WS_MAX_CONNECTIONS_PER_METERING_KEY") {
+            self.max_connections_per_metering_key = Some(as_usize(v));
         }
         if let Some(v) = n("HYPERSTACK_WS_RATE_LIMIT_WINDOW_SECS") {
             self.rate_limit_window = std::time::Duration::from_secs(v);

@@ -126,7 +126,7 @@ impl tungstenite::handshake::server::Callback for Gate {
             .map_err(|d| d.http_response())?;
         let limits = &self.auth.limits;
         let m = &self.metrics;
-        let mut guards = Vec::with_capacity(3);
+        let mut guards = Vec::with_capacity(4);
         if let (Some(max), Some(ip)) = (limits.max_connections_per_ip, self.peer) {
             self.take(
                 &mut guards,
@@ -141,6 +141,14 @@ impl tungstenite::handshake::server::Callback for Gate {
             session.max_connections,
             &m.subject_limit_refusals_total,
         )?;
+        if let Some(max) = limits.max_connections_per_metering_key {
+            self.take(
+                &mut guards,
+                CountKey::MeteringKey(session.metering_key.clone()),
+                Some(max),
+                &m.metering_key_limit_refusals_total,
+            )?;
+        }
         if let (Some(max), Some(origin)) = (limits.max_connections_per_origin, request.origin) {
             self.take(
                 &mut guards,

@@ -19,6 +19,7 @@ pub enum CountKey {
     Subject(String),
     Ip(IpAddr),
     Origin(String),
+    MeteringKey(String),
 }
 
 impl std::fmt::Display for CountKey {
@@ -28,6 +29,7 @@ impl std::fmt::Display for CountKey {
             CountKey::Subject(s) => write!(f, "subject {s}"),
             CountKey::Ip(ip) => write!(f, "ip {ip}"),
             CountKey::Origin(o) => write!(f, "origin {o}"),
+            CountKey::MeteringKey(k) => write!(f, "metering key {k}"),
         }
     }
 }
