@@ -125,7 +125,10 @@ impl VmLimits {
             ("vm_limits.lookup_index_entries", self.lookup_index_entries),
             ("vm_limits.pda_entries", self.pda_entries),
             ("vm_limits.version_entries", self.version_entries),
-            ("vm_limits.instruction_dedup_entries", self.instruction_dedup_entries),
+            (
+                "vm_limits.instruction_dedup_entries",
+                self.instruction_dedup_entries,
+            ),
             ("vm_limits.recent_transactions", self.recent_transactions),
             ("vm_limits.pending_addresses", self.pending_addresses),
             ("vm_limits.pending_per_address", self.pending_per_address),
@@ -1480,10 +1483,16 @@ impl VmContext {
         }
         if !key.is_null() {
             let t = &mut self.tables[ent];
-            if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(&kstr) {
-                self.stats.evicted_rows += 1;
+            match t.rows.peek_mut(&kstr) {
+                // The row the state was taken from: put it back (no new key, no LRU move).
+                Some((_, row)) if !new_row => *row = state,
+                _ => {
+                    if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(&kstr) {
+                        self.stats.evicted_rows += 1;
+                    }
+                    t.rows.put(kstr, (key.clone(), state));
+                }
             }
-            t.rows.put(kstr, (key.clone(), state));
         }
         if let Some((patch, append)) = mutation {
             out.push(Mutation {

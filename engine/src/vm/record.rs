@@ -134,7 +134,10 @@ impl Rec {
         let (first, rest) = segs.split_first()?;
         match (&**first, self.shape.is_account) {
             (RESOLVED, _) => descend_json(self.resolved.as_ref()?, rest),
-            (ADDRESS, true) => descend_json(&Json::String(self.address.as_deref()?.into()), rest),
+            (ADDRESS, true) => match rest {
+                [] => Some(Json::String(self.address.as_deref()?.into())),
+                _ => None, // a string has no fields
+            },
             (name, true) => descend(&self.fields[self.shape.field(name)?], rest),
             ("data", false) => match rest.split_first() {
                 None => Some(self.data_json()),
@@ -142,13 +145,11 @@ impl Rec {
             },
             ("accounts", false) => match rest.split_first() {
                 None => Some(self.accounts_json()),
-                Some((name, rest)) => {
+                Some((name, [])) => {
                     let i = self.shape.accounts.iter().position(|a| **a == **name)?;
-                    descend_json(
-                        &Json::String(crate::b58::encode(self.accounts.get(i)?)),
-                        rest,
-                    )
+                    Some(Json::String(crate::b58::encode(self.accounts.get(i)?)))
                 }
+                Some(_) => None, // an address has no fields
             },
             _ => None,
         }
