@@ -22,11 +22,12 @@
 //! - instructions whose key cannot be resolved are queued without creating a null-keyed row, also
 //!   when their entity has seen nothing yet (the reference loses those).
 //!
-//! Representation: entity state and the event record are kept in the reference's JSON form
-//! (`serde_json::Value`), which makes the semantics above exact but costs allocations on every
-//! event (measured in `tests/vm_alloc.rs`); paths, index names, event types and emit flags are
-//! resolved at load time (module `program`), so no spec lookups happen per event. What keeps the
-//! JSON form affordable:
+//! Representation: entity state is kept in the reference's JSON form (`serde_json::Value`), which
+//! makes the semantics above exact but costs allocations on every event (measured in
+//! `tests/vm_alloc.rs`); a decoded update is read through a record (module `record`) that renders
+//! only the fields a handler maps. Paths, index names, event types and emit flags are resolved at
+//! load time (module `program`), so no spec lookups happen per event. What keeps the JSON form
+//! affordable:
 //! - a row is worked on in place (taken out of its table and put back), with an undo log
 //!   (`Undo`) instead of a copy, so a handler that fails part-way leaves the row as it was;
 //! - mapped values move into the state, and a replaced value moves into the undo log;
