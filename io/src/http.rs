@@ -179,7 +179,7 @@ pub fn route(path: &str, ctx: &HttpContext) -> Response {
     match path {
         "/health" | "/healthz" => Response::json(200, r#"{"status":"ok"}"#.into()),
         "/ready" | "/readiness" => {
-            let ready = ctx.health.as_ref().map_or(true, |h| h.is_healthy());
+            let ready = ctx.health.as_ref().is_none_or(|h| h.is_healthy());
             Response::json(
                 if ready { 200 } else { 503 },
                 format!(r#"{{"ready":{ready}}}"#),

@@ -150,7 +150,7 @@ fn a_client_over_its_egress_budget_is_removed() {
     let per_patch = patch(1).payload().len();
     let fit = (BUDGET - used) / per_patch;
     assert!(
-        fit >= 1 && fit < 10,
+        (1..10).contains(&fit),
         "the test needs a budget between 1 and 10 patches"
     );
     for n in 1..=10 {

@@ -1321,9 +1321,9 @@ impl VmContext {
         cur
     }
 
-    fn exec<'p>(
+    fn exec(
         &mut self,
-        p: &'p Program,
+        p: &Program,
         ent: usize,
         hi: usize,
         ev: &Ev,
