@@ -33,14 +33,7 @@ fn ensure_npm_install() {
 fn the_typescript_client_merges_snapshot_and_patches_then_unsubscribes_and_reconnects() {
     ensure_npm_install();
     let s = Server::start(WebSocketConfig::default(), 2);
-    let child = Command::new("node")
-        .arg(node_dir().join("client.mjs"))
-        .arg(s.url())
-        .env("HS_PATCHES", "3")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node on PATH");
+    let child = node_client(&s.url(), ("HS_PATCHES", "3"));
     wait_for("both subscriptions", || s.worker_sub_count() == 2);
     // The client's options reach the worker: `use({take: 1})` on latest, nothing on list.
     let mut reqs = s.worker_requests();
@@ -90,14 +83,7 @@ fn the_typescript_client_reconnects_after_a_slow_consumer_close_4008() {
             .with_message_queue_size(4),
         1,
     );
-    let child = Command::new("node")
-        .arg(node_dir().join("client.mjs"))
-        .arg(s.url())
-        .env("HS_MODE", "slow")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node on PATH");
+    let child = node_client(&s.url(), ("HS_MODE", "slow"));
     wait_for("the subscription", || s.worker_sub_count() == 1);
     // Bursts far beyond the socket buffers, until the reactor gives up on the client.
     let pad = "x".repeat(60_000);
@@ -127,14 +113,7 @@ fn the_typescript_client_reconnects_after_an_egress_limit_close_4029() {
         }),
         1,
     );
-    let child = Command::new("node")
-        .arg(node_dir().join("client.mjs"))
-        .arg(s.url())
-        .env("HS_MODE", "slow")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node on PATH");
+    let child = node_client(&s.url(), ("HS_MODE", "slow"));
     wait_for("the subscription", || s.worker_sub_count() == 1);
     // 1 KiB frames until the client passes its 8 KiB budget; then nothing more, so the
     // reconnected client's fresh budget covers its `subscribed` frame and snapshot.
@@ -180,4 +159,17 @@ fn closed_with_fatal_issue_then_reconnected(child: std::process::Child, code: u1
         states[reconnecting.unwrap()..].contains(&"connected"),
         "the client did not reconnect: {states:?}"
     );
+}
+
+/// The real TypeScript client (`tests/node/client.mjs`) against `url`, with one `HS_*` setting;
+/// its JSON report comes on stdout.
+fn node_client(url: &str, (key, value): (&str, &str)) -> std::process::Child {
+    Command::new("node")
+        .arg(node_dir().join("client.mjs"))
+        .arg(url)
+        .env(key, value)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node on PATH")
 }
