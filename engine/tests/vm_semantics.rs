@@ -2,7 +2,7 @@
 //! `VmContext::apply_json` with given slots and times.
 
 use serde_json::{json, Value as Json};
-use stackcore_engine::vm::{ApplyError, EventContext};
+use stackcore_engine::vm::{ApplyError, EventContext, ResolverRequest};
 use stackcore_engine::{Mutation, Stack, StateTableConfig, VmContext};
 
 fn fp(path: &str) -> Json {
@@ -659,6 +659,20 @@ fn undecodable_updates_are_counted_decode_errors() {
     assert_eq!(vm.stats().decode_errors, 1);
 }
 
+/// Thing 1 learns its mint "M" at slot 1; the one resolver request that makes.
+fn resolver_requests_after_mint(vm: &mut VmContext, s: &Stack) -> Vec<ResolverRequest> {
+    run(
+        vm,
+        s,
+        "p::AState",
+        json!({"id": 1, "mint": "M", "__account_address": "A"}),
+        acct(1, 0),
+    );
+    let reqs = vm.take_resolver_requests();
+    assert_eq!(reqs.len(), 1);
+    reqs
+}
+
 #[test]
 fn resolver_extracts_apply_their_transform_and_hidden_targets_are_stored_but_not_sent() {
     let mut hidden = map("raw", "absent", "LastWrite");
@@ -670,15 +684,7 @@ fn resolver_extracts_apply_their_transform_and_hidden_targets_are_stored_but_not
             {"target_path": "raw", "source_path": "bytes"}]}]
     }));
     let mut vm = VmContext::new();
-    run(
-        &mut vm,
-        &s,
-        "p::AState",
-        json!({"id": 1, "mint": "M", "__account_address": "A"}),
-        acct(1, 0),
-    );
-    let reqs = vm.take_resolver_requests();
-    assert_eq!(reqs.len(), 1);
+    let reqs = resolver_requests_after_mint(&mut vm, &s);
     let mut out = Vec::new();
     vm.apply_resolver_result(
         &s,
@@ -720,15 +726,7 @@ fn resolver_requests_are_emitted_and_their_results_applied() {
             "args": [{"Literal": {"value": 1500}}, {"FieldRef": {"path": "meta.decimals"}}]}}, "result_type": "Option<f64>"}]
     }));
     let mut vm = VmContext::new();
-    run(
-        &mut vm,
-        &s,
-        "p::AState",
-        json!({"id": 1, "mint": "M", "__account_address": "A"}),
-        acct(1, 0),
-    );
-    let reqs = vm.take_resolver_requests();
-    assert_eq!(reqs.len(), 1);
+    let reqs = resolver_requests_after_mint(&mut vm, &s);
     assert_eq!(
         (reqs[0].input.clone(), reqs[0].key.clone()),
         (json!("M"), json!(1))
