@@ -405,9 +405,10 @@ impl AuthDeny {
         !matches!(self.retry, RetryPolicy::NoRetry)
     }
 
-    pub fn body(&self) -> String {
+    /// The refusal's fields as the reference sends them, in an HTTP body or a socket issue.
+    pub fn error_body(&self) -> ErrorBody<'_> {
         let code = self.code.as_str();
-        let body = ErrorBody {
+        ErrorBody {
             error: code,
             message: &self.message,
             code,
@@ -417,8 +418,11 @@ impl AuthDeny {
                 _ => None,
             },
             suggested_action: self.suggested_action.as_deref(),
-        };
-        serde_json::to_string(&body).unwrap_or_default()
+        }
+    }
+
+    pub fn body(&self) -> String {
+        serde_json::to_string(&self.error_body()).unwrap_or_default()
     }
 
     /// The HTTP refusal: status per code, JSON body, `X-Error-Code`, `Cache-Control: no-store`,

@@ -102,14 +102,9 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, MessageError> {
 pub struct SocketIssue<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
-    pub error: &'a str,
-    pub message: &'a str,
-    pub code: &'a str,
-    pub retryable: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_after: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub suggested_action: Option<&'a str>,
+    /// The same fields as an HTTP refusal's body.
+    #[serde(flatten)]
+    pub body: super::auth::ErrorBody<'a>,
     pub fatal: bool,
 }
 
@@ -127,12 +122,14 @@ pub fn socket_issue_with(
 ) -> Vec<u8> {
     serde_json::to_vec(&SocketIssue {
         kind: "error",
-        error: code,
-        message,
-        code,
-        retryable,
-        retry_after: None,
-        suggested_action,
+        body: super::auth::ErrorBody {
+            error: code,
+            message,
+            code,
+            retryable,
+            retry_after: None,
+            suggested_action,
+        },
         fatal,
     })
     .unwrap_or_default()
@@ -141,18 +138,9 @@ pub fn socket_issue_with(
 /// The socket issue for a refusal, as the reference builds it (`SocketIssueMessage::from_auth_deny`):
 /// its code, message, retryability, `retry_after` for a fixed delay and suggested action.
 pub fn socket_issue_for(deny: &super::auth::AuthDeny, fatal: bool) -> Vec<u8> {
-    let code = deny.code.as_str();
     serde_json::to_vec(&SocketIssue {
         kind: "error",
-        error: code,
-        message: &deny.message,
-        code,
-        retryable: deny.retryable(),
-        retry_after: match deny.retry {
-            super::auth::RetryPolicy::RetryAfter(s) => Some(s),
-            _ => None,
-        },
-        suggested_action: deny.suggested_action.as_deref(),
+        body: deny.error_body(),
         fatal,
     })
     .unwrap_or_default()
