@@ -7,12 +7,13 @@
 //!
 //! Needs `node` and `npm` on PATH; installs tests/node/node_modules with `npm ci` when missing.
 
+mod node_support;
+
 use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use node_support::{ensure_npm_install, node_client};
 use serde_json::Value;
 use stackcore::engine::synth::{Generator, SynthConfig};
 use stackcore::io::ingest::UpdateFactory;
@@ -20,20 +21,6 @@ use stackcore::{Server, Source, Stack, SyntheticConfig, WebSocketConfig};
 
 const ORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/stacks/OreStream.stack.json");
 const UPDATES: usize = 2_500;
-
-fn node_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
-}
-
-/// Installs tests/node's packages once (tests/node/install.sh serializes concurrent callers).
-fn ensure_npm_install() {
-    let ok = Command::new("bash")
-        .arg(node_dir().join("install.sh"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "tests/node/install.sh failed (needs node, npm and flock)");
-}
 
 /// Reads frames of `view` from a fresh tungstenite subscription until its snapshot is complete.
 fn server_rows(url: &str, view: &str) -> serde_json::Map<String, Value> {
@@ -87,16 +74,10 @@ fn typescript_client_follows_live_ore_state() {
         .unwrap();
     let url = format!("ws://{}", server.websocket_addr().unwrap());
 
-    let child = Command::new("node")
-        .arg(node_dir().join("client.mjs"))
-        .arg(&url)
-        .env("HS_PATCHES", "3")
-        .env("HS_QUIET_MS", "1500")
-        .env("HS_TIMEOUT_MS", "60000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node on PATH");
+    let child = node_client(
+        &url,
+        &[("HS_PATCHES", "3"), ("HS_QUIET_MS", "1500"), ("HS_TIMEOUT_MS", "60000")],
+    );
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "node client failed: {:?}", out.status);
     let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON line from the client");

@@ -3,8 +3,9 @@
 //! merged by the client, must equal the server's cache for those keys.
 
 mod reactor_support;
+#[path = "../../tests/node_support/mod.rs"]
+mod node_support;
 
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{select, Receiver, Sender};
@@ -88,13 +89,7 @@ fn round(n: u64, deployed: u64, slot: u64) -> Mutation {
 
 #[test]
 fn typescript_client_state_equals_the_engine_cache_for_the_ore_stack() {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/node");
-    let ok = Command::new("bash")
-        .arg(dir.join("install.sh"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "tests/node/install.sh failed (needs node, npm and flock)");
+    node_support::ensure_npm_install();
     let stack = Stack::from_json(&std::fs::read(STACK).unwrap()).unwrap();
     let views = Views::new(stack.entity_views(), EntityCacheConfig::default());
     let names: Vec<String> = views.names().iter().map(|s| s.to_string()).collect();
@@ -126,15 +121,10 @@ fn typescript_client_state_equals_the_engine_cache_for_the_ore_stack() {
     mut_tx.send(round(1, 10, 100)).unwrap();
     mut_tx.send(round(2, 20, 101)).unwrap();
 
-    let child = Command::new("node")
-        .arg(dir.join("client.mjs"))
-        .arg(format!("ws://{addr}"))
-        .env("HS_PATCHES", "2")
-        .env("HS_RECONNECT", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node on PATH");
+    let child = node_support::node_client(
+        &format!("ws://{addr}"),
+        &[("HS_PATCHES", "2"), ("HS_RECONNECT", "0")],
+    );
     wait_for("both subscriptions", || {
         views.lock().unwrap().subscription_count() == 2
     });

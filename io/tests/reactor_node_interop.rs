@@ -3,37 +3,20 @@
 //! OreRound/latest (take 1), snapshot + live patches, merged entities, unsubscribe, reconnect.
 //! Needs `node` and `npm` on PATH; installs tests/node/node_modules with npm when missing.
 
+#[path = "../../tests/node_support/mod.rs"]
+mod node_support;
 mod reactor_support;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
+use node_support::{ensure_npm_install, node_client};
 use reactor_support::*;
 use serde_json::json;
 use stackcore_io::config::WebSocketConfig;
-
-fn node_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/node")
-}
-
-/// Installs tests/node's packages once (tests/node/install.sh serializes concurrent callers).
-fn ensure_npm_install() {
-    let ok = Command::new("bash")
-        .arg(node_dir().join("install.sh"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "tests/node/install.sh failed (needs node, npm and flock)"
-    );
-}
 
 #[test]
 fn the_typescript_client_merges_snapshot_and_patches_then_unsubscribes_and_reconnects() {
     ensure_npm_install();
     let s = Server::start(WebSocketConfig::default(), 2);
-    let child = node_client(&s.url(), ("HS_PATCHES", "3"));
+    let child = node_client(&s.url(), &[("HS_PATCHES", "3")]);
     wait_for("both subscriptions", || s.worker_sub_count() == 2);
     // The client's options reach the worker: `use({take: 1})` on latest, nothing on list.
     let mut reqs = s.worker_requests();
@@ -83,7 +66,7 @@ fn the_typescript_client_reconnects_after_a_slow_consumer_close_4008() {
             .with_message_queue_size(4),
         1,
     );
-    let child = node_client(&s.url(), ("HS_MODE", "slow"));
+    let child = node_client(&s.url(), &[("HS_MODE", "slow")]);
     wait_for("the subscription", || s.worker_sub_count() == 1);
     // Bursts far beyond the socket buffers, until the reactor gives up on the client.
     let pad = "x".repeat(60_000);
@@ -113,7 +96,7 @@ fn the_typescript_client_reconnects_after_an_egress_limit_close_4029() {
         }),
         1,
     );
-    let child = node_client(&s.url(), ("HS_MODE", "slow"));
+    let child = node_client(&s.url(), &[("HS_MODE", "slow")]);
     wait_for("the subscription", || s.worker_sub_count() == 1);
     // 1 KiB frames until the client passes its 8 KiB budget; then nothing more, so the
     // reconnected client's fresh budget covers its `subscribed` frame and snapshot.
@@ -159,17 +142,4 @@ fn closed_with_fatal_issue_then_reconnected(child: std::process::Child, code: u1
         states[reconnecting.unwrap()..].contains(&"connected"),
         "the client did not reconnect: {states:?}"
     );
-}
-
-/// The real TypeScript client (`tests/node/client.mjs`) against `url`, with one `HS_*` setting;
-/// its JSON report comes on stdout.
-fn node_client(url: &str, (key, value): (&str, &str)) -> std::process::Child {
-    Command::new("node")
-        .arg(node_dir().join("client.mjs"))
-        .arg(url)
-        .env(key, value)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node on PATH")
 }
