@@ -11,6 +11,7 @@ use serde_json::{json, Value as Json};
 use sha3::{Digest, Keccak256};
 
 use super::json::{get, Path};
+use super::row::{Field, Layout, Row};
 use crate::spec::{BinaryOp, ComputedFieldSpec, Expr, SpecError, UnaryOp};
 
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +24,7 @@ pub(crate) enum Builtin {
 
 #[derive(Debug, Clone)]
 pub(crate) enum CExpr {
-    Field(Path),
+    Field(Field),
     Var(usize),
     Let(Box<CExpr>, Box<CExpr>),
     If(Box<CExpr>, Box<CExpr>, Box<CExpr>),
@@ -49,7 +50,7 @@ pub(crate) enum CExpr {
 }
 
 pub(crate) struct Computed {
-    pub target: Path,
+    pub target: Field,
     pub expr: CExpr,
     /// State paths the expression reads.
     pub reads: Vec<Path>,
@@ -62,7 +63,7 @@ pub(crate) struct Computed {
 fn reads(e: &CExpr, paths: &mut Vec<Path>, context: &mut bool) {
     use CExpr::*;
     match e {
-        Field(p) => paths.push(p.clone()),
+        Field(f) => paths.push(f.path.clone()),
         Var(_) | Lit(_) | BareClosure => {}
         Slot | Timestamp => *context = true,
         Let(a, b) | Binary(_, a, b) | Map(a, b) => {
@@ -107,6 +108,7 @@ type R = Result<Json, String>;
 
 pub(crate) fn compile_fields(
     specs: &[ComputedFieldSpec],
+    layout: &Layout,
     base: &str,
 ) -> Result<Vec<Computed>, SpecError> {
     let mut out = Vec::with_capacity(specs.len());
@@ -114,6 +116,7 @@ pub(crate) fn compile_fields(
         let mut scope = Vec::new();
         let expr = compile(
             &s.expression,
+            layout,
             &mut scope,
             &format!("{base}[{i}].expression"),
         )?;
@@ -140,7 +143,7 @@ pub(crate) fn compile_fields(
         let (mut paths, mut context) = (Vec::new(), false);
         reads(&expr, &mut paths, &mut context);
         ordered.push(Computed {
-            target,
+            target: layout.field(target),
             expr,
             reads: paths,
             reads_context: context,
@@ -196,11 +199,16 @@ fn walk(e: &Expr, out: &mut Vec<String>) {
     }
 }
 
-fn compile(e: &Expr, scope: &mut Vec<String>, at: &str) -> Result<CExpr, SpecError> {
+fn compile(
+    e: &Expr,
+    layout: &Layout,
+    scope: &mut Vec<String>,
+    at: &str,
+) -> Result<CExpr, SpecError> {
     use Expr as E;
-    let b = |e: &Expr, scope: &mut Vec<String>| compile(e, scope, at).map(Box::new);
+    let b = |e: &Expr, scope: &mut Vec<String>| compile(e, layout, scope, at).map(Box::new);
     Ok(match e {
-        E::FieldRef { path } => CExpr::Field(Path::dotted(path)),
+        E::FieldRef { path } => CExpr::Field(layout.dotted(path)),
         E::Var { name } => match scope.iter().rposition(|n| n == name) {
             Some(i) => CExpr::Var(i),
             None => return Err(SpecError::new(at, format!("undefined variable `{name}`"))),
@@ -226,9 +234,9 @@ fn compile(e: &Expr, scope: &mut Vec<String>, at: &str) -> Result<CExpr, SpecErr
         E::Binary { op, left, right } => CExpr::Binary(*op, b(left, scope)?, b(right, scope)?),
         E::Unary { op, expr } => CExpr::Unary(*op, b(expr, scope)?),
         E::Cast { expr, to_type } => CExpr::Cast(b(expr, scope)?, to_type.as_str().into()),
-        E::Paren { expr } => compile(expr, scope, at)?,
+        E::Paren { expr } => compile(expr, layout, scope, at)?,
         E::None => CExpr::Lit(Json::Null),
-        E::Some { value } => compile(value, scope, at)?,
+        E::Some { value } => compile(value, layout, scope, at)?,
         E::MethodCall { expr, method, args } => {
             let recv = b(expr, scope)?;
             if method == "map" && args.len() == 1 {
@@ -257,7 +265,7 @@ fn compile(e: &Expr, scope: &mut Vec<String>, at: &str) -> Result<CExpr, SpecErr
             }
             let args = args
                 .iter()
-                .map(|a| compile(a, scope, at))
+                .map(|a| compile(a, layout, scope, at))
                 .collect::<Result<_, _>>()?;
             CExpr::Method(recv, method.as_str().into(), args)
         }
@@ -290,7 +298,7 @@ fn compile(e: &Expr, scope: &mut Vec<String>, at: &str) -> Result<CExpr, SpecErr
             CExpr::Builtin(
                 f,
                 args.iter()
-                    .map(|a| compile(a, scope, at))
+                    .map(|a| compile(a, layout, scope, at))
                     .collect::<Result<_, _>>()?,
             )
         }
@@ -309,9 +317,26 @@ fn compile(e: &Expr, scope: &mut Vec<String>, at: &str) -> Result<CExpr, SpecErr
     })
 }
 
-pub(crate) fn eval(e: &CExpr, state: &Json, env: &mut Vec<Json>, cx: &EvalCtx) -> R {
+/// Entity state as expressions read it: a [`Row`], or (in unit tests) the nested JSON it stands for.
+pub(crate) trait State {
+    fn read(&self, f: &Field) -> Json;
+}
+
+impl State for Row {
+    fn read(&self, f: &Field) -> Json {
+        self.get(f).map(|v| v.into_owned()).unwrap_or(Json::Null)
+    }
+}
+
+impl State for Json {
+    fn read(&self, f: &Field) -> Json {
+        get(self, &f.path).cloned().unwrap_or(Json::Null)
+    }
+}
+
+pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &EvalCtx) -> R {
     Ok(match e {
-        CExpr::Field(p) => get(state, p).cloned().unwrap_or(Json::Null),
+        CExpr::Field(f) => state.read(f),
         CExpr::Var(i) => env.get(*i).cloned().ok_or("undefined variable")?,
         CExpr::Let(v, body) => {
             let v = eval(v, state, env, cx)?;
@@ -756,7 +781,7 @@ mod tests {
 
     fn run(src: Json, state: Json) -> R {
         let e: Expr = serde_json::from_value(src).unwrap();
-        let c = compile(&e, &mut Vec::new(), "$").unwrap();
+        let c = compile(&e, &Layout::default(), &mut Vec::new(), "$").unwrap();
         let none = |_: u64| None;
         eval(
             &c,
@@ -814,7 +839,7 @@ mod tests {
             json!({"MethodCall": {"expr": "None", "method": "frobnicate", "args": []}}),
         ] {
             let e: Expr = serde_json::from_value(src).unwrap();
-            assert!(compile(&e, &mut Vec::new(), "$.x").is_err());
+            assert!(compile(&e, &Layout::default(), &mut Vec::new(), "$.x").is_err());
         }
     }
 }

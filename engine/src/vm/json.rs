@@ -1,7 +1,9 @@
-//! Operations on entity state: pre-split paths, auto-vivifying writes, transforms, comparisons.
+//! Operations on JSON values: pre-split paths, auto-vivifying writes, transforms, comparisons.
 //!
-//! Entity state is kept in the reference interpreter's JSON form so that patches, comparisons and
-//! aggregations agree with it bit for bit (integer vs float numbers, byte arrays as number arrays).
+//! These are the reference interpreter's rules for its nested JSON state. Rows (module `row`) use
+//! them inside a slot's value and for patches; transforms and comparisons work on the values
+//! themselves, in the reference's JSON form (integer vs float numbers, byte arrays as number
+//! arrays).
 
 use serde_json::{Map, Value as Json};
 
@@ -29,6 +31,12 @@ impl Path {
     pub fn from_segments(segs: &[String]) -> Path {
         Path {
             segs: segs.iter().map(|s| Box::from(s.as_str())).collect(),
+            dotted: segs.join(".").into(),
+        }
+    }
+    pub fn from_boxed(segs: &[Box<str>]) -> Path {
+        Path {
+            segs: segs.into(),
             dotted: segs.join(".").into(),
         }
     }

@@ -22,15 +22,19 @@
 //! - instructions whose key cannot be resolved are queued without creating a null-keyed row, also
 //!   when their entity has seen nothing yet (the reference loses those).
 //!
-//! Representation: entity state is kept in the reference's JSON form (`serde_json::Value`), which
-//! makes the semantics above exact but costs allocations on every event (measured in
-//! `tests/vm_alloc.rs`); a decoded update is read through a record (module `record`) that renders
-//! only the fields a handler maps. Paths, index names, event types and emit flags are resolved at
-//! load time (module `program`), so no spec lookups happen per event. What keeps the JSON form
-//! affordable:
+//! Representation: an entity's state is a row of slots (module `row`): every path the file can
+//! write is known at load time, so each becomes a slot index and a write is an index, not a walk
+//! through nested maps. Slot values are JSON values in the reference's form (integer vs float
+//! numbers, byte arrays as number arrays), so patches, comparisons and aggregations agree with it
+//! bit for bit; the rows answer every read as the reference's nested state would (tested against
+//! it in `row`). A decoded update is read through a record (module `record`) that renders only the
+//! fields a handler maps. Paths, index names, event types and emit flags are resolved at load time
+//! (module `program`), so no spec lookups happen per event. What else keeps an event cheap
+//! (allocations are counted in `tests/vm_alloc.rs`):
 //! - a row is worked on in place (taken out of its table and put back), with an undo log
-//!   (`Undo`) instead of a copy, so a handler that fails part-way leaves the row as it was;
-//! - mapped values move into the state, and a replaced value moves into the undo log;
+//!   (`Undo`: a slot and its old value) instead of a copy, so a handler that fails part-way leaves
+//!   the row as it was;
+//! - mapped values move into the row, and a replaced value moves into the undo log;
 //! - a computed field is evaluated only when something it reads may have changed
 //!   (`program::Handler::computed_mask`), and compared in place;
 //! - keys and signatures are rendered to base58 by fixed-size encoders (module `b58`).
@@ -39,6 +43,7 @@ mod expr;
 mod json;
 mod program;
 mod record;
+mod row;
 mod table;
 
 use std::borrow::Cow;
@@ -57,6 +62,7 @@ pub use program::ResolverKind;
 use program::{EventId, KeyHook, KeyPlan, Src, Step, Store};
 pub(crate) use record::Shape;
 use record::{Ev, Rec};
+use row::{Field, Row};
 use table::{Deferred, Pending, PendingIx, Table};
 
 /// Why an update produced nothing. The caller counts it and goes on; the update is skipped.
@@ -331,23 +337,23 @@ impl Ctx {
     }
 }
 
-/// Paths changed by one handler run; appended arrays keep only their new elements.
-/// Paths are borrowed from the program where they come from it, so marking one allocates nothing.
+/// Fields changed by one handler run; appended arrays keep only their new elements.
+/// Fields are borrowed from the program where they come from it, so marking one allocates nothing.
 #[derive(Default)]
-struct Dirty<'a>(Vec<(Cow<'a, Path>, Option<Vec<Json>>)>);
+struct Dirty<'a>(Vec<(Cow<'a, Field>, Option<Vec<Json>>)>);
 
 impl<'a> Dirty<'a> {
-    fn replaced(&mut self, p: &'a Path) {
+    fn replaced(&mut self, p: &'a Field) {
         self.replaced_cow(Cow::Borrowed(p));
     }
-    fn replaced_cow(&mut self, p: Cow<'a, Path>) {
-        match self.0.iter_mut().find(|(q, _)| q.dotted == p.dotted) {
+    fn replaced_cow(&mut self, p: Cow<'a, Field>) {
+        match self.0.iter_mut().find(|(q, _)| q.same(&p)) {
             Some(e) => e.1 = None,
             None => self.0.push((p, None)),
         }
     }
-    fn appended(&mut self, p: &'a Path, v: Json) {
-        match self.0.iter_mut().find(|(q, _)| q.dotted == p.dotted) {
+    fn appended(&mut self, p: &'a Field, v: Json) {
+        match self.0.iter_mut().find(|(q, _)| q.same(p)) {
             Some((_, Some(vals))) => vals.push(v),
             Some((_, None)) => {}
             None => self.0.push((Cow::Borrowed(p), Some(vec![v]))),
@@ -355,72 +361,22 @@ impl<'a> Dirty<'a> {
     }
 }
 
-/// How to take back one write to an entity's state: the value that was at `path[..depth]`, or
-/// `None` when that key did not exist. A handler that fails part-way restores its row from these
-/// (newest first) instead of working on a copy of the whole row.
-struct Undo<'p> {
-    path: &'p Path,
-    depth: usize,
+/// How to take back one write to an entity's row: the slot's value before it (`None`: absent).
+/// A handler that fails part-way restores its row from these (newest first) instead of working
+/// on a copy of the whole row.
+struct Undo {
+    slot: usize,
     old: Option<Json>,
 }
 
-impl<'p> Undo<'p> {
-    /// Records what a write at `path` can change: the deepest existing part of the path.
-    fn point(state: &Json, path: &'p Path) -> Undo<'p> {
-        let mut cur = state;
-        for (i, seg) in path.segs.iter().enumerate() {
-            match cur {
-                Json::Object(m) => match m.get(&**seg) {
-                    Some(v) => cur = v,
-                    None => {
-                        return Undo {
-                            path,
-                            depth: i + 1,
-                            old: None,
-                        }
-                    }
-                },
-                other => {
-                    return Undo {
-                        path,
-                        depth: i,
-                        old: Some(other.clone()),
-                    }
-                }
-            }
-        }
-        Undo {
-            path,
-            depth: path.segs.len(),
-            old: Some(cur.clone()),
-        }
+impl Undo {
+    /// Records what a write at `f` can change: its slot (a write is always inside one).
+    fn point(state: &Row, f: &Field) -> Option<Undo> {
+        state.undo_point(f).map(|(slot, old)| Undo { slot, old })
     }
 
-    fn restore(self, state: &mut Json) {
-        let Some(last) = self.depth.checked_sub(1) else {
-            if let Some(v) = self.old {
-                *state = v;
-            }
-            return;
-        };
-        let mut cur = state;
-        for seg in &self.path.segs[..last] {
-            match cur.get_mut(&**seg) {
-                Some(v) => cur = v,
-                None => return,
-            }
-        }
-        let (Some(m), seg) = (cur.as_object_mut(), &*self.path.segs[last]) else {
-            return;
-        };
-        match self.old {
-            Some(v) => {
-                m.insert(seg.to_string(), v);
-            }
-            None => {
-                m.remove(seg);
-            }
-        }
+    fn restore(self, state: &mut Row) {
+        state.restore(self.slot, self.old);
     }
 }
 
@@ -547,7 +503,7 @@ impl VmContext {
             .get(i)?
             .rows
             .peek(&key.to_string())
-            .map(|(_, s)| s.clone())
+            .map(|(_, s)| s.to_json(&stack.program().entities[i].layout))
     }
 
     fn ensure_tables(&mut self, p: &Program) {
@@ -657,6 +613,7 @@ impl VmContext {
             return Ok(());
         };
         let c = Ctx::from_event(ctx);
+        let ep = &p.entities[ent];
         let mut dirty = Dirty::default();
         for x in &request.extracts {
             let mut v = match &x.source {
@@ -671,8 +628,8 @@ impl VmContext {
                     message: e.0,
                 })?;
             }
-            let target = Path::dotted(&x.target);
-            let slot = json::slot_mut(&mut state, &target).map_err(|e| ApplyError::Handler {
+            let target = ep.layout.dotted(&x.target);
+            let slot = state.slot_mut(&target).map_err(|e| ApplyError::Handler {
                 entity: request.entity.to_string(),
                 message: e.0,
             })?;
@@ -684,7 +641,6 @@ impl VmContext {
                 dirty.replaced_cow(Cow::Owned(target));
             }
         }
-        let ep = &p.entities[ent];
         if self
             .eval_computed(p, ent, &mut state, &c, None, None)
             .is_ok()
@@ -700,9 +656,9 @@ impl VmContext {
             .put(kstr, (request.key.clone(), state.clone()));
         if !dirty.0.is_empty() {
             let mut patch = json!({});
-            for (path, _) in &dirty.0 {
-                if let Some(v) = json::get(&state, path) {
-                    json::set_nested(&mut patch, path, v.clone());
+            for (f, _) in &dirty.0 {
+                if let Some(v) = state.get(f) {
+                    json::set_nested(&mut patch, &f.path, v.into_owned());
                 }
             }
             out.push(Mutation {
@@ -1143,8 +1099,8 @@ impl VmContext {
             .rows
             .get(&kstr)
             .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| json!({}));
-        json::set_nested(&mut state, &d.target, d.value.clone());
+            .unwrap_or_else(|| Row::new(&ep.layout));
+        state.set_nested(&d.target, d.value.clone());
         let _ = self.eval_computed(p, ent, &mut state, c, None, None);
         if self.tables[ent].rows.len() >= self.tables[ent].rows.cap().get()
             && !self.tables[ent].rows.contains(&kstr)
@@ -1158,10 +1114,10 @@ impl VmContext {
             return;
         }
         let mut patch = json!({});
-        json::set_nested(&mut patch, &d.target, d.value);
-        for ((path, _), &changed) in ep.computed_paths.iter().zip(&self.computed_changed) {
-            if let (true, Some(new)) = (changed, json::get(&state, path)) {
-                json::set_nested(&mut patch, path, new.clone());
+        json::set_nested(&mut patch, &d.target.path, d.value);
+        for ((f, _), &changed) in ep.computed_paths.iter().zip(&self.computed_changed) {
+            if let (true, Some(new)) = (changed, state.get(f)) {
+                json::set_nested(&mut patch, &f.path, new.into_owned());
             }
         }
         out.push(Mutation {
@@ -1176,14 +1132,14 @@ impl VmContext {
     /// Evaluates the entity's computed fields in dependency order (all of them, or those `mask`
     /// allows) and leaves in `self.computed_changed` which of `computed_paths` changed. A write
     /// that fails (a non-object on the way) stops the evaluation and reports no change.
-    fn eval_computed<'p>(
+    fn eval_computed(
         &mut self,
-        p: &'p Program,
+        p: &Program,
         ent: usize,
-        state: &mut Json,
+        state: &mut Row,
         c: &Ctx,
         mask: Option<&[bool]>,
-        mut undo: Option<&mut Vec<Undo<'p>>>,
+        mut undo: Option<&mut Vec<Undo>>,
     ) -> Result<(), StepError> {
         let ep = &p.entities[ent];
         let mut changed = std::mem::take(&mut self.computed_changed);
@@ -1194,7 +1150,7 @@ impl VmContext {
         } else {
             ep.computed_paths
                 .iter()
-                .map(|(p, _)| json::get(state, p).cloned())
+                .map(|(f, _)| state.get(f).map(Cow::into_owned))
                 .collect()
         };
         let hashes = &self.slot_hashes;
@@ -1213,13 +1169,13 @@ impl VmContext {
             let Ok(v) = expr::eval(&f.expr, state, &mut self.env, &cx) else {
                 continue;
             };
-            if ep.computed_in_place && json::get(state, &f.target) == Some(&v) {
+            if ep.computed_in_place && state.get(&f.target).as_deref() == Some(&v) {
                 continue;
             }
             if let Some(u) = undo.as_deref_mut() {
-                u.push(Undo::point(state, &f.target));
+                u.extend(Undo::point(state, &f.target));
             }
-            if let Err(e) = json::set_forcing(state, &f.target, v) {
+            if let Err(e) = state.set_forcing(&f.target, v) {
                 r = Err(e);
                 break;
             }
@@ -1230,8 +1186,8 @@ impl VmContext {
         match &r {
             Err(_) => changed.iter_mut().for_each(|x| *x = false),
             Ok(()) if !ep.computed_in_place => {
-                for (k, ((path, _), old)) in ep.computed_paths.iter().zip(old).enumerate() {
-                    changed[k] = json::get(state, path) != old.as_ref();
+                for (k, ((f, _), old)) in ep.computed_paths.iter().zip(old).enumerate() {
+                    changed[k] = state.get(f).as_deref() != old.as_ref();
                 }
             }
             Ok(()) => {}
@@ -1444,7 +1400,7 @@ impl VmContext {
             .get_mut(&kstr)
             .map(|(_, s)| std::mem::take(s));
         let new_row = row.is_none();
-        let mut state = row.unwrap_or_else(|| json!({}));
+        let mut state = row.unwrap_or_else(|| Row::new(&ep.layout));
         let mut dirty = Dirty::default();
         let mut undo = Vec::new();
         if let Err(e) = self.steps(
@@ -1467,16 +1423,16 @@ impl VmContext {
         if h.emit && !key.is_null() && !dirty.0.is_empty() {
             let mut patch = json!({});
             let mut append = Vec::new();
-            for (path, change) in dirty.0 {
+            for (f, change) in dirty.0 {
                 match change {
                     None => {
-                        if let Some(v) = json::get(&state, &path) {
-                            json::set_nested(&mut patch, &path, v.clone());
+                        if let Some(v) = state.get(&f) {
+                            json::set_nested(&mut patch, &f.path, v.into_owned());
                         }
                     }
                     Some(vals) => {
-                        json::set_nested(&mut patch, &path, Json::Array(vals));
-                        append.push(path.dotted.to_string());
+                        json::set_nested(&mut patch, &f.path, Json::Array(vals));
+                        append.push(f.path.dotted.to_string());
                     }
                 }
             }
@@ -1519,9 +1475,9 @@ impl VmContext {
         c: &Ctx,
         key: &Json,
         new_row: bool,
-        state: &mut Json,
+        state: &mut Row,
         dirty: &mut Dirty<'p>,
-        undo: &mut Vec<Undo<'p>>,
+        undo: &mut Vec<Undo>,
     ) -> Result<(), StepError> {
         let ep = &p.entities[ent];
         let mut temp = Json::Null;
@@ -1636,10 +1592,10 @@ impl VmContext {
                     match &op.store {
                         Store::Set => {} // `store` hands the old value to `undo` itself
                         Store::UniqueCount { set } => {
-                            undo.push(Undo::point(state, &op.target));
-                            undo.push(Undo::point(state, set));
+                            undo.extend(Undo::point(state, &op.target));
+                            undo.extend(Undo::point(state, set));
                         }
-                        _ => undo.push(Undo::point(state, &op.target)),
+                        _ => undo.extend(Undo::point(state, &op.target)),
                     }
                     let value = if op.temp_live_after {
                         temp.clone()
@@ -1679,13 +1635,13 @@ impl VmContext {
         p: &'p Program,
         ent: usize,
         op: &'p program::MapOp,
-        state: &mut Json,
+        state: &mut Row,
         temp: Json,
         key: &Json,
         ev: &Ev,
         c: &Ctx,
         dirty: &mut Dirty<'p>,
-        undo: &mut Vec<Undo<'p>>,
+        undo: &mut Vec<Undo>,
     ) -> Result<(), StepError> {
         let _ = p;
         let target = &op.target;
@@ -1697,25 +1653,21 @@ impl VmContext {
         match &op.store {
             Store::Set => {
                 // The old value moves into the undo log rather than being copied there first.
-                let (slot, created) = json::slot_mut_created(state, target)?;
-                let old = std::mem::replace(slot, temp);
-                undo.push(match created {
-                    Some(depth) => Undo {
-                        path: target,
-                        depth,
-                        old: None,
-                    },
-                    None => Undo {
-                        path: target,
-                        depth: target.segs.len(),
-                        old: Some(old),
-                    },
-                });
+                match target.whole_slot() {
+                    Some(slot) => {
+                        let old = state.replace(target, temp);
+                        undo.push(Undo { slot, old });
+                    }
+                    None => {
+                        undo.extend(Undo::point(state, target));
+                        state.set(target, temp)?;
+                    }
+                }
                 mark(dirty);
             }
             Store::SetIfNull => {
                 if !temp.is_null() {
-                    let slot = json::slot_mut(state, target)?;
+                    let slot = state.slot_mut(target)?;
                     if slot.is_null() {
                         *slot = temp;
                         mark(dirty);
@@ -1723,7 +1675,7 @@ impl VmContext {
                 }
             }
             Store::Max | Store::Min => {
-                let slot = json::slot_mut(state, target)?;
+                let slot = state.slot_mut(target)?;
                 if json::extreme_wins(slot, &temp, matches!(op.store, Store::Max)) {
                     *slot = temp;
                     mark(dirty);
@@ -1731,7 +1683,7 @@ impl VmContext {
             }
             Store::Sum => {
                 let n = json::as_int(&temp).ok_or("Sum requires numeric value")?;
-                let slot = json::slot_mut(state, target)?;
+                let slot = state.slot_mut(target)?;
                 let cur = if slot.is_null() {
                     0
                 } else {
@@ -1746,7 +1698,7 @@ impl VmContext {
             }
             Store::Append => {
                 let max = self.cfg.max_array_length;
-                let slot = json::slot_mut(state, target)?;
+                let slot = state.slot_mut(target)?;
                 if slot.is_null() {
                     *slot = Json::Array(Vec::new());
                 }
@@ -1761,7 +1713,7 @@ impl VmContext {
                 }
             }
             Store::UniqueCount { set } => {
-                let mut items: Vec<Json> = match json::get(state, set) {
+                let mut items: Vec<Json> = match state.get(set).as_deref() {
                     Some(Json::Array(a)) => a.clone(),
                     _ => Vec::new(),
                 };
@@ -1770,16 +1722,16 @@ impl VmContext {
                     items.push(temp.clone());
                 }
                 let n = items.len();
-                json::set(state, set, Json::Array(items))?;
+                state.set(set, Json::Array(items))?;
                 if new {
-                    json::set(state, target, json!(n))?;
+                    state.set(target, json!(n))?;
                     mark(dirty);
                 }
             }
             Store::CondSet(cond) => {
                 let fv = Self::load(ev, &cond.field, None, c);
                 if json::compare(&fv, cond.op, &cond.value)? {
-                    json::set(state, target, temp.clone())?;
+                    state.set(target, temp.clone())?;
                     mark(dirty);
                 }
             }
@@ -1812,7 +1764,7 @@ impl VmContext {
                     .map(|v| v.contains(instruction))
                     .unwrap_or(false);
                 if seen {
-                    json::set(state, target, temp.clone())?;
+                    state.set(target, temp.clone())?;
                     mark(dirty);
                 } else {
                     let d = Deferred {
@@ -1841,11 +1793,9 @@ impl VmContext {
                 }
             }
             Store::UnlessStopped { flag } => {
-                let stopped = json::get(state, flag)
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(false);
+                let stopped = state.get(flag).and_then(|v| v.as_bool()).unwrap_or(false);
                 if !stopped {
-                    json::set(state, target, temp.clone())?;
+                    state.set(target, temp.clone())?;
                     mark(dirty);
                 }
             }
@@ -1857,21 +1807,21 @@ impl VmContext {
         &mut self,
         p: &Program,
         ent: usize,
-        state: &Json,
+        state: &Row,
         key: &Json,
         c: &Ctx,
     ) -> Result<(), StepError> {
         let ep = &p.entities[ent];
         for r in &ep.resolvers {
             if let Some((path, op, value)) = &r.condition {
-                let v = json::get(state, path).cloned().unwrap_or(Json::Null);
+                let v = state.get(path).map(Cow::into_owned).unwrap_or(Json::Null);
                 if !json::compare(&v, *op, value)? {
                     continue;
                 }
             }
             let mut at_slot = None;
             if let Some(path) = &r.schedule_at {
-                match json::get(state, path).and_then(|v| v.as_u64()) {
+                match state.get(path).and_then(|v| v.as_u64()) {
                     Some(target) if c.slot < target => at_slot = Some(target),
                     Some(_) => {}
                     None => continue,
@@ -1883,7 +1833,7 @@ impl VmContext {
                 for part in parts {
                     match part {
                         program::TemplatePart::Lit(s) => url.push_str(s),
-                        program::TemplatePart::Field(f) => match json::get(state, f) {
+                        program::TemplatePart::Field(f) => match state.get(f).as_deref() {
                             Some(Json::String(s)) => url.push_str(s),
                             Some(Json::Null) | None => ok = false,
                             Some(v) => url.push_str(&v.to_string()),
@@ -1896,7 +1846,7 @@ impl VmContext {
             } else {
                 r.input_path
                     .as_ref()
-                    .and_then(|p| json::get(state, p).cloned())
+                    .and_then(|p| state.get(p).map(Cow::into_owned))
             };
             let Some(input) = input else { continue };
             if key.is_null() || (input.is_null() && at_slot.is_none()) {
@@ -1906,7 +1856,7 @@ impl VmContext {
                 && r.strategy == crate::spec::ResolveStrategy::SetOnce
                 && r.extracts
                     .iter()
-                    .all(|(t, _)| json::get(state, t).map(|v| !v.is_null()).unwrap_or(false))
+                    .all(|(t, _)| state.get(t).map(|v| !v.is_null()).unwrap_or(false))
             {
                 continue;
             }
@@ -1934,8 +1884,8 @@ impl VmContext {
     }
 }
 
-fn increment(state: &mut Json, target: &Path) -> Result<(), StepError> {
-    let slot = json::slot_mut(state, target)?;
+fn increment(state: &mut Row, target: &Field) -> Result<(), StepError> {
+    let slot = state.slot_mut(target)?;
     let cur = if slot.is_null() {
         0
     } else {

@@ -17,6 +17,7 @@ use serde_json::Value as Json;
 
 use super::expr::{compile_fields, Computed};
 use super::json::Path;
+use super::row::{Field, Layout};
 use crate::spec::{
     ComparisonOp, EntitySpec, FieldPath, HookAction, KeyResolution, MappingSource, ParsedCondition,
     Population, ResolveStrategy, ResolverSpec, ResolverStrategy, SpecError, StackSpec,
@@ -62,9 +63,11 @@ pub(crate) struct EntityProgram {
     pub temporal_names: Vec<String>,
     pub handlers: Vec<Handler>,
     pub handler_by_event: HashMap<EventId, usize>,
+    /// Where each state path lives in a row ([`super::row`]).
+    pub layout: Layout,
     pub computed: Vec<Computed>,
     /// `computed_fields` with their emit flags: the paths compared before/after evaluation.
-    pub computed_paths: Vec<(Path, bool)>,
+    pub computed_paths: Vec<(Field, bool)>,
     /// Per computed field: its target's position in `computed_paths`, if listed there.
     pub computed_slot: Vec<Option<usize>>,
     /// Every computed target is written by one field only and no two of the compared paths
@@ -123,11 +126,11 @@ pub(crate) enum Step {
 pub(crate) struct MapOp {
     pub src: Src,
     pub transform: Option<Transformation>,
-    pub target: Path,
+    pub target: Field,
     pub store: Store,
     pub emit: bool,
     /// Capture field names whose rewrite the reference marks dirty (emit-filtered).
-    pub capture_dirty: Vec<Path>,
+    pub capture_dirty: Vec<Field>,
     /// The next mapping of the handler loads nothing ([`Src::Keep`]) and so reads this one's
     /// value again: the executor must copy the value into the state instead of moving it.
     pub temp_live_after: bool,
@@ -166,7 +169,7 @@ pub(crate) enum Store {
     Sum,
     Increment,
     UniqueCount {
-        set: Path,
+        set: Field,
     },
     CondSet(Cond),
     CondIncrement(Cond),
@@ -175,20 +178,20 @@ pub(crate) enum Store {
         cond: Option<Cond>,
     },
     UnlessStopped {
-        flag: Path,
+        flag: Field,
     },
 }
 
 pub(crate) struct Resolver {
     pub kind: ResolverKind,
-    pub input_path: Option<Path>,
+    pub input_path: Option<Field>,
     pub input_value: Option<Json>,
     pub template: Option<Vec<TemplatePart>>,
     pub strategy: ResolveStrategy,
     /// Each extract with its target pre-split.
-    pub extracts: Vec<(Path, super::ResolverExtract)>,
-    pub condition: Option<(Path, ComparisonOp, Json)>,
-    pub schedule_at: Option<Path>,
+    pub extracts: Vec<(Field, super::ResolverExtract)>,
+    pub condition: Option<(Field, ComparisonOp, Json)>,
+    pub schedule_at: Option<Field>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -204,11 +207,46 @@ pub enum ResolverKind {
 
 pub(crate) enum TemplatePart {
     Lit(String),
-    Field(Path),
+    Field(Field),
 }
 
 fn stop_path(target: &str) -> String {
     format!("__stop:{target}")
+}
+
+fn unique_set_path(target: &str) -> String {
+    format!("__unique_set:{target}_unique_set")
+}
+
+/// Every path the entity's file can write: mapping targets with their stop flags and unique
+/// sets, hook targets, computed targets, resolver extract targets ([`Layout`]).
+fn layout_of(e: &EntitySpec) -> Layout {
+    let mut written: Vec<Path> = Vec::new();
+    for m in e.handlers.iter().flat_map(|h| &h.mappings) {
+        written.push(Path::dotted(&m.target_path));
+        if m.stop.is_some() {
+            written.push(Path::dotted(&stop_path(&m.target_path)));
+        }
+        if m.population == Population::UniqueCount {
+            written.push(Path::dotted(&unique_set_path(&m.target_path)));
+        }
+    }
+    for a in e.instruction_hooks.iter().flat_map(|h| &h.actions) {
+        match a {
+            HookAction::SetField { target_field, .. }
+            | HookAction::IncrementField { target_field, .. } => {
+                written.push(Path::dotted(target_field))
+            }
+            HookAction::RegisterPdaMapping { .. } => {}
+        }
+    }
+    for c in &e.computed_field_specs {
+        written.push(Path::dotted(&c.target_path));
+    }
+    for x in e.resolver_specs.iter().flat_map(|r| &r.extracts) {
+        written.push(Path::dotted(&x.target_path));
+    }
+    Layout::new(&written)
 }
 
 fn last_seg(dotted: &str) -> &str {
@@ -426,6 +464,7 @@ fn compile_entity(
     int: &mut Interner,
 ) -> Result<EntityProgram, SpecError> {
     let base = format!("$.entities[{ei}]");
+    let layout = layout_of(e);
     // Emit flags: a path is emitted if any mapping to it is; stop flags never are.
     let mut emit_by_path: HashMap<String, bool> = HashMap::new();
     for h in &e.handlers {
@@ -546,7 +585,7 @@ fn compile_entity(
         }
         for (mi, m) in h.mappings.iter().enumerate() {
             let at = format!("{hbase}.mappings[{mi}]");
-            steps.push(Step::Map(compile_mapping(m, &emits, int, &at)?));
+            steps.push(Step::Map(compile_mapping(m, &layout, &emits, int, &at)?));
         }
         if !e.resolver_specs.is_empty() {
             steps.push(Step::Resolvers);
@@ -609,7 +648,7 @@ fn compile_entity(
                     ops.push(Step::Map(MapOp {
                         src,
                         transform,
-                        target: Path::dotted(target_field),
+                        target: layout.dotted(target_field),
                         store,
                         emit: emits(target_field),
                         capture_dirty: Vec::new(),
@@ -628,7 +667,7 @@ fn compile_entity(
                     ops.push(Step::Map(MapOp {
                         src: Src::Keep,
                         transform: None,
-                        target: Path::dotted(target_field),
+                        target: layout.dotted(target_field),
                         store,
                         emit: emits(target_field),
                         capture_dirty: Vec::new(),
@@ -648,27 +687,28 @@ fn compile_entity(
     }
     let computed = compile_fields(
         &e.computed_field_specs,
+        &layout,
         &format!("{base}.computed_field_specs"),
     )?;
-    let computed_paths = e
+    let computed_paths: Vec<(Field, bool)> = e
         .computed_fields
         .iter()
-        .map(|p| (Path::dotted(p), emits(p)))
+        .map(|p| (layout.dotted(p), emits(p)))
         .collect();
-    let computed_paths: Vec<(Path, bool)> = computed_paths;
     let computed_slot: Vec<Option<usize>> = computed
         .iter()
         .map(|c| {
             computed_paths
                 .iter()
-                .position(|(p, _)| p.dotted == c.target.dotted)
+                .position(|(p, _)| p.path.dotted == c.target.path.dotted)
         })
         .collect();
     let computed_in_place = computed.iter().enumerate().all(|(i, c)| {
-        computed[..i].iter().all(|o| !o.target.overlaps(&c.target))
+        let t = &c.target.path;
+        computed[..i].iter().all(|o| !o.target.path.overlaps(t))
             && computed_paths
                 .iter()
-                .all(|(p, _)| p.dotted == c.target.dotted || !p.overlaps(&c.target))
+                .all(|(p, _)| p.path.dotted == t.dotted || !p.path.overlaps(t))
     });
     for h in &mut handlers {
         h.computed_mask = computed_mask(&h.steps, &computed);
@@ -684,7 +724,7 @@ fn compile_entity(
         .resolver_specs
         .iter()
         .enumerate()
-        .map(|(i, r)| compile_resolver(r, &emits, &format!("{base}.resolver_specs[{i}]")))
+        .map(|(i, r)| compile_resolver(r, &layout, &emits, &format!("{base}.resolver_specs[{i}]")))
         .collect::<Result<_, _>>()?;
     Ok(EntityProgram {
         name: e.state_name.as_str().into(),
@@ -692,6 +732,7 @@ fn compile_entity(
         temporal_names,
         handlers,
         handler_by_event: by_event,
+        layout,
         computed,
         computed_paths,
         computed_slot,
@@ -706,10 +747,10 @@ fn computed_mask(steps: &[Step], computed: &[Computed]) -> Vec<bool> {
     let mut written: Vec<&Path> = Vec::new();
     for s in steps {
         if let Step::Map(op) = s {
-            written.push(&op.target);
+            written.push(&op.target.path);
             match &op.store {
-                Store::UniqueCount { set } => written.push(set),
-                Store::UnlessStopped { flag } => written.push(flag),
+                Store::UniqueCount { set } => written.push(&set.path),
+                Store::UnlessStopped { flag } => written.push(&flag.path),
                 _ => {}
             }
         }
@@ -721,9 +762,9 @@ fn computed_mask(steps: &[Step], computed: &[Computed]) -> Vec<bool> {
                 || computed[..i]
                     .iter()
                     .zip(&mask)
-                    .any(|(o, &m): (&Computed, &bool)| m && o.target.overlaps(p))
+                    .any(|(o, &m): (&Computed, &bool)| m && o.target.path.overlaps(p))
         };
-        let self_fed = c.reads.iter().any(|p| p.overlaps(&c.target));
+        let self_fed = c.reads.iter().any(|p| p.overlaps(&c.target.path));
         mask.push(c.reads_context || self_fed || c.reads.iter().any(fed));
     }
     mask
@@ -786,6 +827,7 @@ fn compile_src(s: &MappingSource, at: &str) -> Result<Src, SpecError> {
 
 fn compile_mapping(
     m: &crate::spec::FieldMapping,
+    layout: &Layout,
     emits: &dyn Fn(&str) -> bool,
     int: &mut Interner,
     at: &str,
@@ -795,14 +837,14 @@ fn compile_mapping(
         MappingSource::AsCapture { field_transforms } => field_transforms
             .keys()
             .filter(|k| emits(k))
-            .map(|k| Path::dotted(k))
+            .map(|k| layout.dotted(k))
             .collect(),
         _ => Vec::new(),
     };
-    let target = Path::dotted(&m.target_path);
+    let target = layout.dotted(&m.target_path);
     let store = if m.stop.is_some() {
         Store::UnlessStopped {
-            flag: Path::dotted(&stop_path(&m.target_path)),
+            flag: layout.dotted(&stop_path(&m.target_path)),
         }
     } else if let Some(w) = &m.when {
         Store::When {
@@ -823,7 +865,7 @@ fn compile_mapping(
                 Population::Sum => Store::Sum,
                 Population::Count => Store::Increment,
                 Population::UniqueCount => Store::UniqueCount {
-                    set: Path::dotted(&format!("__unique_set:{}_unique_set", m.target_path)),
+                    set: layout.dotted(&unique_set_path(&m.target_path)),
                 },
             },
         }
@@ -844,6 +886,7 @@ fn compile_mapping(
 
 fn compile_resolver(
     r: &ResolverSpec,
+    layout: &Layout,
     emits: &dyn Fn(&str) -> bool,
     at: &str,
 ) -> Result<Resolver, SpecError> {
@@ -856,7 +899,7 @@ fn compile_resolver(
                         .iter()
                         .map(|p| match p {
                             UrlTemplatePart::Literal(s) => TemplatePart::Lit(s.clone()),
-                            UrlTemplatePart::FieldRef(f) => TemplatePart::Field(Path::dotted(f)),
+                            UrlTemplatePart::FieldRef(f) => TemplatePart::Field(layout.dotted(f)),
                         })
                         .collect(),
                 ),
@@ -873,10 +916,10 @@ fn compile_resolver(
     };
     let input_path = match (&r.resolver, &r.input_path) {
         (crate::spec::ResolverType::Url(cfg), None) => match &cfg.url_source {
-            UrlSource::FieldPath(p) => Some(Path::dotted(p)),
+            UrlSource::FieldPath(p) => Some(layout.dotted(p)),
             _ => None,
         },
-        (_, p) => p.as_deref().map(Path::dotted),
+        (_, p) => p.as_deref().map(|p| layout.dotted(p)),
     };
     if template.is_none() && input_path.is_none() && r.input_value.is_none() {
         return Err(SpecError::new(
@@ -900,13 +943,13 @@ fn compile_resolver(
                     transform: x.transform,
                     emit: emits(&x.target_path),
                 };
-                (Path::dotted(&x.target_path), e)
+                (layout.dotted(&x.target_path), e)
             })
             .collect(),
         condition: r
             .condition
             .as_ref()
-            .map(|c| (Path::dotted(&c.field_path), c.op, c.value.clone())),
-        schedule_at: r.schedule_at.as_deref().map(Path::dotted),
+            .map(|c| (layout.dotted(&c.field_path), c.op, c.value.clone())),
+        schedule_at: r.schedule_at.as_deref().map(|p| layout.dotted(p)),
     })
 }

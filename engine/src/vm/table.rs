@@ -37,7 +37,7 @@ pub(crate) struct PendingIx {
 #[derive(Debug, Clone)]
 pub(crate) struct Deferred {
     pub key: Json,
-    pub target: super::json::Path,
+    pub target: super::row::Field,
     pub value: Json,
     pub emit: bool,
     pub slot: u64,
@@ -51,7 +51,7 @@ pub(crate) struct Table {
     /// The reference creates an entity's table on the first handler that reaches the state read;
     /// several behaviours (PDA hooks, queueing) depend on whether it exists yet.
     pub exists: bool,
-    pub rows: LruCache<String, (Json, Json)>,
+    pub rows: LruCache<String, (Json, super::row::Row)>,
     pub lookups: Vec<LruCache<String, Json>>,
     pub temporal: Vec<LruCache<String, Vec<(i64, Json)>>>,
     pub pda: LruCache<String, String>,

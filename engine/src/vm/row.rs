@@ -1,0 +1,356 @@
+//! Entity rows as slot vectors.
+//!
+//! Every path a stack can write in an entity (mapping targets, stop flags, unique-count sets,
+//! hook targets, computed targets, resolver extract targets) is known from the file. At load time
+//! the shortest of them become the entity's slots ([`Layout`]) and every state path a handler
+//! touches is resolved to a [`Field`]: the slot it lies in and the segments that lead into that
+//! slot's value. A row ([`Row`]) is one value per slot, so a write is an index, not a walk
+//! through nested maps with string compares.
+//!
+//! The rows answer exactly as the reference's nested JSON state would:
+//! - no written path is a strict prefix of a slot (slots are the shortest written paths), so the
+//!   objects above a slot are never written as values: they exist exactly when a slot below them
+//!   holds something, and reading one assembles it from those slots;
+//! - a path that leads into a slot's value (`a.b` when `a` itself is written) walks that value with
+//!   the JSON rules of the `json` module, collisions included;
+//! - an absent slot (`None`) is an absent key; a present `null` stays distinguishable.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value as Json};
+
+use super::json::{self, Path, StepError};
+
+/// Where a state path lives in a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum At {
+    /// In slot `slot`; the path's segments from `depth` on lead into the slot's value.
+    Slot { slot: u32, depth: u32 },
+    /// A strict prefix of these slots' paths (each with its path below the prefix): an object
+    /// assembled from them.
+    Interior(Box<[(u32, Path)]>),
+    /// Nothing the stack writes lies on this path.
+    Absent,
+}
+
+/// A state path resolved against its entity's [`Layout`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Field {
+    pub path: Path,
+    pub at: At,
+}
+
+impl Field {
+    /// The slot this path is exactly, if it is one (the common case: no segments inside).
+    pub fn whole_slot(&self) -> Option<usize> {
+        match self.at {
+            At::Slot { slot, depth } if depth as usize == self.path.segs.len() => {
+                Some(slot as usize)
+            }
+            _ => None,
+        }
+    }
+
+    /// Same path (a slot compare where both are whole slots).
+    pub fn same(&self, other: &Field) -> bool {
+        match (self.whole_slot(), other.whole_slot()) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.path.dotted == other.path.dotted,
+            _ => false,
+        }
+    }
+
+    fn slot_and_rest(&self) -> Option<(usize, &[Box<str>])> {
+        match self.at {
+            At::Slot { slot, depth } => Some((slot as usize, &self.path.segs[depth as usize..])),
+            _ => None,
+        }
+    }
+}
+
+/// An entity's slots: the shortest paths the stack writes, in first-seen order.
+#[derive(Debug, Default)]
+pub(crate) struct Layout {
+    slots: Vec<Path>,
+}
+
+impl Layout {
+    /// The layout for these written paths (duplicates and paths under another one fold away).
+    pub fn new<'a>(written: impl IntoIterator<Item = &'a Path>) -> Layout {
+        let written: Vec<&Path> = written.into_iter().collect();
+        let mut slots: Vec<Path> = Vec::new();
+        for p in &written {
+            let under_another = written
+                .iter()
+                .any(|q| q.segs.len() < p.segs.len() && p.segs.starts_with(&q.segs));
+            if !under_another && !slots.iter().any(|s| s.segs == p.segs) {
+                slots.push((*p).clone());
+            }
+        }
+        Layout { slots }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Resolves a state path.
+    pub fn field(&self, path: Path) -> Field {
+        let at = match self
+            .slots
+            .iter()
+            .position(|s| path.segs.starts_with(&s.segs))
+        {
+            Some(i) => At::Slot {
+                slot: i as u32,
+                depth: self.slots[i].segs.len() as u32,
+            },
+            None => {
+                let n = path.segs.len();
+                let under: Box<[(u32, Path)]> = (self.slots.iter().enumerate())
+                    .filter(|(_, s)| s.segs.len() > n && s.segs.starts_with(&path.segs))
+                    .map(|(i, s)| (i as u32, Path::from_boxed(&s.segs[n..])))
+                    .collect();
+                if under.is_empty() {
+                    At::Absent
+                } else {
+                    At::Interior(under)
+                }
+            }
+        };
+        Field { path, at }
+    }
+
+    /// [`Layout::field`] of a dotted path.
+    pub fn dotted(&self, path: &str) -> Field {
+        self.field(Path::dotted(path))
+    }
+}
+
+/// One entity's state: a value per slot of its [`Layout`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Row(Box<[Option<Json>]>);
+
+impl Row {
+    pub fn new(layout: &Layout) -> Row {
+        Row(vec![None; layout.len()].into_boxed_slice())
+    }
+
+    /// The value at `f`, as the nested JSON state would answer `json::get`.
+    pub fn get(&self, f: &Field) -> Option<Cow<'_, Json>> {
+        match &f.at {
+            At::Slot { slot, depth } => {
+                let v = self.0.get(*slot as usize)?.as_ref()?;
+                let rest = &f.path.segs[*depth as usize..];
+                let mut cur = v;
+                for s in rest {
+                    cur = cur.get(&**s)?;
+                }
+                Some(Cow::Borrowed(cur))
+            }
+            At::Interior(slots) => self.assemble(slots).map(Cow::Owned),
+            At::Absent => None,
+        }
+    }
+
+    fn assemble(&self, slots: &[(u32, Path)]) -> Option<Json> {
+        let mut out = None;
+        for (slot, below) in slots {
+            if let Some(v) = &self.0[*slot as usize] {
+                let o = out.get_or_insert_with(|| Json::Object(Map::new()));
+                json::set_nested(o, below, v.clone());
+            }
+        }
+        out
+    }
+
+    /// The place for `f` (inserting `null` when absent), as `json::slot_mut` on the nested state:
+    /// a non-object on the way into a slot's value is a collision.
+    pub fn slot_mut(&mut self, f: &Field) -> Result<&mut Json, StepError> {
+        let (slot, rest) = f.slot_and_rest().ok_or("Path collision: expected object")?;
+        let v = &mut self.0[slot];
+        if rest.is_empty() {
+            return Ok(v.get_or_insert(Json::Null));
+        }
+        let v = v.get_or_insert_with(|| Json::Object(Map::new()));
+        if !v.is_object() {
+            return Err("Path collision: expected object".into());
+        }
+        json::slot_mut(v, &Path::from_boxed(rest))
+    }
+
+    /// Writes `value` at `f` ([`Row::slot_mut`]).
+    pub fn set(&mut self, f: &Field, value: Json) -> Result<(), StepError> {
+        if let Some(slot) = f.whole_slot() {
+            self.0[slot] = Some(value);
+            return Ok(());
+        }
+        *self.slot_mut(f)? = value;
+        Ok(())
+    }
+
+    /// Replaces the whole slot `f` is (it must be one), handing back what was there.
+    pub fn replace(&mut self, f: &Field, value: Json) -> Option<Json> {
+        let slot = f.whole_slot().expect("a whole-slot field");
+        self.0[slot].replace(value)
+    }
+
+    /// The computed-field writer's `json::set_forcing` on the nested state.
+    pub fn set_forcing(&mut self, f: &Field, value: Json) -> Result<(), StepError> {
+        let (slot, rest) = f.slot_and_rest().ok_or("Cannot set field on non-object")?;
+        let v = &mut self.0[slot];
+        if rest.is_empty() {
+            *v = Some(value);
+            return Ok(());
+        }
+        let v = v.get_or_insert_with(|| Json::Object(Map::new()));
+        json::set_forcing(v, &Path::from_boxed(rest), value)
+    }
+
+    /// A deferred `when` write: `json::set_nested` on the nested state (non-objects on the way
+    /// are replaced).
+    pub fn set_nested(&mut self, f: &Field, value: Json) {
+        let Some((slot, rest)) = f.slot_and_rest() else {
+            return;
+        };
+        let v = &mut self.0[slot];
+        if rest.is_empty() {
+            *v = Some(value);
+            return;
+        }
+        let v = v.get_or_insert_with(|| Json::Object(Map::new()));
+        if !v.is_object() {
+            *v = Json::Object(Map::new());
+        }
+        json::set_nested(v, &Path::from_boxed(rest), value);
+    }
+
+    /// What to put back to take a coming write at `f` back ([`Row::restore`]).
+    pub fn undo_point(&self, f: &Field) -> Option<(usize, Option<Json>)> {
+        let (slot, _) = f.slot_and_rest()?;
+        Some((slot, self.0[slot].clone()))
+    }
+
+    /// Puts a slot back as an [`Row::undo_point`] recorded it.
+    pub fn restore(&mut self, slot: usize, old: Option<Json>) {
+        self.0[slot] = old;
+    }
+
+    /// The nested JSON state this row stands for.
+    pub fn to_json(&self, layout: &Layout) -> Json {
+        let mut out = Json::Object(Map::new());
+        for (v, p) in self.0.iter().zip(&layout.slots) {
+            if let Some(v) = v {
+                json::set_nested(&mut out, p, v.clone());
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::Rng;
+    use serde_json::json;
+
+    /// Every path of up to three segments over `a`, `b`, `c`.
+    fn universe() -> Vec<Path> {
+        let segs = ["a", "b", "c"];
+        let mut out = Vec::new();
+        for x in segs {
+            out.push(Path::dotted(x));
+            for y in segs {
+                out.push(Path::dotted(&format!("{x}.{y}")));
+                for z in segs {
+                    out.push(Path::dotted(&format!("{x}.{y}.{z}")));
+                }
+            }
+        }
+        out
+    }
+
+    fn pick<'a, T>(rng: &mut Rng, xs: &'a [T]) -> &'a T {
+        &xs[rng.below(xs.len() as u64) as usize]
+    }
+
+    /// Random written paths (nested ones included) and random writes of every kind the VM makes,
+    /// applied to a row and to the nested JSON state with the `json` module: after each step both
+    /// hold the same state, answer every path alike, and fail alike; taking a failed handler's
+    /// writes back through the undo points restores the row exactly.
+    #[test]
+    fn a_row_answers_and_fails_exactly_as_the_nested_json_state() {
+        let all = universe();
+        let values = [
+            json!(null),
+            json!(1),
+            json!("x"),
+            json!([1, 2]),
+            json!({"b": 2}),
+            json!({"c": {"a": 3}}),
+        ];
+        let mut rng = Rng(7);
+        for _ in 0..400 {
+            let written: Vec<Path> = (0..1 + rng.below(5))
+                .map(|_| pick(&mut rng, &all).clone())
+                .collect();
+            let layout = Layout::new(&written);
+            let mut row = Row::new(&layout);
+            let mut tree = json!({});
+            for _ in 0..30 {
+                let f = layout.field(pick(&mut rng, &written).clone());
+                let v = pick(&mut rng, &values).clone();
+                let (before_row, before_tree) = (row.clone(), tree.clone());
+                let undo = row.undo_point(&f).expect("a written path lies in a slot");
+                let (r, t) = match rng.below(4) {
+                    0 => (row.set(&f, v.clone()), json::set(&mut tree, &f.path, v)),
+                    1 => (
+                        row.set_forcing(&f, v.clone()),
+                        json::set_forcing(&mut tree, &f.path, v),
+                    ),
+                    2 => {
+                        row.set_nested(&f, v.clone());
+                        json::set_nested(&mut tree, &f.path, v);
+                        (Ok(()), Ok(()))
+                    }
+                    _ => (
+                        row.slot_mut(&f).map(|s| *s = v.clone()),
+                        json::slot_mut(&mut tree, &f.path).map(|s| *s = v),
+                    ),
+                };
+                assert_eq!(r.is_ok(), t.is_ok(), "{written:?} at {}", f.path.dotted);
+                assert_eq!(
+                    row.to_json(&layout),
+                    tree,
+                    "{written:?} at {}",
+                    f.path.dotted
+                );
+                for p in &all {
+                    let rf = layout.field(p.clone());
+                    assert_eq!(
+                        row.get(&rf).as_deref(),
+                        json::get(&tree, p),
+                        "{written:?}: read {}",
+                        p.dotted
+                    );
+                }
+                if rng.below(5) == 0 {
+                    row.restore(undo.0, undo.1);
+                    assert_eq!(row, before_row);
+                    tree = before_tree;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn slots_are_the_shortest_written_paths() {
+        let w = ["a.b", "a", "c.d", "c.e", "a.b"].map(Path::dotted);
+        let l = Layout::new(&w);
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.dotted("a.b.c").at, At::Slot { slot: 0, depth: 1 });
+        assert_eq!(l.dotted("c.e").whole_slot(), Some(2));
+        assert!(matches!(l.dotted("c").at, At::Interior(ref s) if s.len() == 2));
+        assert_eq!(l.dotted("x").at, At::Absent);
+    }
+}
