@@ -399,6 +399,8 @@ pub struct VmContext {
     env: Vec<Json>,
     /// Which `computed_paths` the last [`VmContext::eval_computed`] changed (reused buffer).
     computed_changed: Vec<bool>,
+    /// The running handler's undo log (a reused buffer, empty between handlers).
+    undo: Vec<Undo>,
     decoded: crate::idl::Decoded,
 }
 
@@ -429,6 +431,7 @@ impl VmContext {
             ),
             env: Vec::new(),
             computed_changed: Vec::new(),
+            undo: Vec::new(),
             decoded: Default::default(),
         }
     }
@@ -565,9 +568,12 @@ impl VmContext {
         let event = match stack.shape(d.event_type) {
             Some(shape) => Ev::Rec(Rec {
                 shape: shape.clone(),
-                fields: d.fields.clone(),
-                accounts: d.accounts.clone(),
-                address: d.address.map(|a| crate::b58::encode(&a).into()),
+                // Moved, not copied: the decoder refills the buffers for the next update.
+                fields: std::mem::take(&mut d.fields),
+                accounts: std::mem::take(&mut d.accounts),
+                address: d
+                    .address
+                    .map(|a| crate::b58::with_key(&a, |s| Arc::<str>::from(s))),
                 resolved: None,
             }),
             None => Ev::Json(Json::Null),
@@ -1363,15 +1369,14 @@ impl VmContext {
         if key.is_null() && h.is_account {
             return Ok(());
         }
-        let evname = &p.event_names[h.event];
         self.tables[ent].exists = true;
+        let kstr = key.to_string();
         if !key.is_null() {
             let t = &mut self.tables[ent];
             if c.is_account() {
-                let vkey = match ev.address_str() {
-                    Some(addr) => format!("{addr}:{evname}"),
-                    None => format!("{key}:{evname}"),
-                };
+                // Per account and event type; a JSON-rendered key (quoted) never equals an address.
+                let who = ev.address_arc().unwrap_or_else(|| Arc::from(kstr.as_str()));
+                let vkey = (who, h.event);
                 let now = (c.slot, c.write_version.unwrap_or(0));
                 if matches!(t.versions.get(&vkey), Some(last) if now <= *last) {
                     self.stats.skipped_stale += 1;
@@ -1379,7 +1384,12 @@ impl VmContext {
                 }
                 t.versions.put(vkey, now);
             } else if c.is_instruction() {
-                let dkey = format!("{key}:{evname}:{}:{}", c.slot, c.txn_index.unwrap_or(0));
+                let dkey = (
+                    Arc::from(kstr.as_str()),
+                    h.event,
+                    c.slot,
+                    c.txn_index.unwrap_or(0),
+                );
                 if t.ix_seen.contains(&dkey) {
                     self.stats.skipped_duplicate += 1;
                     return Ok(());
@@ -1393,7 +1403,6 @@ impl VmContext {
                 return Ok(());
             }
         }
-        let kstr = key.to_string();
         // The row's state is worked on in place (taken out and put back), not copied.
         let row = self.tables[ent]
             .rows
@@ -1401,22 +1410,27 @@ impl VmContext {
             .map(|(_, s)| std::mem::take(s));
         let new_row = row.is_none();
         let mut state = row.unwrap_or_else(|| Row::new(&ep.layout));
-        let mut dirty = Dirty::default();
-        let mut undo = Vec::new();
-        if let Err(e) = self.steps(
+        let mut dirty = Dirty(Vec::with_capacity(h.steps.len() + ep.computed_paths.len()));
+        let mut undo = std::mem::take(&mut self.undo);
+        let r = self.steps(
             p, ent, h, ev, c, &key, new_row, &mut state, &mut dirty, &mut undo,
-        ) {
+        );
+        if let Err(e) = r {
             // The reference drops the whole event's effect on the row: put it back as it was.
             if !new_row {
-                for u in undo.into_iter().rev() {
+                for u in undo.drain(..).rev() {
                     u.restore(&mut state);
                 }
                 if let Some((_, s)) = self.tables[ent].rows.peek_mut(&kstr) {
                     *s = state;
                 }
             }
+            undo.clear();
+            self.undo = undo;
             return Err(e);
         }
+        undo.clear();
+        self.undo = undo;
         // The patch is built from the working state before the state moves into its row, so
         // the row is stored without a second deep copy.
         let mut mutation = None;

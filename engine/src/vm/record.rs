@@ -99,6 +99,14 @@ impl Ev {
         }
     }
 
+    /// `__account_address` when it is a string, shared (a record's is never copied).
+    pub fn address_arc(&self) -> Option<Arc<str>> {
+        match self {
+            Ev::Json(j) => j.get(ADDRESS).and_then(Json::as_str).map(Arc::from),
+            Ev::Rec(r) => r.address.clone(),
+        }
+    }
+
     /// The instruction account named `name`, base58.
     pub fn account(&self, name: &str) -> Option<Cow<'_, str>> {
         match self {
@@ -247,7 +255,9 @@ mod tests {
                 shape: stack.shape(d.event_type).unwrap().clone(),
                 fields: d.fields.clone(),
                 accounts: d.accounts.clone(),
-                address: d.address.map(|a| crate::b58::encode(&a).into()),
+                address: d
+                    .address
+                    .map(|a| crate::b58::with_key(&a, |s| Arc::<str>::from(s))),
                 resolved: None,
             });
             assert_eq!(ev.public_fields(), json::public_fields(&reference));

@@ -4,6 +4,7 @@
 //! [`StateTableConfig`]: whatever the input, memory stays bounded, and what falls out is counted.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use lru::LruCache;
 use serde_json::Value as Json;
@@ -58,8 +59,10 @@ pub(crate) struct Table {
     pub pending: LruCache<String, Vec<Pending>>,
     pub pending_ix: LruCache<String, Vec<PendingIx>>,
     pub last_data: LruCache<String, Pending>,
-    pub versions: LruCache<String, (u64, u64)>,
-    pub ix_seen: LruCache<String, ()>,
+    /// Last (slot, write_version) applied per (account address, event type).
+    pub versions: LruCache<(Arc<str>, EventId), (u64, u64)>,
+    /// Instructions applied: (rendered key, event type, slot, transaction index).
+    pub ix_seen: LruCache<(Arc<str>, EventId, u64, u64), ()>,
     pub recent_tx: LruCache<String, Vec<EventId>>,
     pub deferred: LruCache<(String, EventId), Vec<Deferred>>,
 }
