@@ -54,14 +54,14 @@ impl Value {
             Value::F64(f) => serde_json::Number::from_f64(*f)
                 .map(J::Number)
                 .unwrap_or(J::Null),
-            Value::Str(s) => J::String(s.to_string()),
+            Value::Str(s) => J::String(String::from(&**s)),
             Value::Pubkey(k) => J::String(crate::b58::encode(k)),
             Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
             Value::Array(a) => J::Array(a.iter().map(Value::to_json).collect()),
             Value::Object(fields) => J::Object(
                 fields
                     .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_json()))
+                    .map(|(k, v)| (String::from(&**k), v.to_json()))
                     .collect(),
             ),
         }

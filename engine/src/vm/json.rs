@@ -179,6 +179,21 @@ pub(crate) fn set_nested(obj: &mut Json, path: &Path, value: Json) {
     }
 }
 
+/// `key.to_string()` (the JSON text rows are filed under), without the formatter for the usual
+/// key: a string with nothing to escape.
+pub(crate) fn key_text(key: &Json) -> String {
+    match key {
+        Json::String(s) if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) => {
+            let mut out = String::with_capacity(s.len() + 2);
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+            out
+        }
+        other => other.to_string(),
+    }
+}
+
 /// The reference's string form of a lookup value (`"abc"` → `abc`, `42` → `42`, null → `null`).
 pub(crate) fn cache_key(v: &Json) -> String {
     match v {
@@ -342,6 +357,18 @@ mod tests {
         assert!(transform(&json!("zz"), Transformation::HexDecode).is_err());
         assert!(transform(&json!("0OIl"), Transformation::Base58Decode).is_err());
         assert!(transform(&json!("x"), Transformation::ToNumber).is_err());
+    }
+
+    #[test]
+    fn key_text_is_the_json_text() {
+        for k in [
+            json!("9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"),
+            json!("a\"b\\c\n"),
+            json!(42),
+            json!(null),
+        ] {
+            assert_eq!(key_text(&k), k.to_string());
+        }
     }
 
     #[test]

@@ -753,8 +753,8 @@ impl VmContext {
     ) -> Result<(), ApplyError> {
         let info = &p.events[e];
         if c.is_account() {
-            let addr = match ev.address_str() {
-                Some(s) => s.to_string(),
+            let addr = match ev.address_arc() {
+                Some(s) => s,
                 _ => {
                     return Err(ApplyError::BadEvent(
                         "account event without a string __account_address".into(),
@@ -764,25 +764,27 @@ impl VmContext {
             if let Some(hook) = &info.resolver_hook {
                 if !self.tables.is_empty() && self.tables[0].exists {
                     match hook {
-                        KeyHook::PdaReverseLookup => match self.tables[0].pda.get(&addr).cloned() {
-                            Some(k) => {
-                                ev.set_resolved(k);
+                        KeyHook::PdaReverseLookup => {
+                            match self.tables[0].pda.get(&*addr).cloned() {
+                                Some(k) => {
+                                    ev.set_resolved(k);
+                                }
+                                None => {
+                                    let pending = Pending {
+                                        event: e,
+                                        pda: addr.clone(),
+                                        data: Arc::new(ev),
+                                        slot: c.slot,
+                                        write_version: c.write_version.unwrap_or(0),
+                                        signature: c.signature.clone(),
+                                        timestamp: c.timestamp,
+                                        stale: false,
+                                    };
+                                    self.queue_update(0, pending);
+                                    return Ok(());
+                                }
                             }
-                            None => {
-                                let pending = Pending {
-                                    event: e,
-                                    pda: addr.clone(),
-                                    data: Arc::new(ev),
-                                    slot: c.slot,
-                                    write_version: c.write_version.unwrap_or(0),
-                                    signature: c.signature.clone(),
-                                    timestamp: c.timestamp,
-                                    stale: false,
-                                };
-                                self.queue_update(0, pending);
-                                return Ok(());
-                            }
-                        },
+                        }
                         KeyHook::DirectField(path) => {
                             if let Some(Json::String(k)) = ev.get(path).map(Cow::into_owned) {
                                 if !k.is_empty() {
@@ -852,7 +854,7 @@ impl VmContext {
         let changed = old.as_deref().map(|o| o != seed).unwrap_or(false);
         if let Some((evicted, _)) = t.pda.push(pda.to_string(), seed.to_string()) {
             if evicted != pda {
-                if let Some(list) = t.pending.pop(&evicted) {
+                if let Some(list) = t.pending.pop(evicted.as_str()) {
                     self.pending_total -= list.len();
                     self.stats.dropped_pending += list.len() as u64;
                 }
@@ -1028,7 +1030,7 @@ impl VmContext {
     fn pending_of(&self, e: EventId, pda: String, ev: &Ev, c: &Ctx, wv: u64) -> Pending {
         Pending {
             event: e,
-            pda,
+            pda: pda.into(),
             data: Arc::new(ev.clone()),
             slot: c.slot,
             write_version: wv,
@@ -1370,7 +1372,7 @@ impl VmContext {
             return Ok(());
         }
         self.tables[ent].exists = true;
-        let kstr = key.to_string();
+        let kstr = json::key_text(&key);
         if !key.is_null() {
             let t = &mut self.tables[ent];
             if c.is_account() {

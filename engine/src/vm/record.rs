@@ -170,7 +170,7 @@ impl Rec {
                 .fields
                 .iter()
                 .zip(&self.fields)
-                .map(|(n, v)| (n.to_string(), v.to_json()))
+                .map(|(n, v)| (String::from(&**n), v.to_json()))
                 .collect(),
         )
     }
@@ -181,7 +181,7 @@ impl Rec {
                 .accounts
                 .iter()
                 .zip(&self.accounts)
-                .map(|(n, k)| (n.to_string(), Json::String(crate::b58::encode(k))))
+                .map(|(n, k)| (String::from(&**n), Json::String(crate::b58::encode(k))))
                 .collect(),
         )
     }

@@ -17,7 +17,7 @@ use crate::config::StateTableConfig;
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
     pub event: EventId,
-    pub pda: String,
+    pub pda: Arc<str>,
     pub data: std::sync::Arc<super::Ev>,
     pub slot: u64,
     pub write_version: u64,
@@ -56,9 +56,9 @@ pub(crate) struct Table {
     pub lookups: Vec<LruCache<String, Json>>,
     pub temporal: Vec<LruCache<String, Vec<(i64, Json)>>>,
     pub pda: LruCache<String, String>,
-    pub pending: LruCache<String, Vec<Pending>>,
+    pub pending: LruCache<Arc<str>, Vec<Pending>>,
     pub pending_ix: LruCache<String, Vec<PendingIx>>,
-    pub last_data: LruCache<String, Pending>,
+    pub last_data: LruCache<Arc<str>, Pending>,
     /// Last (slot, write_version) applied per (account address, event type).
     pub versions: LruCache<(Arc<str>, EventId), (u64, u64)>,
     /// Instructions applied: (rendered key, event type, slot, transaction index).
