@@ -40,8 +40,9 @@ impl Stack {
                 })?;
             program_ids.push(key);
         }
-        let program = crate::vm::program_of(&spec)?;
+        let mut program = crate::vm::program_of(&spec)?;
         let idls = IdlSet::from_json(&serde_json::Value::Array(spec.idls.clone()))?;
+        program.locate_event_paths(&idls);
         let idl_events = idls
             .event_types()
             .iter()

@@ -61,7 +61,7 @@ pub(crate) use program::Program;
 pub use program::ResolverKind;
 use program::{EventId, KeyHook, KeyPlan, Src, Step, Store};
 pub(crate) use record::Shape;
-use record::{Ev, Rec};
+use record::{Ev, EvPath, Rec};
 use row::{Field, Row};
 use table::{Deferred, Pending, PendingIx, Table};
 
@@ -567,6 +567,7 @@ impl VmContext {
         };
         let event = match stack.shape(d.event_type) {
             Some(shape) => Ev::Rec(Rec {
+                event_type: d.event_type,
                 shape: shape.clone(),
                 // Moved, not copied: the decoder refills the buffers for the next update.
                 fields: std::mem::take(&mut d.fields),
@@ -1204,7 +1205,7 @@ impl VmContext {
         r
     }
 
-    fn load(ev: &Ev, path: &Path, default: Option<&Json>, c: &Ctx) -> Json {
+    fn load(ev: &Ev, path: &EvPath, default: Option<&Json>, c: &Ctx) -> Json {
         if path.is_empty() {
             return ev.public_fields();
         }

@@ -17,12 +17,80 @@ use serde_json::Value as Json;
 
 use super::expr::{compile_fields, Computed};
 use super::json::Path;
+use super::record::EvPath;
 use super::row::{Field, Layout};
 use crate::spec::{
     ComparisonOp, EntitySpec, FieldPath, HookAction, KeyResolution, MappingSource, ParsedCondition,
     Population, ResolveStrategy, ResolverSpec, ResolverStrategy, SpecError, StackSpec,
     Transformation, UrlSource, UrlTemplatePart,
 };
+
+impl Program {
+    /// Locates every event path of every handler in the records of its event type (see
+    /// [`EvPath`]), so that handlers read fields by index. Event types no IDL declares keep their
+    /// paths as they are (their events arrive as JSON).
+    pub(crate) fn locate_event_paths(&mut self, idls: &crate::idl::IdlSet) {
+        let types: Vec<Option<u32>> = self
+            .event_names
+            .iter()
+            .map(|n| idls.event_type_id(n))
+            .collect();
+        let shape = |e: EventId| {
+            let t = types[e]?;
+            Some((t, super::Shape::of(&idls.event_types()[t as usize])))
+        };
+        for ep in &mut self.entities {
+            for h in &mut ep.handlers {
+                if let Some((t, s)) = shape(h.event) {
+                    for p in h.event_paths_mut() {
+                        p.locate(t, &s);
+                    }
+                }
+            }
+        }
+        for (e, info) in self.events.iter_mut().enumerate() {
+            if let (Some(KeyHook::DirectField(p)), Some((t, s))) =
+                (&mut info.resolver_hook, shape(e))
+            {
+                p.locate(t, &s);
+            }
+        }
+    }
+}
+
+impl Handler {
+    fn event_paths_mut(&mut self) -> Vec<&mut EvPath> {
+        let mut out: Vec<&mut EvPath> = Vec::new();
+        match &mut self.key {
+            KeyPlan::Embedded { path, .. } => out.extend(path.as_mut()),
+            KeyPlan::Lookup { path, .. } | KeyPlan::Computed { path } => out.push(path),
+            KeyPlan::Temporal { lookup, ts, .. } => out.extend([lookup, ts]),
+            KeyPlan::HookOnly { lookup_by } => out.extend(lookup_by.as_mut()),
+        }
+        for step in &mut self.steps {
+            match step {
+                Step::IndexLookup { value, .. } | Step::IndexPda { value } => out.push(value),
+                Step::IndexTemporal { value, ts, .. } => out.extend([value, ts]),
+                Step::Map(op) => {
+                    match &mut op.src {
+                        Src::Event { path, .. } => out.push(path),
+                        Src::AsEvent { fields: Some(fs) } => {
+                            out.extend(fs.iter_mut().map(|(_, p, _, _)| p))
+                        }
+                        _ => {}
+                    }
+                    match &mut op.store {
+                        Store::CondSet(c) | Store::CondIncrement(c) => out.push(&mut c.field),
+                        Store::When { cond: Some(c), .. } => out.push(&mut c.field),
+                        _ => {}
+                    }
+                }
+                Step::Resolvers | Step::Computed => {}
+            }
+        }
+        out
+    }
+}
 
 /// Index of an interned event type.
 pub(crate) type EventId = usize;
@@ -49,12 +117,12 @@ pub(crate) struct EventInfo {
 pub(crate) type AccountNames = Vec<Box<str>>;
 
 /// One `AsEvent` field: record name, source path, default, transform.
-pub(crate) type EventField = (Box<str>, Path, Option<Json>, Option<Transformation>);
+pub(crate) type EventField = (Box<str>, EvPath, Option<Json>, Option<Transformation>);
 
 #[derive(Clone)]
 pub(crate) enum KeyHook {
     PdaReverseLookup,
-    DirectField(Path),
+    DirectField(EvPath),
 }
 
 pub(crate) struct EntityProgram {
@@ -93,31 +161,40 @@ pub(crate) struct Handler {
 
 pub(crate) enum KeyPlan {
     Embedded {
-        path: Option<Path>,
+        path: Option<EvPath>,
         transform: Option<Transformation>,
     },
     Lookup {
-        path: Path,
+        path: EvPath,
         index: Option<usize>,
     },
     Computed {
-        path: Path,
+        path: EvPath,
     },
     Temporal {
-        lookup: Path,
-        ts: Path,
+        lookup: EvPath,
+        ts: EvPath,
         index: Option<usize>,
     },
     /// A handler made only for instruction hooks: the resolved key, else `lookup_by` (hex-encoded).
     HookOnly {
-        lookup_by: Option<Path>,
+        lookup_by: Option<EvPath>,
     },
 }
 
 pub(crate) enum Step {
-    IndexLookup { index: usize, value: Path },
-    IndexTemporal { index: usize, value: Path, ts: Path },
-    IndexPda { value: Path },
+    IndexLookup {
+        index: usize,
+        value: EvPath,
+    },
+    IndexTemporal {
+        index: usize,
+        value: EvPath,
+        ts: EvPath,
+    },
+    IndexPda {
+        value: EvPath,
+    },
     Map(MapOp),
     Resolvers,
     Computed,
@@ -138,7 +215,7 @@ pub(crate) struct MapOp {
 
 pub(crate) enum Src {
     Event {
-        path: Path,
+        path: EvPath,
         default: Option<Json>,
         transform: Option<Transformation>,
     },
@@ -155,7 +232,7 @@ pub(crate) enum Src {
 }
 
 pub(crate) struct Cond {
-    pub field: Path,
+    pub field: EvPath,
     pub op: ComparisonOp,
     pub value: Json,
 }
@@ -253,8 +330,9 @@ fn last_seg(dotted: &str) -> &str {
     dotted.rsplit('.').next().unwrap_or(dotted)
 }
 
-fn fp(p: &FieldPath) -> Path {
-    Path::from_segments(&p.segments)
+/// An event path from the file (located in the record by [`Program::locate_event_paths`]).
+fn fp(p: &FieldPath) -> EvPath {
+    EvPath::new(Path::from_segments(&p.segments))
 }
 
 fn snake_to_lower_camel(s: &str) -> String {
@@ -553,14 +631,14 @@ fn compile_entity(
                             _ => None,
                         });
                     let found = src.is_some();
-                    let value = src.unwrap_or_else(|| Path::dotted(leaf));
+                    let value = src.unwrap_or_else(|| EvPath::new(Path::dotted(leaf)));
                     let idx = index_id(&mut index_names, format!("{leaf}_lookup_index"));
                     if let Some(tf) = &li.temporal_field {
                         let t = index_id(&mut temporal_names, format!("{leaf}_temporal_index"));
                         steps.push(Step::IndexTemporal {
                             index: t,
                             value: value.clone(),
-                            ts: Path::from_segments(std::slice::from_ref(tf)),
+                            ts: EvPath::new(Path::from_segments(std::slice::from_ref(tf))),
                         });
                     }
                     steps.push(Step::IndexLookup {
@@ -816,7 +894,7 @@ fn compile_src(s: &MappingSource, at: &str) -> Result<Src, SpecError> {
             }
         }
         MappingSource::WholeSource => Src::Event {
-            path: Path::from_segments(&[]),
+            path: EvPath::new(Path::from_segments(&[])),
             default: Some(Json::Object(Default::default())),
             transform: None,
         },
@@ -952,4 +1030,46 @@ fn compile_resolver(
             .map(|c| (layout.dotted(&c.field_path), c.op, c.value.clone())),
         schedule_at: r.schedule_at.as_deref().map(|p| layout.dotted(p)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every mapping of the ORE stack that reads a field of its event's record reads it by
+    /// index: none is left to a search by name per event.
+    #[test]
+    fn ore_mappings_read_record_fields_by_index() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/stacks/OreStream.stack.json"
+        ))
+        .unwrap();
+        let stack = crate::Stack::from_json(&bytes).unwrap();
+        let (mut located, mut by_name) = (0, Vec::new());
+        for ep in &stack.program().entities {
+            for h in &ep.handlers {
+                for step in &h.steps {
+                    if let Step::Map(MapOp {
+                        src: Src::Event { path, .. },
+                        ..
+                    }) = step
+                    {
+                        let field = match path.segs.first().map(|s| &**s) {
+                            Some("data") => path.segs.len() > 1,
+                            Some(s) => !s.starts_with("__") && s != "accounts",
+                            None => false,
+                        };
+                        match (field, path.is_located()) {
+                            (true, true) => located += 1,
+                            (true, false) => by_name.push(path.dotted.to_string()),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        assert!(by_name.is_empty(), "read by name: {by_name:?}");
+        assert!(located > 30, "{located}");
+    }
 }

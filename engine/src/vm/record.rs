@@ -39,11 +39,66 @@ impl Shape {
     fn field(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| &**f == name)
     }
+
+    /// The field a path into this type's record starts at, and how many segments name it
+    /// (`amount`: 1 on accounts; `data.amount`: 2 on instructions).
+    fn locate(&self, segs: &[Box<str>]) -> Option<(u16, u8)> {
+        let (i, used) = match (segs, self.is_account) {
+            ([name, ..], true) if &**name != ADDRESS && &**name != RESOLVED => {
+                (self.field(name)?, 1)
+            }
+            ([data, name, ..], false) if &**data == "data" => (self.field(name)?, 2),
+            _ => return None,
+        };
+        Some((u16::try_from(i).ok()?, used))
+    }
+}
+
+/// A path into the event record, located at load time where the handler's event type is known:
+/// reading it is then an index into the record's fields, not a search by name.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EvPath {
+    pub path: Path,
+    /// (IDL event type, field index, segments that name the field).
+    located: Option<(u32, u16, u8)>,
+}
+
+impl EvPath {
+    pub fn new(path: Path) -> EvPath {
+        EvPath {
+            path,
+            located: None,
+        }
+    }
+
+    /// Locates this path in records of IDL event type `event_type` (left as it is if the path
+    /// does not start at one of its fields: `__account_address`, `accounts.x`, unknown names).
+    pub fn locate(&mut self, event_type: u32, shape: &Shape) {
+        self.located = shape
+            .locate(&self.path.segs)
+            .map(|(i, used)| (event_type, i, used));
+    }
+}
+
+#[cfg(test)]
+impl EvPath {
+    pub fn is_located(&self) -> bool {
+        self.located.is_some()
+    }
+}
+
+impl std::ops::Deref for EvPath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// A decoded update as the handlers see it.
 #[derive(Debug, Clone)]
 pub(crate) struct Rec {
+    /// The IDL event type (what [`EvPath`]s were located against).
+    pub event_type: u32,
     pub shape: Arc<Shape>,
     pub fields: Vec<Value>,
     pub accounts: Vec<[u8; 32]>,
@@ -66,10 +121,15 @@ const RESOLVED: &str = "__resolved_primary_key";
 
 impl Ev {
     /// The value at `path`, as the reference's JSON record would have it.
-    pub fn get(&self, path: &Path) -> Option<Cow<'_, Json>> {
+    pub fn get(&self, path: &EvPath) -> Option<Cow<'_, Json>> {
         match self {
             Ev::Json(j) => json::get(j, path).map(Cow::Borrowed),
-            Ev::Rec(r) => r.get(&path.segs).map(Cow::Owned),
+            Ev::Rec(r) => match path.located {
+                Some((et, i, used)) if et == r.event_type => {
+                    descend(&r.fields[i as usize], &path.segs[used as usize..]).map(Cow::Owned)
+                }
+                _ => r.get(&path.segs).map(Cow::Owned),
+            },
         }
     }
 
@@ -252,6 +312,7 @@ mod tests {
             }
             let mut reference = idls.to_reference_json(&d);
             let mut ev = Ev::Rec(Rec {
+                event_type: d.event_type,
                 shape: stack.shape(d.event_type).unwrap().clone(),
                 fields: d.fields.clone(),
                 accounts: d.accounts.clone(),
@@ -272,11 +333,21 @@ mod tests {
             assert_eq!(ev.resolved(), reference[RESOLVED]);
             let mut all = Vec::new();
             paths(&reference, &mut Vec::new(), &mut all);
+            let shape = stack.shape(d.event_type).unwrap();
             for segs in all.iter().filter(|p| !p.is_empty()) {
-                let path = Path::dotted(&segs.join("."));
+                let mut path = EvPath::new(Path::dotted(&segs.join(".")));
+                let by_name = ev.get(&path).map(Cow::into_owned);
+                path.locate(d.event_type, shape);
+                assert_eq!(
+                    by_name,
+                    json::get(&reference, &path).cloned(),
+                    "{}",
+                    path.dotted
+                );
+                // Located at load time, or looked up by name: the same answer.
                 assert_eq!(
                     ev.get(&path).map(Cow::into_owned),
-                    json::get(&reference, &path).cloned(),
+                    by_name,
                     "{}",
                     path.dotted
                 );
