@@ -1206,6 +1206,13 @@ impl VmContext {
     }
 
     fn load(ev: &Ev, path: &EvPath, default: Option<&Json>, c: &Ctx) -> Json {
+        if path.is_located() {
+            return ev
+                .get(path)
+                .map(Cow::into_owned)
+                .or_else(|| default.cloned())
+                .unwrap_or(Json::Null);
+        }
         if path.is_empty() {
             return ev.public_fields();
         }

@@ -80,8 +80,8 @@ impl EvPath {
     }
 }
 
-#[cfg(test)]
 impl EvPath {
+    /// Located in some record type: the path starts at a record field.
     pub fn is_located(&self) -> bool {
         self.located.is_some()
     }
