@@ -22,6 +22,50 @@ pub(crate) enum Builtin {
     KeccakRng,
 }
 
+/// A method the expression language knows, resolved from its name at load time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    UnwrapOr,
+    UnwrapOrDefault,
+    IsSome,
+    IsNone,
+    Abs,
+    Len,
+    ToString,
+    Min,
+    Max,
+    SaturatingAdd,
+    SaturatingSub,
+}
+
+impl Method {
+    const ALL: [(Method, &'static str); 11] = [
+        (Method::UnwrapOr, "unwrap_or"),
+        (Method::UnwrapOrDefault, "unwrap_or_default"),
+        (Method::IsSome, "is_some"),
+        (Method::IsNone, "is_none"),
+        (Method::Abs, "abs"),
+        (Method::Len, "len"),
+        (Method::ToString, "to_string"),
+        (Method::Min, "min"),
+        (Method::Max, "max"),
+        (Method::SaturatingAdd, "saturating_add"),
+        (Method::SaturatingSub, "saturating_sub"),
+    ];
+
+    fn named(name: &str) -> Option<Method> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(m, _)| *m)
+    }
+
+    fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(m, _)| *m == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("?")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum CExpr {
     Field(Field),
@@ -35,7 +79,7 @@ pub(crate) enum CExpr {
     Cast(Box<CExpr>, Box<str>),
     /// `expr.map(|p| body)`: the parameter is the next slot.
     Map(Box<CExpr>, Box<CExpr>),
-    Method(Box<CExpr>, Box<str>, Vec<CExpr>),
+    Method(Box<CExpr>, Method, Vec<CExpr>),
     Builtin(Builtin, Vec<CExpr>),
     Slice(Box<CExpr>, usize, usize),
     Index(Box<CExpr>, usize),
@@ -247,27 +291,14 @@ fn compile(
                     return Ok(CExpr::Map(recv, body?));
                 }
             }
-            const KNOWN: &[&str] = &[
-                "unwrap_or",
-                "unwrap_or_default",
-                "is_some",
-                "is_none",
-                "abs",
-                "len",
-                "to_string",
-                "min",
-                "max",
-                "saturating_add",
-                "saturating_sub",
-            ];
-            if !KNOWN.contains(&method.as_str()) {
+            let Some(m) = Method::named(method) else {
                 return Err(SpecError::new(at, format!("unknown method `{method}`")));
-            }
+            };
             let args = args
                 .iter()
                 .map(|a| compile(a, layout, scope, at))
                 .collect::<Result<_, _>>()?;
-            CExpr::Method(recv, method.as_str().into(), args)
+            CExpr::Method(recv, m, args)
         }
         E::ResolverComputed {
             resolver,
@@ -381,45 +412,37 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
         CExpr::Map(recv, body) => {
             let v = eval(recv, state, env, cx)?;
             match v {
-                Json::Null => Json::Null,
-                Json::Array(items) => {
-                    let mut out = Vec::with_capacity(items.len());
-                    for it in items {
-                        env.push(it);
+                v => match v {
+                    Json::Null => Json::Null,
+                    Json::Array(items) => {
+                        let mut out = Vec::with_capacity(items.len());
+                        for it in items {
+                            env.push(it);
+                            let r = eval(body, state, env, cx);
+                            env.pop();
+                            out.push(r?);
+                        }
+                        Json::Array(out)
+                    }
+                    other => {
+                        env.push(other);
                         let r = eval(body, state, env, cx);
                         env.pop();
-                        out.push(r?);
+                        r?
                     }
-                    Json::Array(out)
-                }
-                other => {
-                    env.push(other);
-                    let r = eval(body, state, env, cx);
-                    env.pop();
-                    r?
-                }
+                },
             }
         }
         CExpr::Method(recv, m, args) => {
             let v = eval(recv, state, env, cx)?;
-            let mut a = Vec::with_capacity(args.len());
-            for x in args {
-                a.push(eval(x, state, env, cx)?);
-            }
-            method(&v, m, &a)?
+            with_args(args, state, env, cx, |a| method(&v, *m, a))?
         }
-        CExpr::Builtin(f, args) => {
-            let mut a = Vec::with_capacity(args.len());
-            for x in args {
-                a.push(eval(x, state, env, cx)?);
-            }
-            builtin(*f, &a, cx)?
-        }
-        CExpr::Slice(x, s, e) => match eval(x, state, env, cx)? {
+        CExpr::Builtin(f, args) => with_args(args, state, env, cx, |a| builtin(*f, a, cx))?,
+        CExpr::Slice(x, s, e) => match &eval(x, state, env, cx)? {
             Json::Array(a) => Json::Array(a.get(*s..*e).unwrap_or(&[]).to_vec()),
             _ => return Err("Cannot slice non-array value".into()),
         },
-        CExpr::Index(x, i) => match eval(x, state, env, cx)? {
+        CExpr::Index(x, i) => match &eval(x, state, env, cx)? {
             Json::Array(a) => a.get(*i).cloned().unwrap_or(Json::Null),
             _ => return Err("Cannot index non-array value".into()),
         },
@@ -622,29 +645,54 @@ fn cast(v: &Json, ty: &str) -> R {
     })
 }
 
-fn method(v: &Json, m: &str, args: &[Json]) -> R {
+/// Evaluates call arguments in order and hands them to `f`, on the stack for the usual arity.
+fn with_args<S: State>(
+    args: &[CExpr],
+    state: &S,
+    env: &mut Vec<Json>,
+    cx: &EvalCtx,
+    f: impl FnOnce(&[Json]) -> R,
+) -> R {
+    const INLINE: usize = 3;
+    if args.len() <= INLINE {
+        let mut a: [Json; INLINE] = Default::default();
+        for (slot, x) in a.iter_mut().zip(args) {
+            *slot = eval(x, state, env, cx)?;
+        }
+        f(&a[..args.len()])
+    } else {
+        let a = args
+            .iter()
+            .map(|x| eval(x, state, env, cx))
+            .collect::<Result<Vec<_>, _>>()?;
+        f(&a)
+    }
+}
+
+fn method(v: &Json, m: Method, args: &[Json]) -> R {
+    let name = m.name();
     let arg = || {
         args.first()
-            .ok_or_else(|| format!("{m}() requires an argument"))
+            .ok_or_else(|| format!("{name}() requires an argument"))
     };
     Ok(match m {
-        "unwrap_or" => {
+        Method::UnwrapOr => {
             if v.is_null() && !args.is_empty() {
                 args[0].clone()
             } else {
                 v.clone()
             }
         }
-        "unwrap_or_default" => {
+        Method::UnwrapOrDefault => {
             if v.is_null() {
                 json!(0)
             } else {
                 v.clone()
             }
         }
-        "is_some" => json!(!v.is_null()),
-        "is_none" => json!(v.is_null()),
-        "abs" => {
+        Method::IsSome => json!(!v.is_null()),
+        Method::IsNone => json!(v.is_null()),
+        Method::Abs => {
             if let Some(n) = v.as_i64() {
                 json!(n.checked_abs().ok_or("abs overflow")?)
             } else if let Some(n) = v.as_f64() {
@@ -653,27 +701,27 @@ fn method(v: &Json, m: &str, args: &[Json]) -> R {
                 return Err("Cannot call abs()".into());
             }
         }
-        "len" => match v {
+        Method::Len => match v {
             Json::String(s) => json!(s.len()),
             Json::Array(a) => json!(a.len()),
             Json::Object(o) => json!(o.len()),
             _ => return Err("Cannot call len()".into()),
         },
-        "to_string" => json!(v.to_string()),
-        "min" | "max" => {
+        Method::ToString => json!(v.to_string()),
+        Method::Min | Method::Max => {
             let o = arg()?;
-            let max = m == "max";
+            let max = m == Method::Max;
             if let (Some(a), Some(b)) = (v.as_i64(), o.as_i64()) {
                 json!(if max { a.max(b) } else { a.min(b) })
             } else if let (Some(a), Some(b)) = (v.as_f64(), o.as_f64()) {
                 json!(if max { a.max(b) } else { a.min(b) })
             } else {
-                return Err(format!("Cannot call {m}()"));
+                return Err(format!("Cannot call {name}()"));
             }
         }
-        "saturating_add" | "saturating_sub" => {
+        Method::SaturatingAdd | Method::SaturatingSub => {
             let o = arg()?;
-            let add = m == "saturating_add";
+            let add = m == Method::SaturatingAdd;
             if let (Some(a), Some(b)) = (v.as_i64(), o.as_i64()) {
                 json!(if add {
                     a.saturating_add(b)
@@ -687,10 +735,9 @@ fn method(v: &Json, m: &str, args: &[Json]) -> R {
                     a.saturating_sub(b)
                 })
             } else {
-                return Err(format!("Cannot call {m}()"));
+                return Err(format!("Cannot call {name}()"));
             }
         }
-        _ => return Err(format!("Unknown method call: {m}()")),
     })
 }
 
