@@ -412,25 +412,23 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
         CExpr::Map(recv, body) => {
             let v = eval(recv, state, env, cx)?;
             match v {
-                v => match v {
-                    Json::Null => Json::Null,
-                    Json::Array(items) => {
-                        let mut out = Vec::with_capacity(items.len());
-                        for it in items {
-                            env.push(it);
-                            let r = eval(body, state, env, cx);
-                            env.pop();
-                            out.push(r?);
-                        }
-                        Json::Array(out)
-                    }
-                    other => {
-                        env.push(other);
+                Json::Null => Json::Null,
+                Json::Array(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for it in items {
+                        env.push(it);
                         let r = eval(body, state, env, cx);
                         env.pop();
-                        r?
+                        out.push(r?);
                     }
-                },
+                    Json::Array(out)
+                }
+                other => {
+                    env.push(other);
+                    let r = eval(body, state, env, cx);
+                    env.pop();
+                    r?
+                }
             }
         }
         CExpr::Method(recv, m, args) => {
