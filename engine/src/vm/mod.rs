@@ -797,22 +797,21 @@ impl VmContext {
                 }
             }
             self.process(p, &ev, e, c, out)?;
-            let ev = Arc::new(ev);
-            for (i, &(ent, _)) in info.routes.iter().enumerate() {
-                let first = !info.routes[..i].iter().any(|&(e, _)| e == ent);
-                if first && self.tables[ent].exists {
-                    let cached = Pending {
-                        event: e,
-                        pda: addr.clone(),
-                        data: ev.clone(),
-                        slot: c.slot,
-                        write_version: c.write_version.unwrap_or(0),
-                        signature: c.signature.clone(),
-                        timestamp: c.timestamp,
-                        stale: false,
-                    };
-                    self.tables[ent].last_data.put(addr.clone(), cached);
-                }
+            // The last update per address is kept where it can be replayed: in the first entity's
+            // table (the one PDA mappings live in), when the stack maps PDAs at all (`map_pda`).
+            let replayable = p.maps_pdas && info.routes.iter().any(|&(ent, _)| ent == 0);
+            if replayable && self.tables[0].exists {
+                let cached = Pending {
+                    event: e,
+                    pda: addr.clone(),
+                    data: Arc::new(ev),
+                    slot: c.slot,
+                    write_version: c.write_version.unwrap_or(0),
+                    signature: c.signature.clone(),
+                    timestamp: c.timestamp,
+                    stale: false,
+                };
+                self.tables[0].last_data.put(addr, cached);
             }
         } else {
             self.process(p, &ev, e, c, out)?;

@@ -100,6 +100,8 @@ pub(crate) struct Program {
     pub event_ids: HashMap<String, EventId>,
     pub events: Vec<EventInfo>,
     pub entities: Vec<EntityProgram>,
+    /// Some instruction hook registers PDA mappings (so a mapping can change and replay).
+    pub maps_pdas: bool,
 }
 
 #[derive(Default)]
@@ -439,11 +441,13 @@ pub(crate) fn compile(spec: &StackSpec) -> Result<Program, SpecError> {
             }
         }
     }
+    let maps_pdas = events.iter().any(|i| !i.pda_mappings.is_empty());
     Ok(Program {
         event_names,
         event_ids,
         events,
         entities,
+        maps_pdas,
     })
 }
 

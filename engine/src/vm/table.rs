@@ -58,6 +58,8 @@ pub(crate) struct Table {
     pub pda: LruCache<String, String>,
     pub pending: LruCache<Arc<str>, Vec<Pending>>,
     pub pending_ix: LruCache<String, Vec<PendingIx>>,
+    /// The last update per account address, replayed when its PDA mapping changes (kept in
+    /// the first entity's table only: that is where mappings live).
     pub last_data: LruCache<Arc<str>, Pending>,
     /// Last (slot, write_version) applied per (account address, event type).
     pub versions: LruCache<(Arc<str>, EventId), (u64, u64)>,
