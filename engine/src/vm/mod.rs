@@ -1180,8 +1180,18 @@ impl VmContext {
             if ep.computed_in_place && state.get(&f.target).as_deref() == Some(&v) {
                 continue;
             }
-            if let Some(u) = undo.as_deref_mut() {
-                u.extend(Undo::point(state, &f.target));
+            match (f.target.whole_slot(), undo.as_deref_mut()) {
+                // The old value moves into the undo log (a whole slot is replaced outright).
+                (Some(slot), Some(u)) => {
+                    let old = state.replace(&f.target, v);
+                    u.push(Undo { slot, old });
+                    if let (true, Some(k)) = (ep.computed_in_place, ep.computed_slot[i]) {
+                        changed[k] = true;
+                    }
+                    continue;
+                }
+                (_, Some(u)) => u.extend(Undo::point(state, &f.target)),
+                (_, None) => {}
             }
             if let Err(e) = state.set_forcing(&f.target, v) {
                 r = Err(e);
@@ -1726,13 +1736,13 @@ impl VmContext {
                     *slot = Json::Array(Vec::new());
                 }
                 let arr = slot.as_array_mut().ok_or("Path is not an array")?;
-                arr.push(temp.clone());
+                if op.emit {
+                    dirty.appended(target, temp.clone());
+                }
+                arr.push(temp);
                 if arr.len() > max {
                     let excess = arr.len() - max;
                     arr.drain(..excess);
-                }
-                if op.emit {
-                    dirty.appended(target, temp.clone());
                 }
             }
             Store::UniqueCount { set } => {
@@ -1742,7 +1752,7 @@ impl VmContext {
                 };
                 let new = !items.contains(&temp);
                 if new {
-                    items.push(temp.clone());
+                    items.push(temp);
                 }
                 let n = items.len();
                 state.set(set, Json::Array(items))?;
@@ -1754,7 +1764,7 @@ impl VmContext {
             Store::CondSet(cond) => {
                 let fv = Self::load(ev, &cond.field, None, c);
                 if json::compare(&fv, cond.op, &cond.value)? {
-                    state.set(target, temp.clone())?;
+                    state.set(target, temp)?;
                     mark(dirty);
                 }
             }
@@ -1787,13 +1797,13 @@ impl VmContext {
                     .map(|v| v.contains(instruction))
                     .unwrap_or(false);
                 if seen {
-                    state.set(target, temp.clone())?;
+                    state.set(target, temp)?;
                     mark(dirty);
                 } else {
                     let d = Deferred {
                         key: key.clone(),
                         target: target.clone(),
-                        value: temp.clone(),
+                        value: temp,
                         emit: op.emit,
                         slot: c.slot,
                     };
@@ -1818,7 +1828,7 @@ impl VmContext {
             Store::UnlessStopped { flag } => {
                 let stopped = state.get(flag).and_then(|v| v.as_bool()).unwrap_or(false);
                 if !stopped {
-                    state.set(target, temp.clone())?;
+                    state.set(target, temp)?;
                     mark(dirty);
                 }
             }
