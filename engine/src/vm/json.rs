@@ -63,7 +63,17 @@ pub(crate) fn get<'a>(v: &'a Json, path: &Path) -> Option<&'a Json> {
     Some(cur)
 }
 
+pub(crate) fn get_mut<'a>(v: &'a mut Json, path: &Path) -> Option<&'a mut Json> {
+    let mut cur = v;
+    for s in path.segs.iter() {
+        cur = cur.get_mut(&**s)?;
+    }
+    Some(cur)
+}
+
 /// Writes `value` at `path`, creating intermediate objects; an intermediate non-object is an error.
+/// (The nested state's rule that rows are tested against.)
+#[cfg(test)]
 pub(crate) fn set(obj: &mut Json, path: &Path, value: Json) -> Result<(), StepError> {
     let slot = slot_mut(obj, path)?;
     *slot = value;
@@ -122,11 +132,11 @@ fn child_mut<'a>(
     key: &str,
     init: fn() -> Json,
 ) -> (&'a mut Json, bool) {
-    let created = !map.contains_key(key);
-    if created {
-        map.insert(key.to_string(), init());
+    if map.contains_key(key) {
+        (map.get_mut(key).expect("present"), false)
+    } else {
+        (map.entry(key.to_string()).or_insert_with(init), true)
     }
-    (map.get_mut(key).expect("present"), created)
 }
 
 /// Writes `value` under `key`, allocating the key only when it is new.
@@ -168,7 +178,8 @@ pub(crate) fn set_nested(obj: &mut Json, path: &Path, value: Json) {
             return;
         };
         if i + 1 == n {
-            put(map, s, value);
+            // A patch's leaves are new keys: one insert (replacing, should one be there).
+            map.insert(s.to_string(), value);
             return;
         }
         let e = child_mut(map, s, object).0;
@@ -248,6 +259,21 @@ pub(crate) fn transform(v: &Json, t: Transformation) -> Result<Json, StepError> 
             _ => v.clone(),
         },
     })
+}
+
+/// [`transform`] where the value is: a transform that would hand back a copy (an encoding of
+/// what is already a string, `ToNumber` of a non-string) leaves it alone.
+pub(crate) fn transform_in_place(v: &mut Json, t: Transformation) -> Result<(), StepError> {
+    use Transformation::*;
+    let unchanged = match t {
+        HexEncode | Base58Encode => v.is_string(),
+        ToNumber => !v.is_string(),
+        HexDecode | Base58Decode | ToString => false,
+    };
+    if !unchanged {
+        *v = transform(v, t)?;
+    }
+    Ok(())
 }
 
 /// `field op literal`, numbers compared as i64, then u64, then f64.
@@ -357,6 +383,30 @@ mod tests {
         assert!(transform(&json!("zz"), Transformation::HexDecode).is_err());
         assert!(transform(&json!("0OIl"), Transformation::Base58Decode).is_err());
         assert!(transform(&json!("x"), Transformation::ToNumber).is_err());
+        // In place: the same results, and the same errors.
+        for t in [
+            Transformation::HexEncode,
+            Transformation::HexDecode,
+            Transformation::Base58Encode,
+            Transformation::Base58Decode,
+            Transformation::ToString,
+            Transformation::ToNumber,
+        ] {
+            for v in [
+                json!("11"),
+                json!([1, 2]),
+                json!(7),
+                json!(null),
+                json!("-3"),
+            ] {
+                let mut w = v.clone();
+                let r = transform_in_place(&mut w, t);
+                match transform(&v, t) {
+                    Ok(x) => assert_eq!((r, w), (Ok(()), x), "{t:?} {v}"),
+                    Err(_) => assert!(r.is_err(), "{t:?} {v}"),
+                }
+            }
+        }
     }
 
     #[test]

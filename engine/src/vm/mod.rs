@@ -1575,10 +1575,9 @@ impl VmContext {
                         Src::Capture { transforms } => {
                             let mut data = ev.public_fields();
                             for (f, t) in transforms {
-                                let v = json::get(&data, f)
+                                let v = json::get_mut(&mut data, f)
                                     .ok_or_else(|| format!("Field not found: {}", f.dotted))?;
-                                let nv = json::transform(v, *t)?;
-                                json::set(&mut data, f, nv)?;
+                                json::transform_in_place(v, *t)?;
                             }
                             for f in &op.capture_dirty {
                                 dirty.replaced(f);
