@@ -109,25 +109,28 @@ fn bench(c: &mut Criterion) {
     let stack = Stack::from_json(&bytes).unwrap();
     let (ups, evs) = sequence(&stack);
 
-    // A plain timing first, so the figures are printed whatever criterion's settings.
-    for (name, f) in [
-        (
-            "stackcore decode+vm",
-            &(|| run_ours(&stack, &ups)) as &dyn Fn() -> usize,
-        ),
-        (
-            "reference vm (+glue)",
-            &(|| run_ref(&bytes, &evs)) as &dyn Fn() -> usize,
-        ),
-    ] {
+    // Plain timings first, so the figures are printed whatever criterion's settings: rounds
+    // alternate between the two sides, so that both see the same machine (this box's speed drifts
+    // by ±20 % over minutes), and the medians and their ratio are reported.
+    const ROUNDS: usize = 5;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut m_ours, mut m_ref) = (0, 0);
+    for _ in 0..ROUNDS {
         let t = Instant::now();
-        let m = f();
-        let s = t.elapsed().as_secs_f64();
-        println!(
-            "{name}: {EVENTS} events, {m} mutations in {s:.3} s = {:.0} events/s",
-            EVENTS as f64 / s
-        );
+        m_ours = run_ours(&stack, &ups);
+        ours.push(EVENTS as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        m_ref = run_ref(&bytes, &evs);
+        theirs.push(EVENTS as f64 / t.elapsed().as_secs_f64());
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (o, r) = (median(&mut ours), median(&mut theirs));
+    println!("stackcore decode+vm: {EVENTS} events, {m_ours} mutations, median of {ROUNDS}: {o:.0} events/s");
+    println!("reference vm (+glue): {EVENTS} events, {m_ref} mutations, median of {ROUNDS}: {r:.0} events/s");
+    println!("ratio (alternating rounds): {:.2}x", o / r);
 
     let mut g = c.benchmark_group("ore");
     g.throughput(Throughput::Elements(EVENTS as u64));
