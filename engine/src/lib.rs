@@ -14,7 +14,7 @@
 //! |------------|---------|
 //! | [`spec`]   | the `*.stack.json` model, version check, errors with JSON paths |
 //! | [`idl`]    | IDL layouts compiled at load time; decode (borrowing reader) and encode |
-//! | [`vm`]     | handlers compiled to bytecode, the exec loop, computed fields, state tables |
+//! | [`vm`]     | handlers compiled at load time (rows as slots, event fields by index), the exec loop, computed fields, state tables |
 //! | [`view`]   | projector, entity cache, sorted windows, subscriptions and snapshots |
 //! | [`frame`]  | the wire envelope, `seq`, gzip, the WebSocket header in front of every frame |
 
