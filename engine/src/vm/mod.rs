@@ -771,16 +771,7 @@ impl VmContext {
                                     ev.set_resolved(k);
                                 }
                                 None => {
-                                    let pending = Pending {
-                                        event: e,
-                                        pda: addr.clone(),
-                                        data: Arc::new(ev),
-                                        slot: c.slot,
-                                        write_version: c.write_version.unwrap_or(0),
-                                        signature: c.signature.clone(),
-                                        timestamp: c.timestamp,
-                                        stale: false,
-                                    };
+                                    let pending = Pending::new(e, addr, Arc::new(ev), c);
                                     self.queue_update(0, pending);
                                     return Ok(());
                                 }
@@ -801,16 +792,7 @@ impl VmContext {
             // table (the one PDA mappings live in), when the stack maps PDAs at all (`map_pda`).
             let replayable = p.maps_pdas && info.routes.iter().any(|&(ent, _)| ent == 0);
             if replayable && self.tables[0].exists {
-                let cached = Pending {
-                    event: e,
-                    pda: addr.clone(),
-                    data: Arc::new(ev),
-                    slot: c.slot,
-                    write_version: c.write_version.unwrap_or(0),
-                    signature: c.signature.clone(),
-                    timestamp: c.timestamp,
-                    stale: false,
-                };
+                let cached = Pending::new(e, addr.clone(), Arc::new(ev), c);
                 self.tables[0].last_data.put(addr, cached);
             }
         } else {
@@ -973,17 +955,15 @@ impl VmContext {
                                 ctx: c.clone(),
                             },
                         );
-                    } else if let Some(wv) = c.write_version {
-                        let pending = self.pending_of(e, pda, ev, c, wv);
+                    } else if c.write_version.is_some() {
+                        let pending = Pending::new(e, pda.into(), Arc::new(ev.clone()), c);
                         self.queue_update(ent, pending);
                     }
                 }
                 if let Some(miss) = self.lookup_miss.take() {
-                    if !info.is_tx {
-                        if let Some(wv) = c.write_version {
-                            let pending = self.pending_of(e, miss, ev, c, wv);
-                            self.queue_update(ent, pending);
-                        }
+                    if !info.is_tx && c.write_version.is_some() {
+                        let pending = Pending::new(e, miss.into(), Arc::new(ev.clone()), c);
+                        self.queue_update(ent, pending);
                     }
                 }
             }
@@ -1025,19 +1005,6 @@ impl VmContext {
             }
         }
         Ok(())
-    }
-
-    fn pending_of(&self, e: EventId, pda: String, ev: &Ev, c: &Ctx, wv: u64) -> Pending {
-        Pending {
-            event: e,
-            pda: pda.into(),
-            data: Arc::new(ev.clone()),
-            slot: c.slot,
-            write_version: wv,
-            signature: c.signature.clone(),
-            timestamp: c.timestamp,
-            stale: false,
-        }
     }
 
     fn queue_ix(&mut self, ent: usize, pda: String, ix: PendingIx) {

@@ -26,6 +26,22 @@ pub(crate) struct Pending {
     pub stale: bool,
 }
 
+impl Pending {
+    /// An account update as it arrived (`c` is its context), to be queued or cached.
+    pub fn new(event: EventId, pda: Arc<str>, data: Arc<super::Ev>, c: &Ctx) -> Pending {
+        Pending {
+            event,
+            pda,
+            data,
+            slot: c.slot,
+            write_version: c.write_version.unwrap_or(0),
+            signature: c.signature.clone(),
+            timestamp: c.timestamp,
+            stale: false,
+        }
+    }
+}
+
 /// An instruction waiting for the PDA it names to be mapped.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingIx {
