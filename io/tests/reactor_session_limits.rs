@@ -376,3 +376,45 @@ fn a_token_limits_claim_overrides_the_server_message_rate() {
     subscribe(&mut d, "OreRound/list", None);
     assert_eq!(s.gauge(|m| &m.rate_limited_closed_total), 1);
 }
+
+#[test]
+fn a_refreshed_token_brings_its_limits_but_only_for_the_same_subject() {
+    let cfg = SignedSessionConfig::new(key().verifying_key(), "hs", "ore");
+    let s = Server::start(
+        WebSocketConfig::default().with_auth(AuthConfig::signed_session(cfg)),
+        1,
+    );
+    let url = format!(
+        "ws://{}/?hs_token={}",
+        s.addr,
+        token("erin", json!({"max_messages_per_minute": 100}))
+    );
+    let mut c = try_connect(&url, &[]).unwrap();
+    // Another subject's token is refused and changes nothing: the rate stays 100.
+    let frank = token("frank", json!({"max_messages_per_minute": 1}));
+    send(
+        &mut c,
+        &json!({"type":"refresh_auth","token":frank}).to_string(),
+    );
+    assert_eq!(
+        next_json(&mut c),
+        json!({"success":false,"error":"token-invalid"})
+    );
+    for _ in 0..5 {
+        send(&mut c, r#"{"type":"ping"}"#);
+    }
+    subscribe(&mut c, "OreRound/list", None);
+    // Erin's own refreshed token lowers her rate to 8, and the 8 messages this window has seen
+    // (the refresh included) still count: the next one is over.
+    let erin = token("erin", json!({"max_messages_per_minute": 8}));
+    send(
+        &mut c,
+        &json!({"type":"refresh_auth","token":erin}).to_string(),
+    );
+    assert_eq!(next_json(&mut c)["success"], true);
+    send(&mut c, r#"{"type":"ping"}"#);
+    let (texts, _, close) = read_to_close(&mut c);
+    assert_eq!(texts.last().unwrap()["error"], "rate-limit-exceeded");
+    assert_eq!(close.0, 4029);
+    assert_eq!(s.gauge(|m| &m.rate_limited_closed_total), 1);
+}

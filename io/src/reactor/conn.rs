@@ -200,6 +200,15 @@ impl RateBudget {
     pub fn used(&self) -> u64 {
         self.used
     }
+
+    /// A budget under a new limit: what the current window has used still counts.
+    pub fn relimit(budget: Option<RateBudget>, limit: Option<u64>, now: Instant) -> Option<Self> {
+        match (budget, limit) {
+            (_, None) => None,
+            (None, Some(l)) => Some(RateBudget::new(l, now)),
+            (Some(b), Some(l)) => Some(RateBudget { limit: l, ..b }),
+        }
+    }
 }
 
 pub type Handshake = MidHandshake<ServerHandshake<Io, Gate>>;
@@ -468,6 +477,29 @@ impl Conn {
             .map(|l| RateBudget::new(l, now));
         self.session = Some(a.session);
         self._counted = a.guards;
+    }
+
+    /// Applies a `refresh_auth` token's session: its expiry and its limits (subscriptions,
+    /// snapshot rows, message and byte rates; the rate budgets keep what this window has used).
+    /// The subject must be the session's own, or nothing changes (`Err`); the metering key and
+    /// the per-subject connection cap stay as admitted, since connections were counted under them.
+    pub fn refresh_session(&mut self, fresh: Session, now: Instant) -> Result<(), ()> {
+        let Some(s) = self.session.as_mut() else {
+            return Err(());
+        };
+        if s.subject != fresh.subject {
+            return Err(());
+        }
+        s.expires_at = fresh.expires_at;
+        s.max_subscriptions = fresh.max_subscriptions;
+        s.max_snapshot_rows = fresh.max_snapshot_rows;
+        s.max_messages_per_minute = fresh.max_messages_per_minute;
+        s.max_bytes_per_minute = fresh.max_bytes_per_minute;
+        self.inbound_budget =
+            RateBudget::relimit(self.inbound_budget, fresh.max_messages_per_minute, now);
+        self.egress_budget =
+            RateBudget::relimit(self.egress_budget, fresh.max_bytes_per_minute, now);
+        Ok(())
     }
 
     /// Bytes still owed to the pending-outbound gauge when the connection is dropped.

@@ -749,12 +749,15 @@ impl Reactor {
                 let reply = match auth.refresh(&token) {
                     Ok(session) => {
                         let exp = session.expires_at.unwrap_or(u64::MAX);
-                        if let Some(conn) = self.conns[slot].as_mut() {
-                            if let Some(s) = conn.session.as_mut() {
-                                s.expires_at = session.expires_at;
-                            }
+                        let now = self.now;
+                        match self.conns[slot].as_mut() {
+                            Some(conn) => match conn.refresh_session(session, now) {
+                                Ok(()) => messages::refresh_reply(Ok(exp)),
+                                // Another subject's token does not take over this connection.
+                                Err(()) => messages::refresh_reply(Err("token-invalid")),
+                            },
+                            None => return,
                         }
-                        messages::refresh_reply(Ok(exp))
                     }
                     Err(d) => {
                         use super::auth::{AuthErrorCode as C, AuthPlugin};
