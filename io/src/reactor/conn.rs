@@ -481,14 +481,14 @@ impl Conn {
 
     /// Applies a `refresh_auth` token's session: its expiry and its limits (subscriptions,
     /// snapshot rows, message and byte rates; the rate budgets keep what this window has used).
-    /// The subject must be the session's own, or nothing changes (`Err`); the metering key and
+    /// The subject must be the session's own, or nothing changes (`false`); the metering key and
     /// the per-subject connection cap stay as admitted, since connections were counted under them.
-    pub fn refresh_session(&mut self, fresh: Session, now: Instant) -> Result<(), ()> {
+    pub fn refresh_session(&mut self, fresh: Session, now: Instant) -> bool {
         let Some(s) = self.session.as_mut() else {
-            return Err(());
+            return false;
         };
         if s.subject != fresh.subject {
-            return Err(());
+            return false;
         }
         s.expires_at = fresh.expires_at;
         s.max_subscriptions = fresh.max_subscriptions;
@@ -499,7 +499,7 @@ impl Conn {
             RateBudget::relimit(self.inbound_budget, fresh.max_messages_per_minute, now);
         self.egress_budget =
             RateBudget::relimit(self.egress_budget, fresh.max_bytes_per_minute, now);
-        Ok(())
+        true
     }
 
     /// Bytes still owed to the pending-outbound gauge when the connection is dropped.

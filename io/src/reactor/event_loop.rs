@@ -750,13 +750,14 @@ impl Reactor {
                     Ok(session) => {
                         let exp = session.expires_at.unwrap_or(u64::MAX);
                         let now = self.now;
-                        match self.conns[slot].as_mut() {
-                            Some(conn) => match conn.refresh_session(session, now) {
-                                Ok(()) => messages::refresh_reply(Ok(exp)),
-                                // Another subject's token does not take over this connection.
-                                Err(()) => messages::refresh_reply(Err("token-invalid")),
-                            },
-                            None => return,
+                        let Some(conn) = self.conns[slot].as_mut() else {
+                            return;
+                        };
+                        if conn.refresh_session(session, now) {
+                            messages::refresh_reply(Ok(exp))
+                        } else {
+                            // Another subject's token does not take over this connection.
+                            messages::refresh_reply(Err("token-invalid"))
                         }
                     }
                     Err(d) => {
