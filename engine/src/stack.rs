@@ -42,17 +42,17 @@ impl Stack {
         }
         let mut program = crate::vm::program_of(&spec)?;
         let idls = IdlSet::from_json(&serde_json::Value::Array(spec.idls.clone()))?;
-        program.locate_event_paths(&idls);
         let idl_events = idls
             .event_types()
             .iter()
             .map(|t| program.event_ids.get(&*t.name).copied())
             .collect();
-        let shapes = idls
+        let shapes: Vec<_> = idls
             .event_types()
             .iter()
             .map(|t| std::sync::Arc::new(crate::vm::Shape::of(t)))
             .collect();
+        program.locate_event_paths(&idls, &shapes);
         let entities = spec
             .entities
             .iter()

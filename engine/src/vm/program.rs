@@ -25,73 +25,6 @@ use crate::spec::{
     Transformation, UrlSource, UrlTemplatePart,
 };
 
-impl Program {
-    /// Locates every event path of every handler in the records of its event type (see
-    /// [`EvPath`]), so that handlers read fields by index. Event types no IDL declares keep their
-    /// paths as they are (their events arrive as JSON).
-    pub(crate) fn locate_event_paths(&mut self, idls: &crate::idl::IdlSet) {
-        let types: Vec<Option<u32>> = self
-            .event_names
-            .iter()
-            .map(|n| idls.event_type_id(n))
-            .collect();
-        let shape = |e: EventId| {
-            let t = types[e]?;
-            Some((t, super::Shape::of(&idls.event_types()[t as usize])))
-        };
-        for ep in &mut self.entities {
-            for h in &mut ep.handlers {
-                if let Some((t, s)) = shape(h.event) {
-                    for p in h.event_paths_mut() {
-                        p.locate(t, &s);
-                    }
-                }
-            }
-        }
-        for (e, info) in self.events.iter_mut().enumerate() {
-            if let (Some(KeyHook::DirectField(p)), Some((t, s))) =
-                (&mut info.resolver_hook, shape(e))
-            {
-                p.locate(t, &s);
-            }
-        }
-    }
-}
-
-impl Handler {
-    fn event_paths_mut(&mut self) -> Vec<&mut EvPath> {
-        let mut out: Vec<&mut EvPath> = Vec::new();
-        match &mut self.key {
-            KeyPlan::Embedded { path, .. } => out.extend(path.as_mut()),
-            KeyPlan::Lookup { path, .. } | KeyPlan::Computed { path } => out.push(path),
-            KeyPlan::Temporal { lookup, ts, .. } => out.extend([lookup, ts]),
-            KeyPlan::HookOnly { lookup_by } => out.extend(lookup_by.as_mut()),
-        }
-        for step in &mut self.steps {
-            match step {
-                Step::IndexLookup { value, .. } | Step::IndexPda { value } => out.push(value),
-                Step::IndexTemporal { value, ts, .. } => out.extend([value, ts]),
-                Step::Map(op) => {
-                    match &mut op.src {
-                        Src::Event { path, .. } => out.push(path),
-                        Src::AsEvent { fields: Some(fs) } => {
-                            out.extend(fs.iter_mut().map(|(_, p, _, _)| p))
-                        }
-                        _ => {}
-                    }
-                    match &mut op.store {
-                        Store::CondSet(c) | Store::CondIncrement(c) => out.push(&mut c.field),
-                        Store::When { cond: Some(c), .. } => out.push(&mut c.field),
-                        _ => {}
-                    }
-                }
-                Step::Resolvers | Step::Computed => {}
-            }
-        }
-        out
-    }
-}
-
 /// Index of an interned event type.
 pub(crate) type EventId = usize;
 
@@ -449,6 +382,78 @@ pub(crate) fn compile(spec: &StackSpec) -> Result<Program, SpecError> {
         entities,
         maps_pdas,
     })
+}
+
+impl Program {
+    /// Locates every event path of every handler in the records of its event type (see
+    /// [`EvPath`]), so that handlers read fields by index. Event types no IDL declares keep their
+    /// paths as they are (their events arrive as JSON).
+    /// `shapes` are the IDL event types' record shapes, by IDL event type id.
+    pub(crate) fn locate_event_paths(
+        &mut self,
+        idls: &crate::idl::IdlSet,
+        shapes: &[std::sync::Arc<super::Shape>],
+    ) {
+        let types: Vec<Option<u32>> = self
+            .event_names
+            .iter()
+            .map(|n| idls.event_type_id(n))
+            .collect();
+        let shape = |e: EventId| {
+            let t = types[e]?;
+            Some((t, shapes.get(t as usize)?))
+        };
+        for ep in &mut self.entities {
+            for h in &mut ep.handlers {
+                if let Some((t, s)) = shape(h.event) {
+                    for p in h.event_paths_mut() {
+                        p.locate(t, s);
+                    }
+                }
+            }
+        }
+        for (e, info) in self.events.iter_mut().enumerate() {
+            if let (Some(KeyHook::DirectField(p)), Some((t, s))) =
+                (&mut info.resolver_hook, shape(e))
+            {
+                p.locate(t, s);
+            }
+        }
+    }
+}
+
+impl Handler {
+    fn event_paths_mut(&mut self) -> Vec<&mut EvPath> {
+        let mut out: Vec<&mut EvPath> = Vec::new();
+        match &mut self.key {
+            KeyPlan::Embedded { path, .. } => out.extend(path.as_mut()),
+            KeyPlan::Lookup { path, .. } | KeyPlan::Computed { path } => out.push(path),
+            KeyPlan::Temporal { lookup, ts, .. } => out.extend([lookup, ts]),
+            KeyPlan::HookOnly { lookup_by } => out.extend(lookup_by.as_mut()),
+        }
+        for step in &mut self.steps {
+            match step {
+                Step::IndexLookup { value, .. } | Step::IndexPda { value } => out.push(value),
+                Step::IndexTemporal { value, ts, .. } => out.extend([value, ts]),
+                Step::Map(op) => {
+                    match &mut op.src {
+                        Src::Event { path, .. } => out.push(path),
+                        Src::AsEvent { fields: Some(fs) } => {
+                            out.extend(fs.iter_mut().map(|(_, p, _, _)| p))
+                        }
+                        _ => {}
+                    }
+                    match &mut op.store {
+                        Store::CondSet(c) | Store::CondIncrement(c) => out.push(&mut c.field),
+                        Store::When { cond: Some(c), .. } => out.push(&mut c.field),
+                        _ => {}
+                    }
+                }
+                Step::Resolvers | Step::Computed => {}
+            }
+        }
+        out
+    }
 }
 
 fn lookup_index_for_field(e: &EntitySpec, path: &FieldPath) -> Option<String> {

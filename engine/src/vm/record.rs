@@ -78,9 +78,7 @@ impl EvPath {
             .locate(&self.path.segs)
             .map(|(i, used)| (event_type, i, used));
     }
-}
 
-impl EvPath {
     /// Located in some record type: the path starts at a record field.
     pub fn is_located(&self) -> bool {
         self.located.is_some()
