@@ -1182,32 +1182,28 @@ impl VmContext {
     }
 
     fn load(ev: &Ev, path: &EvPath, default: Option<&Json>, c: &Ctx) -> Json {
-        if path.is_located() {
-            return ev
-                .get(path)
-                .map(Cow::into_owned)
-                .or_else(|| default.cloned())
-                .unwrap_or(Json::Null);
-        }
-        if path.is_empty() {
-            return ev.public_fields();
-        }
-        if &*path.segs[0] == "__update_context" {
-            if path.segs.len() == 2 {
-                return c
-                    .field(&path.segs[1])
+        // A located path starts at a record field: neither the whole record nor the context.
+        if !path.is_located() {
+            if path.is_empty() {
+                return ev.public_fields();
+            }
+            if &*path.segs[0] == "__update_context" {
+                if path.segs.len() == 2 {
+                    return c
+                        .field(&path.segs[1])
+                        .or_else(|| default.cloned())
+                        .unwrap_or(Json::Null);
+                }
+                let cj = c.to_json();
+                let rest = Path {
+                    segs: path.segs[1..].into(),
+                    dotted: "".into(),
+                };
+                return json::get(&cj, &rest)
+                    .cloned()
                     .or_else(|| default.cloned())
                     .unwrap_or(Json::Null);
             }
-            let cj = c.to_json();
-            let rest = Path {
-                segs: path.segs[1..].into(),
-                dotted: "".into(),
-            };
-            return json::get(&cj, &rest)
-                .cloned()
-                .or_else(|| default.cloned())
-                .unwrap_or(Json::Null);
         }
         ev.get(path)
             .map(Cow::into_owned)
