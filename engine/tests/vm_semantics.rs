@@ -520,6 +520,58 @@ fn computed_fields_run_in_dependency_order() {
     assert_eq!(m[0].patch["c"], json!({"a": 15, "b": 16}));
 }
 
+/// A field that reads the slot-hash feed is evaluated again when slot hashes arrive, also on an
+/// update that writes nothing it reads. (Between arrivals it is skipped; that cannot be seen from
+/// outside, since its value could not have changed.)
+#[test]
+fn a_slot_hash_field_follows_the_feed_whatever_the_update_writes() {
+    // `at` is written by one event type; the other writes only `other`.
+    let s = stack_with(json!({
+        "handlers": [
+            handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), map("at", "at", "LastWrite")]),
+            handler("p::BState", true, embedded("id"), vec![map("other", "other", "LastWrite")])],
+        "computed_fields": ["hash"],
+        "computed_field_specs": [{"target_path": "hash", "result_type": "Option<Value>", "expression":
+            {"ResolverComputed": {"resolver": "SlotHash", "method": "slot_hash",
+                                  "args": [{"FieldRef": {"path": "at"}}]}}}]
+    }));
+    let set_at = |vm: &mut VmContext| {
+        let ev = json!({"id": 1, "at": 50, "__account_address": "A"});
+        let m = run(vm, &s, "p::AState", ev, acct(1, 0));
+        assert_eq!(m[0].patch["hash"], Json::Null, "no hash for slot 50 yet");
+    };
+    let other = |vm: &mut VmContext, slot: u64| {
+        let ev = json!({"id": 1, "other": slot, "__account_address": "B"});
+        run(vm, &s, "p::BState", ev, acct(slot, 0)).remove(0).patch
+    };
+    let mut vm = VmContext::new();
+    set_at(&mut vm);
+    // Nothing new in the feed: nothing of the field is sent.
+    assert!(other(&mut vm, 2).get("hash").is_none());
+    vm.record_slot_hash(50, [9; 32]);
+    // Only `other` is written, yet the hash for slot 50 has arrived: the field is due.
+    let p = other(&mut vm, 3);
+    assert_eq!(p["hash"], json!({"bytes": vec![9; 32]}));
+    assert_eq!(p["other"], json!(3));
+    // A hash for another slot moves the feed on; the field is evaluated and is unchanged.
+    vm.record_slot_hash(51, [8; 32]);
+    assert!(other(&mut vm, 4).get("hash").is_none());
+    // Slot 50's hash falls out of a one-entry feed: the field follows the feed back to null.
+    let mut small = VmContext::new_with_limits(
+        Default::default(),
+        stackcore_engine::vm::VmLimits {
+            slot_hashes: 1,
+            ..Default::default()
+        },
+    );
+    set_at(&mut small);
+    small.record_slot_hash(50, [9; 32]);
+    assert_eq!(other(&mut small, 2)["hash"], json!({"bytes": vec![9; 32]}));
+    small.record_slot_hash(51, [8; 32]);
+    assert_eq!(other(&mut small, 3).get("hash"), Some(&Json::Null));
+    assert!(other(&mut small, 4).get("hash").is_none());
+}
+
 #[test]
 fn unknown_event_types_are_errors() {
     let s = when_stack();

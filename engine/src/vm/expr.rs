@@ -98,26 +98,29 @@ pub(crate) struct Computed {
     pub expr: CExpr,
     /// State paths the expression reads.
     pub reads: Vec<Path>,
-    /// Reads the event's slot or timestamp, or the slot-hash feed: its value can change while
-    /// the state it reads does not.
+    /// Reads the event's slot or timestamp: its value can change with every event while the
+    /// state it reads does not.
     pub reads_context: bool,
+    /// Reads the slot-hash feed (`SlotHash.slot_hash`): its value can change when a slot hash
+    /// arrives while the state it reads does not.
+    pub reads_slot_hashes: bool,
 }
 
 /// Collects what an expression reads besides its own variables (see [`Computed::reads`]).
-fn reads(e: &CExpr, paths: &mut Vec<Path>, context: &mut bool) {
+fn reads(e: &CExpr, paths: &mut Vec<Path>, context: &mut bool, feed: &mut bool) {
     use CExpr::*;
     match e {
         Field(f) => paths.push(f.path.clone()),
         Var(_) | Lit(_) | BareClosure => {}
         Slot | Timestamp => *context = true,
         Let(a, b) | Binary(_, a, b) | Map(a, b) => {
-            reads(a, paths, context);
-            reads(b, paths, context)
+            reads(a, paths, context, feed);
+            reads(b, paths, context, feed)
         }
         If(c, t, f) => {
-            reads(c, paths, context);
-            reads(t, paths, context);
-            reads(f, paths, context)
+            reads(c, paths, context, feed);
+            reads(t, paths, context, feed);
+            reads(f, paths, context, feed)
         }
         UnwrapOr(x, _)
         | Unary(_, x)
@@ -127,16 +130,16 @@ fn reads(e: &CExpr, paths: &mut Vec<Path>, context: &mut bool) {
         | U64Le(x)
         | U64Be(x)
         | ToBytes(x)
-        | Keccak(x) => reads(x, paths, context),
+        | Keccak(x) => reads(x, paths, context, feed),
         Method(recv, _, args) => {
-            reads(recv, paths, context);
-            args.iter().for_each(|a| reads(a, paths, context))
+            reads(recv, paths, context, feed);
+            args.iter().for_each(|a| reads(a, paths, context, feed))
         }
         Builtin(f, args) => {
             if matches!(f, self::Builtin::SlotHash) {
-                *context = true;
+                *feed = true;
             }
-            args.iter().for_each(|a| reads(a, paths, context))
+            args.iter().for_each(|a| reads(a, paths, context, feed))
         }
     }
 }
@@ -184,13 +187,14 @@ pub(crate) fn compile_fields(
             ));
         };
         let (target, expr, _) = pending.remove(pos);
-        let (mut paths, mut context) = (Vec::new(), false);
-        reads(&expr, &mut paths, &mut context);
+        let (mut paths, mut context, mut feed) = (Vec::new(), false, false);
+        reads(&expr, &mut paths, &mut context, &mut feed);
         ordered.push(Computed {
             target: layout.field(target),
             expr,
             reads: paths,
             reads_context: context,
+            reads_slot_hashes: feed,
         });
     }
     Ok(ordered)

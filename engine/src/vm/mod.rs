@@ -59,7 +59,7 @@ use crate::stack::Stack;
 use json::{Path, StepError};
 pub(crate) use program::Program;
 pub use program::ResolverKind;
-use program::{EventId, KeyHook, KeyPlan, Src, Step, Store};
+use program::{Due, EventId, KeyHook, KeyPlan, Src, Step, Store};
 pub(crate) use record::Shape;
 use record::{Ev, EvPath, Rec};
 use row::{Field, Row};
@@ -396,6 +396,8 @@ pub struct VmContext {
     requests: Vec<ResolverRequest>,
     scheduled: Vec<(u64, ResolverRequest)>,
     slot_hashes: lru::LruCache<u64, [u8; 32]>,
+    /// Counts slot hashes recorded: a row evaluated at an older count has `SlotHash` readers due.
+    slot_hash_gen: u64,
     env: Vec<Json>,
     /// Which `computed_paths` the last [`VmContext::eval_computed`] changed (reused buffer).
     computed_changed: Vec<bool>,
@@ -426,6 +428,7 @@ impl VmContext {
             lookup_keys: Vec::new(),
             requests: Vec::new(),
             scheduled: Vec::new(),
+            slot_hash_gen: 0,
             slot_hashes: lru::LruCache::new(
                 std::num::NonZeroUsize::new(limits.slot_hashes.max(1)).unwrap(),
             ),
@@ -488,6 +491,7 @@ impl VmContext {
     /// Remembers a slot hash for `SlotHash.slot_hash` expressions.
     pub fn record_slot_hash(&mut self, slot: u64, hash: [u8; 32]) {
         self.slot_hashes.put(slot, hash);
+        self.slot_hash_gen += 1;
     }
 
     /// Entity rows currently held for `entity` (by index in the stack).
@@ -1113,7 +1117,7 @@ impl VmContext {
         ent: usize,
         state: &mut Row,
         c: &Ctx,
-        mask: Option<&[bool]>,
+        mask: Option<&[Due]>,
         mut undo: Option<&mut Vec<Undo>>,
     ) -> Result<(), StepError> {
         let ep = &p.entities[ent];
@@ -1128,6 +1132,8 @@ impl VmContext {
                 .map(|(f, _)| state.get(f).map(Cow::into_owned))
                 .collect()
         };
+        let new_hashes = state.slot_hashes_seen != self.slot_hash_gen;
+        state.slot_hashes_seen = self.slot_hash_gen;
         let hashes = &self.slot_hashes;
         let lookup = |s: u64| hashes.peek(&s).copied();
         let cx = expr::EvalCtx {
@@ -1137,7 +1143,12 @@ impl VmContext {
         };
         let mut r = Ok(());
         for (i, f) in ep.computed.iter().enumerate() {
-            if mask.is_some_and(|m| !m[i]) {
+            let due = match mask.map(|m| m[i]) {
+                None | Some(Due::Always) => true,
+                Some(Due::OnNewSlotHashes) => new_hashes,
+                Some(Due::Never) => false,
+            };
+            if !due {
                 continue;
             }
             self.env.clear();
@@ -1394,6 +1405,7 @@ impl VmContext {
         let mut state = row.unwrap_or_else(|| Row::new(&ep.layout));
         let mut dirty = Dirty(Vec::with_capacity(h.steps.len() + ep.computed_paths.len()));
         let mut undo = std::mem::take(&mut self.undo);
+        let hashes_seen = state.slot_hashes_seen;
         let r = self.steps(
             p, ent, h, ev, c, &key, new_row, &mut state, &mut dirty, &mut undo,
         );
@@ -1403,6 +1415,7 @@ impl VmContext {
                 for u in undo.drain(..).rev() {
                     u.restore(&mut state);
                 }
+                state.slot_hashes_seen = hashes_seen;
                 if let Some((_, s)) = self.tables[ent].rows.peek_mut(&kstr) {
                     *s = state;
                 }

@@ -86,12 +86,24 @@ pub(crate) struct Handler {
     pub key: KeyPlan,
     pub steps: Vec<Step>,
     pub emit: bool,
-    /// Per computed field (in evaluation order): whether this handler must evaluate it on an
-    /// existing row. A field is skipped when nothing it reads can have changed: no step of the
-    /// handler writes a path it reads, no field evaluated before it feeds it, and it reads no
-    /// context (slot, timestamp, slot hashes). Its result would be the stored one (evaluation is
-    /// deterministic in those inputs), so skipping changes nothing but the time spent.
-    pub computed_mask: Vec<bool>,
+    /// Per computed field (in evaluation order): when this handler must evaluate it on an
+    /// existing row ([`Due`]). A field is skipped when nothing it reads can have changed: its
+    /// result would be the stored one (evaluation is deterministic in its inputs), so skipping
+    /// changes nothing but the time spent.
+    pub computed_mask: Vec<Due>,
+}
+
+/// When a handler must evaluate a computed field on an existing row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Due {
+    /// Nothing it reads can have changed: no step writes a path it reads, no field evaluated
+    /// before it feeds it, it reads no context.
+    Never,
+    /// Only the slot-hash feed can have changed it (it reads `SlotHash`, or a field that does):
+    /// due when slot hashes arrived since the row was last evaluated.
+    OnNewSlotHashes,
+    /// It reads the event's slot or timestamp, its own target, or something the handler writes.
+    Always,
 }
 
 pub(crate) enum KeyPlan {
@@ -830,7 +842,7 @@ fn compile_entity(
 
 /// Which computed fields a handler with these steps must evaluate on an existing row
 /// ([`Handler::computed_mask`]).
-fn computed_mask(steps: &[Step], computed: &[Computed]) -> Vec<bool> {
+fn computed_mask(steps: &[Step], computed: &[Computed]) -> Vec<Due> {
     let mut written: Vec<&Path> = Vec::new();
     for s in steps {
         if let Step::Map(op) = s {
@@ -842,17 +854,30 @@ fn computed_mask(steps: &[Step], computed: &[Computed]) -> Vec<bool> {
             }
         }
     }
-    let mut mask = Vec::with_capacity(computed.len());
+    let mut mask: Vec<Due> = Vec::with_capacity(computed.len());
     for (i, c) in computed.iter().enumerate() {
+        // How soon what is at `p` can change: written by the handler, or by an earlier field.
         let fed = |p: &Path| {
-            written.iter().any(|w| w.overlaps(p))
-                || computed[..i]
-                    .iter()
-                    .zip(&mask)
-                    .any(|(o, &m): (&Computed, &bool)| m && o.target.path.overlaps(p))
+            if written.iter().any(|w| w.overlaps(p)) {
+                return Due::Always;
+            }
+            computed[..i]
+                .iter()
+                .zip(&mask)
+                .filter(|(o, _)| o.target.path.overlaps(p))
+                .map(|(_, &d)| d)
+                .max()
+                .unwrap_or(Due::Never)
         };
         let self_fed = c.reads.iter().any(|p| p.overlaps(&c.target.path));
-        mask.push(c.reads_context || self_fed || c.reads.iter().any(fed));
+        let own = if c.reads_context || self_fed {
+            Due::Always
+        } else if c.reads_slot_hashes {
+            Due::OnNewSlotHashes
+        } else {
+            Due::Never
+        };
+        mask.push(c.reads.iter().map(fed).fold(own, Due::max));
     }
     mask
 }

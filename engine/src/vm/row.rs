@@ -129,18 +129,26 @@ impl Layout {
 
 /// One entity's state: a value per slot of its [`Layout`].
 #[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct Row(Box<[Option<Json>]>);
+pub(crate) struct Row {
+    slots: Box<[Option<Json>]>,
+    /// The VM's slot-hash generation when this row's computed fields were last evaluated
+    /// (fields that read slot hashes are due again once it moves on).
+    pub slot_hashes_seen: u64,
+}
 
 impl Row {
     pub fn new(layout: &Layout) -> Row {
-        Row(vec![None; layout.len()].into_boxed_slice())
+        Row {
+            slots: vec![None; layout.len()].into_boxed_slice(),
+            slot_hashes_seen: 0,
+        }
     }
 
     /// The value at `f`, as the nested JSON state would answer `json::get`.
     pub fn get(&self, f: &Field) -> Option<Cow<'_, Json>> {
         match &f.at {
             At::Slot { slot, depth } => {
-                let v = self.0.get(*slot as usize)?.as_ref()?;
+                let v = self.slots.get(*slot as usize)?.as_ref()?;
                 let rest = &f.path.segs[*depth as usize..];
                 let mut cur = v;
                 for s in rest {
@@ -156,7 +164,7 @@ impl Row {
     fn assemble(&self, slots: &[(u32, Path)]) -> Option<Json> {
         let mut out = None;
         for (slot, below) in slots {
-            if let Some(v) = &self.0[*slot as usize] {
+            if let Some(v) = &self.slots[*slot as usize] {
                 let o = out.get_or_insert_with(|| Json::Object(Map::new()));
                 json::set_nested(o, below, v.clone());
             }
@@ -168,7 +176,7 @@ impl Row {
     /// a non-object on the way into a slot's value is a collision.
     pub fn slot_mut(&mut self, f: &Field) -> Result<&mut Json, StepError> {
         let (slot, rest) = f.slot_and_rest().ok_or("Path collision: expected object")?;
-        let v = &mut self.0[slot];
+        let v = &mut self.slots[slot];
         if rest.is_empty() {
             return Ok(v.get_or_insert(Json::Null));
         }
@@ -182,7 +190,7 @@ impl Row {
     /// Writes `value` at `f` ([`Row::slot_mut`]).
     pub fn set(&mut self, f: &Field, value: Json) -> Result<(), StepError> {
         if let Some(slot) = f.whole_slot() {
-            self.0[slot] = Some(value);
+            self.slots[slot] = Some(value);
             return Ok(());
         }
         *self.slot_mut(f)? = value;
@@ -192,13 +200,13 @@ impl Row {
     /// Replaces the whole slot `f` is (it must be one), handing back what was there.
     pub fn replace(&mut self, f: &Field, value: Json) -> Option<Json> {
         let slot = f.whole_slot().expect("a whole-slot field");
-        self.0[slot].replace(value)
+        self.slots[slot].replace(value)
     }
 
     /// The computed-field writer's `json::set_forcing` on the nested state.
     pub fn set_forcing(&mut self, f: &Field, value: Json) -> Result<(), StepError> {
         let (slot, rest) = f.slot_and_rest().ok_or("Cannot set field on non-object")?;
-        let v = &mut self.0[slot];
+        let v = &mut self.slots[slot];
         if rest.is_empty() {
             *v = Some(value);
             return Ok(());
@@ -213,7 +221,7 @@ impl Row {
         let Some((slot, rest)) = f.slot_and_rest() else {
             return;
         };
-        let v = &mut self.0[slot];
+        let v = &mut self.slots[slot];
         if rest.is_empty() {
             *v = Some(value);
             return;
@@ -228,18 +236,18 @@ impl Row {
     /// What to put back to take a coming write at `f` back ([`Row::restore`]).
     pub fn undo_point(&self, f: &Field) -> Option<(usize, Option<Json>)> {
         let (slot, _) = f.slot_and_rest()?;
-        Some((slot, self.0[slot].clone()))
+        Some((slot, self.slots[slot].clone()))
     }
 
     /// Puts a slot back as an [`Row::undo_point`] recorded it.
     pub fn restore(&mut self, slot: usize, old: Option<Json>) {
-        self.0[slot] = old;
+        self.slots[slot] = old;
     }
 
     /// The nested JSON state this row stands for.
     pub fn to_json(&self, layout: &Layout) -> Json {
         let mut out = Json::Object(Map::new());
-        for (v, p) in self.0.iter().zip(&layout.slots) {
+        for (v, p) in self.slots.iter().zip(&layout.slots) {
             if let Some(v) = v {
                 json::set_nested(&mut out, p, v.clone());
             }
