@@ -82,32 +82,19 @@ pub(crate) fn set(obj: &mut Json, path: &Path, value: Json) -> Result<(), StepEr
 
 /// The place for `path`'s last segment (inserting `null` when absent).
 pub(crate) fn slot_mut<'a>(obj: &'a mut Json, path: &Path) -> Result<&'a mut Json, StepError> {
-    slot_mut_created(obj, path).map(|(slot, _)| slot)
-}
-
-/// [`slot_mut`], also telling how deep (1-based) the first segment it had to create lies, so a
-/// caller can take the write back by removing that key.
-pub(crate) fn slot_mut_created<'a>(
-    obj: &'a mut Json,
-    path: &Path,
-) -> Result<(&'a mut Json, Option<usize>), StepError> {
     if !obj.is_object() {
         *obj = Json::Object(Map::new());
     }
     let mut cur = obj;
-    let mut first_created = None;
     let n = path.segs.len();
     for (i, s) in path.segs.iter().enumerate() {
         let map = cur
             .as_object_mut()
             .ok_or("Path collision: expected object")?;
         let leaf = i + 1 == n;
-        let (next, created) = child_mut(map, s, if leaf { null } else { object });
-        if created && first_created.is_none() {
-            first_created = Some(i + 1);
-        }
+        let next = child_mut(map, s, if leaf { null } else { object });
         if leaf {
-            return Ok((next, first_created));
+            return Ok(next);
         }
         if !next.is_object() {
             return Err("Path collision: expected object".into());
@@ -127,15 +114,11 @@ fn object() -> Json {
 
 /// The child `key` of `map`, inserted from `init` when absent (the key string is allocated only
 /// then: `Map::entry` would allocate it on every call).
-fn child_mut<'a>(
-    map: &'a mut Map<String, Json>,
-    key: &str,
-    init: fn() -> Json,
-) -> (&'a mut Json, bool) {
+fn child_mut<'a>(map: &'a mut Map<String, Json>, key: &str, init: fn() -> Json) -> &'a mut Json {
     if map.contains_key(key) {
-        (map.get_mut(key).expect("present"), false)
+        map.get_mut(key).expect("present")
     } else {
-        (map.entry(key.to_string()).or_insert_with(init), true)
+        map.entry(key.to_string()).or_insert_with(init)
     }
 }
 
@@ -164,7 +147,7 @@ pub(crate) fn set_forcing(state: &mut Json, path: &Path, value: Json) -> Result<
         if !cur.is_object() {
             *cur = Json::Object(Map::new());
         }
-        cur = child_mut(cur.as_object_mut().unwrap(), s, object).0;
+        cur = child_mut(cur.as_object_mut().unwrap(), s, object);
     }
     Ok(())
 }
@@ -182,7 +165,7 @@ pub(crate) fn set_nested(obj: &mut Json, path: &Path, value: Json) {
             map.insert(s.to_string(), value);
             return;
         }
-        let e = child_mut(map, s, object).0;
+        let e = child_mut(map, s, object);
         if !e.is_object() {
             *e = Json::Object(Map::new());
         }
