@@ -570,17 +570,7 @@ impl VmContext {
             return Ok(());
         };
         let event = match stack.shape(d.event_type) {
-            Some(shape) => Ev::Rec(Rec {
-                event_type: d.event_type,
-                shape: shape.clone(),
-                // Moved, not copied: the decoder refills the buffers for the next update.
-                fields: std::mem::take(&mut d.fields),
-                accounts: std::mem::take(&mut d.accounts),
-                address: d
-                    .address
-                    .map(|a| crate::b58::with_key(&a, |s| Arc::<str>::from(s))),
-                resolved: None,
-            }),
+            Some(shape) => Ev::Rec(Rec::take(shape, &mut d)),
             None => Ev::Json(Json::Null),
         };
         self.decoded = d;

@@ -196,6 +196,21 @@ impl Ev {
 }
 
 impl Rec {
+    /// The record of a decoded update of type `shape`. Its fields and accounts are moved out of
+    /// `d`, not copied: the decoder refills the buffers for the next update.
+    pub fn take(shape: &Arc<Shape>, d: &mut crate::idl::Decoded) -> Rec {
+        Rec {
+            event_type: d.event_type,
+            shape: shape.clone(),
+            fields: std::mem::take(&mut d.fields),
+            accounts: std::mem::take(&mut d.accounts),
+            address: d
+                .address
+                .map(|a| crate::b58::with_key(&a, |s| Arc::<str>::from(s))),
+            resolved: None,
+        }
+    }
+
     fn get(&self, segs: &[Box<str>]) -> Option<Json> {
         let (first, rest) = segs.split_first()?;
         match (&**first, self.shape.is_account) {
@@ -309,16 +324,8 @@ mod tests {
                 continue;
             }
             let mut reference = idls.to_reference_json(&d);
-            let mut ev = Ev::Rec(Rec {
-                event_type: d.event_type,
-                shape: stack.shape(d.event_type).unwrap().clone(),
-                fields: d.fields.clone(),
-                accounts: d.accounts.clone(),
-                address: d
-                    .address
-                    .map(|a| crate::b58::with_key(&a, |s| Arc::<str>::from(s))),
-                resolved: None,
-            });
+            let shape = stack.shape(d.event_type).unwrap();
+            let mut ev = Ev::Rec(Rec::take(shape, &mut d.clone()));
             assert_eq!(ev.public_fields(), json::public_fields(&reference));
             if d.address.is_some() {
                 ev.set_resolved("K".into());
@@ -331,7 +338,6 @@ mod tests {
             assert_eq!(ev.resolved(), reference[RESOLVED]);
             let mut all = Vec::new();
             paths(&reference, &mut Vec::new(), &mut all);
-            let shape = stack.shape(d.event_type).unwrap();
             for segs in all.iter().filter(|p| !p.is_empty()) {
                 let mut path = EvPath::new(Path::dotted(&segs.join(".")));
                 let by_name = ev.get(&path).map(Cow::into_owned);
