@@ -352,6 +352,27 @@ impl<'a> Dirty<'a> {
             None => self.0.push((p, None)),
         }
     }
+    /// The patch these changes make of `state`, nested by path (appended arrays hold only their
+    /// new elements), and the appended paths.
+    fn into_patch(self, state: &Row) -> (Json, Vec<String>) {
+        let mut patch = json!({});
+        let mut append = Vec::new();
+        for (f, change) in self.0 {
+            match change {
+                None => {
+                    if let Some(v) = state.get(&f) {
+                        json::set_nested(&mut patch, &f.path, v.into_owned());
+                    }
+                }
+                Some(vals) => {
+                    json::set_nested(&mut patch, &f.path, Json::Array(vals));
+                    append.push(f.path.dotted.to_string());
+                }
+            }
+        }
+        (patch, append)
+    }
+
     fn appended(&mut self, p: &'a Field, v: Json) {
         match self.0.iter_mut().find(|(q, _)| q.same(p)) {
             Some((_, Some(vals))) => vals.push(v),
@@ -656,17 +677,12 @@ impl VmContext {
             .rows
             .put(kstr, (request.key.clone(), state.clone()));
         if !dirty.0.is_empty() {
-            let mut patch = json!({});
-            for (f, _) in &dirty.0 {
-                if let Some(v) = state.get(f) {
-                    json::set_nested(&mut patch, &f.path, v.into_owned());
-                }
-            }
+            let (patch, append) = dirty.into_patch(&state);
             out.push(Mutation {
                 entity: ep.name.clone(),
                 key: request.key.clone(),
                 patch,
-                append: Vec::new(),
+                append,
                 seq: c.seq(),
             });
             self.stats.mutations += 1;
@@ -1420,22 +1436,7 @@ impl VmContext {
         // the row is stored without a second deep copy.
         let mut mutation = None;
         if h.emit && !key.is_null() && !dirty.0.is_empty() {
-            let mut patch = json!({});
-            let mut append = Vec::new();
-            for (f, change) in dirty.0 {
-                match change {
-                    None => {
-                        if let Some(v) = state.get(&f) {
-                            json::set_nested(&mut patch, &f.path, v.into_owned());
-                        }
-                    }
-                    Some(vals) => {
-                        json::set_nested(&mut patch, &f.path, Json::Array(vals));
-                        append.push(f.path.dotted.to_string());
-                    }
-                }
-            }
-            mutation = Some((patch, append));
+            mutation = Some(dirty.into_patch(&state));
         }
         if !key.is_null() {
             let t = &mut self.tables[ent];
