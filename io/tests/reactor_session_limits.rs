@@ -103,6 +103,15 @@ fn key() -> SigningKey {
     SigningKey::from_bytes(&[7; 32])
 }
 
+/// A server taking signed-session tokens (signed by [`key`]), with these server-side limits.
+fn signed_server(limits: ConnectionLimits) -> Server {
+    let cfg = SignedSessionConfig::new(key().verifying_key(), "hs", "ore");
+    Server::start(
+        WebSocketConfig::default().with_auth(AuthConfig::signed_session(cfg).with_limits(limits)),
+        1,
+    )
+}
+
 fn token(sub: &str, limits: Value) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -118,11 +127,7 @@ fn token(sub: &str, limits: Value) -> String {
 #[test]
 fn a_client_over_its_egress_budget_is_removed() {
     const BUDGET: usize = 2_000;
-    let cfg = SignedSessionConfig::new(key().verifying_key(), "hs", "ore");
-    let s = Server::start(
-        WebSocketConfig::default().with_auth(AuthConfig::signed_session(cfg)),
-        1,
-    );
+    let s = signed_server(ConnectionLimits::default());
     // Alice's token carries an egress budget; Bob's none (and the server has none).
     let alice_url = format!(
         "ws://{}/?hs_token={}",
@@ -346,16 +351,10 @@ fn connections_over_the_per_metering_key_limit_are_refused_with_429() {
 
 #[test]
 fn a_token_limits_claim_overrides_the_server_message_rate() {
-    let cfg = SignedSessionConfig::new(key().verifying_key(), "hs", "ore");
-    let s = Server::start(
-        WebSocketConfig::default().with_auth(AuthConfig::signed_session(cfg).with_limits(
-            ConnectionLimits {
-                max_messages_per_minute: Some(100),
-                ..Default::default()
-            },
-        )),
-        1,
-    );
+    let s = signed_server(ConnectionLimits {
+        max_messages_per_minute: Some(100),
+        ..Default::default()
+    });
     let url = format!(
         "ws://{}/?hs_token={}",
         s.addr,
@@ -379,11 +378,7 @@ fn a_token_limits_claim_overrides_the_server_message_rate() {
 
 #[test]
 fn a_refreshed_token_brings_its_limits_but_only_for_the_same_subject() {
-    let cfg = SignedSessionConfig::new(key().verifying_key(), "hs", "ore");
-    let s = Server::start(
-        WebSocketConfig::default().with_auth(AuthConfig::signed_session(cfg)),
-        1,
-    );
+    let s = signed_server(ConnectionLimits::default());
     let url = format!(
         "ws://{}/?hs_token={}",
         s.addr,
