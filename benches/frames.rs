@@ -14,7 +14,10 @@ use stackcore_engine::frame::{gzip, FrameWriter, Mode, SharedFrame};
 use stackcore_engine::view::{SubId, Subscription, ViewDef, Views};
 use stackcore_engine::{EntityCacheConfig, Mutation, Seq};
 
-const ORE_STACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/stacks/OreStream.stack.json");
+const ORE_STACK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/stacks/OreStream.stack.json"
+);
 
 fn ore_views() -> Views {
     let text = std::fs::read_to_string(ORE_STACK).expect("ORE stack file");
@@ -23,9 +26,18 @@ fn ore_views() -> Views {
         .as_array()
         .expect("entities")
         .iter()
-        .map(|e| (e["state_name"].as_str().unwrap().to_string(), serde_json::from_value(e["views"].clone()).unwrap()))
+        .map(|e| {
+            (
+                e["state_name"].as_str().unwrap().to_string(),
+                serde_json::from_value(e["views"].clone()).unwrap(),
+            )
+        })
         .collect();
-    Views::try_new(ents.iter().map(|(n, v)| (n.as_str(), v.as_slice())), EntityCacheConfig::default()).unwrap()
+    Views::try_new(
+        ents.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+        EntityCacheConfig::default(),
+    )
+    .unwrap()
 }
 
 /// A typical OreRound patch: the round's state after a deploy.
@@ -47,7 +59,7 @@ fn round_mutation(i: u64) -> Mutation {
     Mutation {
         entity: Arc::from("OreRound"),
         key: json!(90_000 + (i % 8)),
-        patch: round_patch(i),
+        patch: round_patch(i).into(),
         append: Vec::new(),
         seq: Seq::new(312_345_678 + i, i),
     }
@@ -105,12 +117,28 @@ fn project(c: &mut Criterion) {
     // One list subscriber, one state subscriber per round, one `latest` window of 10.
     let mut v = ore_views();
     let mut out = Vec::new();
-    v.subscribe(SubId(1), &Subscription { view: "OreRound/list".into(), ..Default::default() }, &mut out).unwrap();
+    v.subscribe(
+        SubId(1),
+        &Subscription {
+            view: "OreRound/list".into(),
+            ..Default::default()
+        },
+        &mut out,
+    )
+    .unwrap();
     for k in 0..8u64 {
-        let s = Subscription { view: "OreRound/state".into(), key: Some((90_000 + k).to_string()), ..Default::default() };
+        let s = Subscription {
+            view: "OreRound/state".into(),
+            key: Some((90_000 + k).to_string()),
+            ..Default::default()
+        };
         v.subscribe(SubId(10 + k), &s, &mut out).unwrap();
     }
-    let latest = Subscription { view: "OreRound/latest".into(), take: Some(10), ..Default::default() };
+    let latest = Subscription {
+        view: "OreRound/latest".into(),
+        take: Some(10),
+        ..Default::default()
+    };
     v.subscribe(SubId(2), &latest, &mut out).unwrap();
     let muts: Vec<Mutation> = (0..64).map(round_mutation).collect();
     let mut i = 0;
@@ -138,16 +166,24 @@ fn snapshots(c: &mut Criterion) {
     let mut v = ore_views();
     let mut out = Vec::new();
     for i in 0..500u64 {
-        let m = Mutation { key: json!(i), ..round_mutation(i) };
+        let m = Mutation {
+            key: json!(i),
+            ..round_mutation(i)
+        };
         v.apply(&m, &mut out);
     }
     let rows: Vec<Value> = (0..500u64).map(round_patch).collect();
     let json = serde_json::to_vec(&rows).unwrap();
     let mut g = c.benchmark_group("snapshot");
     g.throughput(Throughput::Bytes(json.len() as u64));
-    g.bench_function("gzip_fast_500_rows", |b| b.iter(|| black_box(gzip::maybe_gzip(black_box(&json)))));
+    g.bench_function("gzip_fast_500_rows", |b| {
+        b.iter(|| black_box(gzip::maybe_gzip(black_box(&json))))
+    });
     g.throughput(Throughput::Elements(500));
-    let s = Subscription { view: "OreRound/list".into(), ..Default::default() };
+    let s = Subscription {
+        view: "OreRound/list".into(),
+        ..Default::default()
+    };
     g.bench_function("build_500_row_snapshot", |b| {
         b.iter(|| {
             out.clear();

@@ -168,7 +168,7 @@ impl std::fmt::Display for Origin {
 struct MutationLine<'a> {
     entity: &'a str,
     key: &'a Value,
-    patch: &'a Value,
+    patch: &'a stackcore_engine::Patch,
     append: &'a [String],
     seq: String,
 }

@@ -34,7 +34,7 @@ pub mod vm;
 pub use config::{ConfigError, EntityCacheConfig, StateTableConfig};
 pub use event::{AccountUpdate, InstructionUpdate, Pubkey, Signature, Update};
 pub use frame::SharedFrame;
-pub use mutation::{Mutation, Seq};
+pub use mutation::{Mutation, Patch, Seq};
 pub use stack::Stack;
 pub use view::{Output, SubId, Subscription, ViewId, Views};
 pub use vm::VmContext;

@@ -47,6 +47,84 @@ impl fmt::Display for Seq {
     }
 }
 
+/// The emitted fields of an entity that one update changed: each field's path and new value, in
+/// the order the handler changed them (an appended array's entry holds its new elements alone).
+///
+/// Values are shared with the VM's row: building a patch copies no field, and the VM copies a
+/// field's value only if it changes it again while a patch still holds it. [`Patch::to_json`] is
+/// the nested form the wire and the reference interpreter use.
+#[derive(Clone, Default)]
+pub struct Patch {
+    fields: Vec<Field>,
+}
+
+/// One patch field: its path's segments and its value.
+type Field = (Arc<[Box<str>]>, Arc<serde_json::Value>);
+
+impl Patch {
+    /// Adds a field; an empty path stands for the whole patch.
+    pub fn push(&mut self, path: Arc<[Box<str>]>, value: Arc<serde_json::Value>) {
+        self.fields.push((path, value));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The changed fields, in order: path segments and value.
+    pub fn fields(&self) -> impl Iterator<Item = (&[Box<str>], &serde_json::Value)> {
+        self.fields.iter().map(|(p, v)| (&**p, &**v))
+    }
+
+    /// The patch nested by path (`{"state": {"round_id": 7}}`), as the wire carries it. Fields
+    /// are written in order; a later field replaces any non-object on its way.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut out = serde_json::Value::Object(serde_json::Map::new());
+        for (path, value) in &self.fields {
+            if path.is_empty() {
+                out = (**value).clone();
+            } else {
+                crate::vm::json::set_nested_segs(&mut out, path, (**value).clone());
+            }
+        }
+        out
+    }
+}
+
+/// A whole patch given nested (tests, replays): one field at the root.
+impl From<serde_json::Value> for Patch {
+    fn from(v: serde_json::Value) -> Self {
+        Patch {
+            fields: vec![(Arc::from(Vec::new()), Arc::new(v))],
+        }
+    }
+}
+
+impl fmt::Debug for Patch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_json(), f)
+    }
+}
+
+/// Patches are equal when their nested forms are.
+impl PartialEq for Patch {
+    fn eq(&self, other: &Patch) -> bool {
+        self.to_json() == other.to_json()
+    }
+}
+
+impl PartialEq<serde_json::Value> for Patch {
+    fn eq(&self, other: &serde_json::Value) -> bool {
+        self.to_json() == *other
+    }
+}
+
+impl serde::Serialize for Patch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
 /// A change to one entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mutation {
@@ -54,8 +132,8 @@ pub struct Mutation {
     pub entity: Arc<str>,
     /// The primary key in the reference's JSON form (`42`, `"7xKX.."`).
     pub key: serde_json::Value,
-    /// Only the emitted fields that changed, nested by path.
-    pub patch: serde_json::Value,
+    /// Only the emitted fields that changed.
+    pub patch: Patch,
     /// Dotted paths of arrays whose new elements alone are in `patch`.
     pub append: Vec<String>,
     pub seq: Seq,

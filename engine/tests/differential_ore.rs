@@ -98,7 +98,7 @@ fn rows_ours(ms: &[stackcore_engine::Mutation]) -> Vec<Row> {
     let mut v: Vec<Row> = ms
         .iter()
         .map(|m| {
-            let mut patch = m.patch.clone();
+            let mut patch = m.patch.to_json();
             normalize(&m.entity, &mut patch);
             let mut append = m.append.clone();
             append.sort();

@@ -137,6 +137,35 @@ fn patches_hold_changed_and_last_write_fields_and_appends_only_new_elements() {
     assert_eq!(second[0].seq, stackcore_engine::Seq::new(2, 0));
 }
 
+/// Patches share their values with the row; a later update that changes those values in place
+/// (a running sum, a write inside an object field) must copy them, not change a patch already out.
+#[test]
+fn a_patch_keeps_its_values_while_later_updates_change_the_row() {
+    let s = stack_with(json!({"handlers": [
+        handler("p::AState", true, embedded("id"), vec![
+            map("id", "id", "SetOnce"), map("o", "obj", "LastWrite"), map("total", "v", "Sum"),
+        ]),
+        handler("p::BState", true, embedded("id"), vec![map("o.x", "v", "LastWrite"), map("total", "v", "Sum")]),
+    ]}));
+    let mut vm = VmContext::new();
+    let a = |v: i64| json!({"id": 1, "v": v, "obj": {"x": 1, "y": 1}, "__account_address": "A"});
+    let b = |v: i64| json!({"id": 1, "v": v, "__account_address": "B"});
+    let first = run(&mut vm, &s, "p::AState", a(5), acct(1, 0));
+    let second = run(&mut vm, &s, "p::BState", b(7), acct(2, 0));
+    let third = run(&mut vm, &s, "p::BState", b(9), acct(3, 0));
+    assert_eq!(
+        first[0].patch,
+        json!({"id": 1, "o": {"x": 1, "y": 1}, "total": 5})
+    );
+    assert_eq!(second[0].patch, json!({"o": {"x": 7}, "total": 12}));
+    assert_eq!(third[0].patch, json!({"o": {"x": 9}, "total": 21}));
+    let st = vm.entity_state(&s, "Thing", &json!(1)).unwrap();
+    assert_eq!(
+        (&st["o"], &st["total"]),
+        (&json!({"x": 9, "y": 1}), &json!(21))
+    );
+}
+
 #[test]
 fn arrays_keep_the_newest_max_array_length_elements() {
     let s = stack_with(
@@ -380,7 +409,7 @@ fn when_defers_a_write_until_the_instruction_arrives_in_the_same_transaction() {
     );
     assert_eq!(m.len(), 1);
     assert_eq!(
-        (m[0].key.clone(), m[0].patch.clone()),
+        (m[0].key.clone(), m[0].patch.to_json()),
         (json!(1), json!({"secret": 42}))
     );
     // Once the instruction was seen, a later write in that transaction applies at once.
@@ -487,7 +516,10 @@ fn lookup_resolution_queues_instructions_until_the_index_learns_the_address() {
         json!({"id": 7, "__account_address": "PDA1"}),
         acct(2, 0),
     );
-    let counts: Vec<_> = m.iter().filter_map(|m| m.patch.get("n")).cloned().collect();
+    let counts: Vec<_> = m
+        .iter()
+        .filter_map(|m| m.patch.to_json().get("n").cloned())
+        .collect();
     assert_eq!(
         counts,
         vec![json!(1), json!(2)],
@@ -517,7 +549,7 @@ fn computed_fields_run_in_dependency_order() {
         json!({"id": 1, "v": 5, "__account_address": "A"}),
         acct(1, 0),
     );
-    assert_eq!(m[0].patch["c"], json!({"a": 15, "b": 16}));
+    assert_eq!(m[0].patch.to_json()["c"], json!({"a": 15, "b": 16}));
 }
 
 /// A field that reads the slot-hash feed is evaluated again when slot hashes arrive, also on an
@@ -538,11 +570,18 @@ fn a_slot_hash_field_follows_the_feed_whatever_the_update_writes() {
     let set_at = |vm: &mut VmContext| {
         let ev = json!({"id": 1, "at": 50, "__account_address": "A"});
         let m = run(vm, &s, "p::AState", ev, acct(1, 0));
-        assert_eq!(m[0].patch["hash"], Json::Null, "no hash for slot 50 yet");
+        assert_eq!(
+            m[0].patch.to_json()["hash"],
+            Json::Null,
+            "no hash for slot 50 yet"
+        );
     };
     let other = |vm: &mut VmContext, slot: u64| {
         let ev = json!({"id": 1, "other": slot, "__account_address": "B"});
-        run(vm, &s, "p::BState", ev, acct(slot, 0)).remove(0).patch
+        run(vm, &s, "p::BState", ev, acct(slot, 0))
+            .remove(0)
+            .patch
+            .to_json()
     };
     let mut vm = VmContext::new();
     set_at(&mut vm);
@@ -678,7 +717,7 @@ fn a_step_failing_after_writes_leaves_the_existing_row_exactly_as_it_was() {
         json!({"id": 1, "v": 8, "w": [0, 1], "__account_address": "A"}),
         acct(3, 0),
     );
-    assert_eq!(m[0].patch["c"]["a"], json!(18));
+    assert_eq!(m[0].patch.to_json()["c"]["a"], json!(18));
     assert_eq!(
         vm.entity_state(&s, "Thing", &json!(1)).unwrap()["x"]["y"],
         json!(8)

@@ -2,9 +2,9 @@
 //! `hyperstack-typescript` client in front: snapshot and live frames as the engine writes them,
 //! merged by the client, must equal the server's cache for those keys.
 
-mod reactor_support;
 #[path = "../../tests/node_support/mod.rs"]
 mod node_support;
+mod reactor_support;
 
 use std::sync::{Arc, Mutex};
 
@@ -81,7 +81,8 @@ fn round(n: u64, deployed: u64, slot: u64) -> Mutation {
         entity: Arc::from("OreRound"),
         key: json!(n),
         patch: json!({"id": {"round_id": n, "round_address": format!("addr{n}")},
-                      "state": {"total_deployed": deployed, "total_miners": n}}),
+                      "state": {"total_deployed": deployed, "total_miners": n}})
+        .into(),
         append: vec![],
         seq: Seq::new(slot, n),
     }

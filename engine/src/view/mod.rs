@@ -439,12 +439,12 @@ impl Views {
             self.stats.null_key += 1;
             return;
         };
-        if !m.patch.is_object() {
+        let mut patch = m.patch.to_json();
+        if !patch.is_object() {
             self.stats.non_object_patch += 1;
             return;
         }
         let key: Arc<str> = key.into();
-        let mut patch = m.patch.clone();
         stringify_big_ints(&mut patch);
         if let Value::Object(o) = &mut patch {
             o.insert("_seq".to_string(), Value::String(m.seq.to_string()));

@@ -5,6 +5,8 @@
 //! themselves, in the reference's JSON form (integer vs float numbers, byte arrays as number
 //! arrays).
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value as Json};
 
 use crate::spec::{ComparisonOp, Transformation};
@@ -12,8 +14,9 @@ use crate::spec::{ComparisonOp, Transformation};
 /// A dotted path split once at load time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Path {
-    pub segs: Box<[Box<str>]>,
-    pub dotted: Box<str>,
+    /// Shared, so a patch names a field by cloning its path, not copying it.
+    pub segs: Arc<[Box<str>]>,
+    pub dotted: Arc<str>,
 }
 
 impl Path {
@@ -154,9 +157,14 @@ pub(crate) fn set_forcing(state: &mut Json, path: &Path, value: Json) -> Result<
 
 /// Writes `value` at `path` of a patch, replacing any non-object on the way.
 pub(crate) fn set_nested(obj: &mut Json, path: &Path, value: Json) {
+    set_nested_segs(obj, &path.segs, value)
+}
+
+/// [`set_nested`] by segments.
+pub(crate) fn set_nested_segs(obj: &mut Json, segs: &[Box<str>], value: Json) {
     let mut cur = obj;
-    let n = path.segs.len();
-    for (i, s) in path.segs.iter().enumerate() {
+    let n = segs.len();
+    for (i, s) in segs.iter().enumerate() {
         let Some(map) = cur.as_object_mut() else {
             return;
         };

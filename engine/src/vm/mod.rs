@@ -40,7 +40,7 @@
 //! - keys and signatures are rendered to base58 by fixed-size encoders (module `b58`).
 
 mod expr;
-mod json;
+pub(crate) mod json;
 mod program;
 mod record;
 mod row;
@@ -53,7 +53,7 @@ use serde_json::{json, Value as Json};
 
 use crate::config::StateTableConfig;
 use crate::event::Update;
-use crate::mutation::{Mutation, Seq};
+use crate::mutation::{Mutation, Patch, Seq};
 use crate::stack::Stack;
 
 use json::{Path, StepError};
@@ -354,18 +354,18 @@ impl<'a> Dirty<'a> {
     }
     /// The patch these changes make of `state`, nested by path (appended arrays hold only their
     /// new elements), and the appended paths.
-    fn into_patch(self, state: &Row) -> (Json, Vec<String>) {
-        let mut patch = json!({});
+    fn into_patch(self, state: &Row) -> (Patch, Vec<String>) {
+        let mut patch = Patch::default();
         let mut append = Vec::new();
         for (f, change) in self.0 {
             match change {
                 None => {
-                    if let Some(v) = state.get(&f) {
-                        json::set_nested(&mut patch, &f.path, v.into_owned());
+                    if let Some(v) = state.share(&f) {
+                        patch.push(f.path.segs.clone(), v);
                     }
                 }
                 Some(vals) => {
-                    json::set_nested(&mut patch, &f.path, Json::Array(vals));
+                    patch.push(f.path.segs.clone(), Arc::new(Json::Array(vals)));
                     append.push(f.path.dotted.to_string());
                 }
             }
@@ -387,7 +387,7 @@ impl<'a> Dirty<'a> {
 /// on a copy of the whole row.
 struct Undo {
     slot: usize,
-    old: Option<Json>,
+    old: Option<Arc<Json>>,
 }
 
 impl Undo {
@@ -1098,11 +1098,11 @@ impl VmContext {
         if !d.emit {
             return;
         }
-        let mut patch = json!({});
-        json::set_nested(&mut patch, &d.target.path, d.value);
+        let mut patch = Patch::default();
+        patch.push(d.target.path.segs.clone(), Arc::new(d.value));
         for ((f, _), &changed) in ep.computed_paths.iter().zip(&self.computed_changed) {
-            if let (true, Some(new)) = (changed, state.get(f)) {
-                json::set_nested(&mut patch, &f.path, new.into_owned());
+            if let (true, Some(new)) = (changed, state.share(f)) {
+                patch.push(f.path.segs.clone(), new);
             }
         }
         out.push(Mutation {

@@ -14,8 +14,12 @@
 //! - a path that leads into a slot's value (`a.b` when `a` itself is written) walks that value with
 //!   the JSON rules of the `json` module, collisions included;
 //! - an absent slot (`None`) is an absent key; a present `null` stays distinguishable.
+//!
+//! A slot's value is shared (`Arc`) with the patches and undo points that took it: taking one
+//! copies nothing, and a write into a shared value copies it first (`Arc::make_mut`).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
@@ -130,7 +134,7 @@ impl Layout {
 /// One entity's state: a value per slot of its [`Layout`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Row {
-    slots: Box<[Option<Json>]>,
+    slots: Box<[Option<Arc<Json>>]>,
     /// The VM's slot-hash generation when this row's computed fields were last evaluated
     /// (fields that read slot hashes are due again once it moves on).
     pub slot_hashes_seen: u64,
@@ -150,7 +154,7 @@ impl Row {
             At::Slot { slot, depth } => {
                 let v = self.slots.get(*slot as usize)?.as_ref()?;
                 let rest = &f.path.segs[*depth as usize..];
-                let mut cur = v;
+                let mut cur = &**v;
                 for s in rest {
                     cur = cur.get(&**s)?;
                 }
@@ -166,10 +170,18 @@ impl Row {
         for (slot, below) in slots {
             if let Some(v) = &self.slots[*slot as usize] {
                 let o = out.get_or_insert_with(|| Json::Object(Map::new()));
-                json::set_nested(o, below, v.clone());
+                json::set_nested(o, below, Json::clone(v));
             }
         }
         out
+    }
+
+    /// The value `f` names, shared when it is a whole slot (a patch takes it without a copy).
+    pub fn share(&self, f: &Field) -> Option<Arc<Json>> {
+        match f.whole_slot() {
+            Some(slot) => self.slots[slot].clone(),
+            None => self.get(f).map(|v| Arc::new(v.into_owned())),
+        }
     }
 
     /// The place for `f` (inserting `null` when absent), as `json::slot_mut` on the nested state:
@@ -178,9 +190,9 @@ impl Row {
         let (slot, rest) = f.slot_and_rest().ok_or("Path collision: expected object")?;
         let v = &mut self.slots[slot];
         if rest.is_empty() {
-            return Ok(v.get_or_insert(Json::Null));
+            return Ok(Arc::make_mut(v.get_or_insert_with(|| Arc::new(Json::Null))));
         }
-        let v = v.get_or_insert_with(|| Json::Object(Map::new()));
+        let v = Arc::make_mut(v.get_or_insert_with(|| Arc::new(Json::Object(Map::new()))));
         if !v.is_object() {
             return Err("Path collision: expected object".into());
         }
@@ -190,7 +202,7 @@ impl Row {
     /// Writes `value` at `f` ([`Row::slot_mut`]).
     pub fn set(&mut self, f: &Field, value: Json) -> Result<(), StepError> {
         if let Some(slot) = f.whole_slot() {
-            self.slots[slot] = Some(value);
+            self.slots[slot] = Some(Arc::new(value));
             return Ok(());
         }
         *self.slot_mut(f)? = value;
@@ -198,9 +210,9 @@ impl Row {
     }
 
     /// Replaces the whole slot `f` is (it must be one), handing back what was there.
-    pub fn replace(&mut self, f: &Field, value: Json) -> Option<Json> {
+    pub fn replace(&mut self, f: &Field, value: Json) -> Option<Arc<Json>> {
         let slot = f.whole_slot().expect("a whole-slot field");
-        self.slots[slot].replace(value)
+        self.slots[slot].replace(Arc::new(value))
     }
 
     /// The computed-field writer's `json::set_forcing` on the nested state.
@@ -208,10 +220,10 @@ impl Row {
         let (slot, rest) = f.slot_and_rest().ok_or("Cannot set field on non-object")?;
         let v = &mut self.slots[slot];
         if rest.is_empty() {
-            *v = Some(value);
+            *v = Some(Arc::new(value));
             return Ok(());
         }
-        let v = v.get_or_insert_with(|| Json::Object(Map::new()));
+        let v = Arc::make_mut(v.get_or_insert_with(|| Arc::new(Json::Object(Map::new()))));
         json::set_forcing(v, &Path::from_boxed(rest), value)
     }
 
@@ -223,10 +235,10 @@ impl Row {
         };
         let v = &mut self.slots[slot];
         if rest.is_empty() {
-            *v = Some(value);
+            *v = Some(Arc::new(value));
             return;
         }
-        let v = v.get_or_insert_with(|| Json::Object(Map::new()));
+        let v = Arc::make_mut(v.get_or_insert_with(|| Arc::new(Json::Object(Map::new()))));
         if !v.is_object() {
             *v = Json::Object(Map::new());
         }
@@ -234,13 +246,13 @@ impl Row {
     }
 
     /// What to put back to take a coming write at `f` back ([`Row::restore`]).
-    pub fn undo_point(&self, f: &Field) -> Option<(usize, Option<Json>)> {
+    pub fn undo_point(&self, f: &Field) -> Option<(usize, Option<Arc<Json>>)> {
         let (slot, _) = f.slot_and_rest()?;
         Some((slot, self.slots[slot].clone()))
     }
 
     /// Puts a slot back as an [`Row::undo_point`] recorded it.
-    pub fn restore(&mut self, slot: usize, old: Option<Json>) {
+    pub fn restore(&mut self, slot: usize, old: Option<Arc<Json>>) {
         self.slots[slot] = old;
     }
 
@@ -249,7 +261,7 @@ impl Row {
         let mut out = Json::Object(Map::new());
         for (v, p) in self.slots.iter().zip(&layout.slots) {
             if let Some(v) = v {
-                json::set_nested(&mut out, p, v.clone());
+                json::set_nested(&mut out, p, Json::clone(v));
             }
         }
         out

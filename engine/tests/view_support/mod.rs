@@ -54,7 +54,7 @@ pub fn mutation(
     Mutation {
         entity: Arc::from(entity),
         key,
-        patch,
+        patch: patch.into(),
         append: append.iter().map(|s| s.to_string()).collect(),
         seq: Seq::new(seq.0, seq.1),
     }
