@@ -387,7 +387,7 @@ impl<'a> Dirty<'a> {
 /// on a copy of the whole row.
 struct Undo {
     slot: usize,
-    old: Option<Arc<Json>>,
+    old: row::Old,
 }
 
 impl Undo {

@@ -131,6 +131,15 @@ impl Layout {
     }
 }
 
+/// What a slot held before a write, to put it back ([`Row::restore`]).
+#[derive(Debug)]
+pub(crate) enum Old {
+    /// The slot as it was: absent, or a value shared with whatever else holds it.
+    Slot(Option<Arc<Json>>),
+    /// The value the slot's own allocation held (the write reused the allocation).
+    Value(Json),
+}
+
 /// One entity's state: a value per slot of its [`Layout`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Row {
@@ -209,10 +218,14 @@ impl Row {
         Ok(())
     }
 
-    /// Replaces the whole slot `f` is (it must be one), handing back what was there.
-    pub fn replace(&mut self, f: &Field, value: Json) -> Option<Arc<Json>> {
-        let slot = f.whole_slot().expect("a whole-slot field");
-        self.slots[slot].replace(Arc::new(value))
+    /// Replaces the whole slot `f` is (it must be one), handing back what was there. A value no
+    /// patch holds any more is replaced in its allocation.
+    pub fn replace(&mut self, f: &Field, value: Json) -> Old {
+        let slot = &mut self.slots[f.whole_slot().expect("a whole-slot field")];
+        match slot.as_mut().and_then(Arc::get_mut) {
+            Some(v) => Old::Value(std::mem::replace(v, value)),
+            None => Old::Slot(slot.replace(Arc::new(value))),
+        }
     }
 
     /// The computed-field writer's `json::set_forcing` on the nested state.
@@ -246,14 +259,19 @@ impl Row {
     }
 
     /// What to put back to take a coming write at `f` back ([`Row::restore`]).
-    pub fn undo_point(&self, f: &Field) -> Option<(usize, Option<Arc<Json>>)> {
+    pub fn undo_point(&self, f: &Field) -> Option<(usize, Old)> {
         let (slot, _) = f.slot_and_rest()?;
-        Some((slot, self.slots[slot].clone()))
+        Some((slot, Old::Slot(self.slots[slot].clone())))
     }
 
     /// Puts a slot back as an [`Row::undo_point`] recorded it.
-    pub fn restore(&mut self, slot: usize, old: Option<Arc<Json>>) {
-        self.slots[slot] = old;
+    pub fn restore(&mut self, slot: usize, old: Old) {
+        let s = &mut self.slots[slot];
+        match (old, s.as_mut()) {
+            (Old::Slot(o), _) => *s = o,
+            (Old::Value(v), Some(cur)) => *Arc::make_mut(cur) = v,
+            (Old::Value(v), None) => *s = Some(Arc::new(v)),
+        }
     }
 
     /// The nested JSON state this row stands for.
@@ -320,9 +338,12 @@ mod tests {
             for _ in 0..30 {
                 let f = layout.field(pick(&mut rng, &written).clone());
                 let v = pick(&mut rng, &values).clone();
-                let (before_row, before_tree) = (row.clone(), tree.clone());
-                let undo = row.undo_point(&f).expect("a written path lies in a slot");
-                let (r, t) = match rng.below(4) {
+                let (before_row, before_tree) = (row.to_json(&layout), tree.clone());
+                // Half the time something else holds the row's values (as a patch does): the
+                // writes must copy them, not change what that holder sees.
+                let held = (rng.below(2) == 0).then(|| row.clone());
+                let mut undo = row.undo_point(&f).expect("a written path lies in a slot");
+                let (r, t) = match rng.below(5) {
                     0 => (row.set(&f, v.clone()), json::set(&mut tree, &f.path, v)),
                     1 => (
                         row.set_forcing(&f, v.clone()),
@@ -333,11 +354,19 @@ mod tests {
                         json::set_nested(&mut tree, &f.path, v);
                         (Ok(()), Ok(()))
                     }
+                    3 if f.whole_slot().is_some() => {
+                        drop(undo);
+                        undo = (f.whole_slot().unwrap(), row.replace(&f, v.clone()));
+                        (Ok(()), json::set(&mut tree, &f.path, v))
+                    }
                     _ => (
                         row.slot_mut(&f).map(|s| *s = v.clone()),
                         json::slot_mut(&mut tree, &f.path).map(|s| *s = v),
                     ),
                 };
+                if let Some(h) = &held {
+                    assert_eq!(h.to_json(&layout), before_row, "a held copy changed");
+                }
                 assert_eq!(r.is_ok(), t.is_ok(), "{written:?} at {}", f.path.dotted);
                 assert_eq!(
                     row.to_json(&layout),
@@ -356,7 +385,7 @@ mod tests {
                 }
                 if rng.below(5) == 0 {
                     row.restore(undo.0, undo.1);
-                    assert_eq!(row, before_row);
+                    assert_eq!(row.to_json(&layout), before_row);
                     tree = before_tree;
                 }
             }
