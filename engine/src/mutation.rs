@@ -4,6 +4,8 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::vm::capture::Stored;
+
 /// Position of a change in the chain: `(slot, write_version)` for account updates,
 /// `(slot, txn_index)` for instructions, `(slot, 0)` for scheduled callbacks.
 ///
@@ -51,19 +53,20 @@ impl fmt::Display for Seq {
 /// the order the handler changed them (an appended array's entry holds its new elements alone).
 ///
 /// Values are shared with the VM's row: building a patch copies no field, and the VM copies a
-/// field's value only if it changes it again while a patch still holds it. [`Patch::to_json`] is
-/// the nested form the wire and the reference interpreter use.
+/// field's value only if it changes it again while a patch still holds it. A captured update
+/// stays a record until the patch is rendered. [`Patch::to_json`] is the nested form the wire and
+/// the reference interpreter use.
 #[derive(Clone, Default)]
 pub struct Patch {
     fields: Vec<Field>,
 }
 
 /// One patch field: its path's segments and its value.
-type Field = (Arc<[Box<str>]>, Arc<serde_json::Value>);
+type Field = (Arc<[Box<str>]>, Stored);
 
 impl Patch {
     /// Adds a field; an empty path stands for the whole patch.
-    pub fn push(&mut self, path: Arc<[Box<str>]>, value: Arc<serde_json::Value>) {
+    pub(crate) fn push(&mut self, path: Arc<[Box<str>]>, value: Stored) {
         self.fields.push((path, value));
     }
 
@@ -71,20 +74,16 @@ impl Patch {
         self.fields.is_empty()
     }
 
-    /// The changed fields, in order: path segments and value.
-    pub fn fields(&self) -> impl Iterator<Item = (&[Box<str>], &serde_json::Value)> {
-        self.fields.iter().map(|(p, v)| (&**p, &**v))
-    }
-
     /// The patch nested by path (`{"state": {"round_id": 7}}`), as the wire carries it. Fields
     /// are written in order; a later field replaces any non-object on its way.
     pub fn to_json(&self) -> serde_json::Value {
         let mut out = serde_json::Value::Object(serde_json::Map::new());
         for (path, value) in &self.fields {
+            let value = value.json().into_owned();
             if path.is_empty() {
-                out = (**value).clone();
+                out = value;
             } else {
-                crate::vm::json::set_nested_segs(&mut out, path, (**value).clone());
+                crate::vm::json::set_nested_segs(&mut out, path, value);
             }
         }
         out
@@ -95,7 +94,7 @@ impl Patch {
 impl From<serde_json::Value> for Patch {
     fn from(v: serde_json::Value) -> Self {
         Patch {
-            fields: vec![(Arc::from(Vec::new()), Arc::new(v))],
+            fields: vec![(Arc::from(Vec::new()), Stored::new(v))],
         }
     }
 }

@@ -847,3 +847,63 @@ fn resolver_requests_are_emitted_and_their_results_applied() {
     );
     assert!(vm.take_resolver_requests().is_empty());
 }
+
+/// A captured update is stored whole: its public fields with the mapping's transforms applied,
+/// its address, slot, timestamp and signature. Expressions read into it like any field; a
+/// transform that cannot apply fails the update and leaves the row as it was.
+#[test]
+fn a_capture_stores_the_whole_update_and_a_failing_transform_fails_it() {
+    let capture = |transforms: Json| {
+        json!({"target_path": "snap", "source": {"AsCapture": {"field_transforms": transforms}},
+        "transform": null, "population": "LastWrite"})
+    };
+    let s = stack_with(json!({
+        "handlers": [
+            handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), capture(json!({"key": "Base58Encode"}))]),
+            // Overlapping transform paths and bookkeeping fields take the reference's own order.
+            handler("p::BState", true, embedded("id"), vec![capture(json!({"o": "ToString", "o.x": "ToString"}))]),
+            handler("p::CState", true, embedded("id"), vec![capture(json!({"__account_address": "ToString"}))]),
+        ],
+        "computed_fields": ["doubled"],
+        "computed_field_specs": [{"target_path": "doubled", "result_type": "i64", "expression":
+            {"Binary": {"op": "Mul", "left": {"FieldRef": {"path": "snap.data.n"}}, "right": {"Literal": {"value": 2}}}}}]
+    }));
+    let mut vm = VmContext::new();
+    let ev = |key: Json, n: i64| json!({"id": 1, "key": key, "n": n, "__account_address": "Acc"});
+    let m = run(
+        &mut vm,
+        &s,
+        "p::AState",
+        ev(json!([1, 2, 3]), 5),
+        acct(7, 0),
+    );
+    let snap = json!({"timestamp": 1007, "account_address": "Acc", "slot": 7, "signature": "sig7",
+        "data": {"id": 1, "key": stackcore_engine::b58::encode(&[1, 2, 3]), "n": 5}});
+    assert_eq!(
+        m[0].patch,
+        json!({"id": 1, "snap": snap.clone(), "doubled": 10})
+    );
+    let st = vm.entity_state(&s, "Thing", &json!(1)).unwrap();
+    assert_eq!(st["snap"], snap);
+
+    // `key` must be bytes to encode: the update fails and the capture before it stays.
+    let mut out = Vec::new();
+    let bad = vm.apply_json(&s, "p::AState", &ev(json!(17), 6), &acct(8, 0), &mut out);
+    assert!(bad.is_err() && out.is_empty(), "{bad:?}");
+    let missing = json!({"id": 1, "n": 6, "__account_address": "Acc"});
+    assert!(vm
+        .apply_json(&s, "p::AState", &missing, &acct(9, 0), &mut out)
+        .is_err());
+    let st = vm.entity_state(&s, "Thing", &json!(1)).unwrap();
+    assert_eq!((&st["snap"], &st["doubled"]), (&snap, &json!(10)));
+
+    // `o` becomes a string first, so `o.x` is no longer there: the reference fails the update.
+    let nested = json!({"id": 1, "o": {"x": 1}, "__account_address": "Acc"});
+    assert!(vm
+        .apply_json(&s, "p::BState", &nested, &acct(10, 0), &mut out)
+        .is_err());
+    // Bookkeeping fields are not part of the captured data.
+    assert!(vm
+        .apply_json(&s, "p::CState", &ev(json!([1]), 1), &acct(11, 0), &mut out)
+        .is_err());
+}

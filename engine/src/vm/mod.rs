@@ -39,6 +39,7 @@
 //!   (`program::Handler::computed_mask`), and compared in place;
 //! - keys and signatures are rendered to base58 by fixed-size encoders (module `b58`).
 
+pub(crate) mod capture;
 mod expr;
 pub(crate) mod json;
 mod program;
@@ -56,6 +57,7 @@ use crate::event::Update;
 use crate::mutation::{Mutation, Patch, Seq};
 use crate::stack::Stack;
 
+use capture::{Capture, Stored};
 use json::{Path, StepError};
 pub(crate) use program::Program;
 pub use program::ResolverKind;
@@ -365,7 +367,7 @@ impl<'a> Dirty<'a> {
                     }
                 }
                 Some(vals) => {
-                    patch.push(f.path.segs.clone(), Arc::new(Json::Array(vals)));
+                    patch.push(f.path.segs.clone(), Stored::new(Json::Array(vals)));
                     append.push(f.path.dotted.to_string());
                 }
             }
@@ -1099,7 +1101,7 @@ impl VmContext {
             return;
         }
         let mut patch = Patch::default();
-        patch.push(d.target.path.segs.clone(), Arc::new(d.value));
+        patch.push(d.target.path.segs.clone(), Stored::new(d.value));
         for ((f, _), &changed) in ep.computed_paths.iter().zip(&self.computed_changed) {
             if let (true, Some(new)) = (changed, state.share(f)) {
                 patch.push(f.path.segs.clone(), new);
@@ -1540,25 +1542,32 @@ impl VmContext {
                         Src::Context(f) => temp = c.field(f).unwrap_or(Json::Null),
                         Src::Keep => {}
                         Src::Capture { transforms } => {
-                            let mut data = ev.public_fields();
-                            for (f, t) in transforms {
-                                let v = json::get_mut(&mut data, f)
-                                    .ok_or_else(|| format!("Field not found: {}", f.dotted))?;
-                                json::transform_in_place(v, *t)?;
-                            }
+                            let cap = Capture::new(
+                                ev,
+                                transforms,
+                                c.slot,
+                                c.timestamp,
+                                c.signature.as_ref(),
+                            )?;
                             for f in &op.capture_dirty {
                                 dirty.replaced(f);
                             }
-                            let mut m = serde_json::Map::new();
-                            m.insert("timestamp".into(), json!(c.timestamp));
-                            let addr = ev.address_str().unwrap_or("");
-                            m.insert("account_address".into(), json!(addr));
-                            m.insert("data".into(), data);
-                            m.insert("slot".into(), json!(c.slot));
-                            if let Some(s) = &c.signature {
-                                m.insert("signature".into(), json!(s.as_str()));
+                            // Stored into a whole slot as it is, the capture stays a record
+                            // (see `capture`); anything else works on its JSON.
+                            match (&op.store, op.target.whole_slot()) {
+                                (Store::Set, Some(slot))
+                                    if op.transform.is_none() && !op.temp_live_after =>
+                                {
+                                    let cap = Stored::Capture(Arc::new(cap));
+                                    let old = state.replace_stored(&op.target, cap);
+                                    undo.push(Undo { slot, old });
+                                    if op.emit {
+                                        dirty.replaced(&op.target);
+                                    }
+                                    continue;
+                                }
+                                _ => temp = cap.to_json(),
                             }
-                            temp = Json::Object(m);
                         }
                         Src::AsEvent { fields } => {
                             let data = match fields {

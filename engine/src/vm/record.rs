@@ -36,6 +36,10 @@ impl Shape {
         }
     }
 
+    pub fn is_account(&self) -> bool {
+        self.is_account
+    }
+
     fn field(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| &**f == name)
     }
@@ -146,14 +150,6 @@ impl Ev {
             }
             Ev::Json(_) => {}
             Ev::Rec(r) => r.resolved = Some(Json::String(key)),
-        }
-    }
-
-    /// `__account_address` when it is a string.
-    pub fn address_str(&self) -> Option<&str> {
-        match self {
-            Ev::Json(j) => j.get(ADDRESS).and_then(Json::as_str),
-            Ev::Rec(r) => r.address.as_deref(),
         }
     }
 
@@ -331,7 +327,7 @@ mod tests {
                 ev.set_resolved("K".into());
                 reference[RESOLVED] = Json::String("K".into());
                 assert_eq!(
-                    ev.address_str(),
+                    ev.address_arc().as_deref(),
                     reference.get(ADDRESS).and_then(Json::as_str)
                 );
             }

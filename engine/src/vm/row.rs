@@ -19,10 +19,10 @@
 //! copies nothing, and a write into a shared value copies it first (`Arc::make_mut`).
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
+use super::capture::Stored;
 use super::json::{self, Path, StepError};
 
 /// Where a state path lives in a row.
@@ -135,7 +135,7 @@ impl Layout {
 #[derive(Debug)]
 pub(crate) enum Old {
     /// The slot as it was: absent, or a value shared with whatever else holds it.
-    Slot(Option<Arc<Json>>),
+    Slot(Option<Stored>),
     /// The value the slot's own allocation held (the write reused the allocation).
     Value(Json),
 }
@@ -143,10 +143,38 @@ pub(crate) enum Old {
 /// One entity's state: a value per slot of its [`Layout`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Row {
-    slots: Box<[Option<Arc<Json>>]>,
+    slots: Box<[Option<Stored>]>,
     /// The VM's slot-hash generation when this row's computed fields were last evaluated
     /// (fields that read slot hashes are due again once it moves on).
     pub slot_hashes_seen: u64,
+}
+
+/// `v`'s value below `rest`, borrowed from `v` where it can be.
+fn below<'a>(v: Cow<'a, Json>, rest: &[Box<str>]) -> Option<Cow<'a, Json>> {
+    match v {
+        Cow::Borrowed(mut cur) => {
+            for s in rest {
+                cur = cur.get(&**s)?;
+            }
+            Some(Cow::Borrowed(cur))
+        }
+        Cow::Owned(v) => {
+            let mut cur = &v;
+            for s in rest {
+                cur = cur.get(&**s)?;
+            }
+            Some(Cow::Owned(cur.clone()))
+        }
+    }
+}
+
+/// A slot's JSON to write into, created as `init` when absent.
+fn json_in(v: &mut Option<Stored>, init: fn() -> Json) -> &mut Json {
+    v.get_or_insert_with(|| Stored::new(init())).json_mut()
+}
+
+fn object() -> Json {
+    Json::Object(Map::new())
 }
 
 impl Row {
@@ -162,12 +190,7 @@ impl Row {
         match &f.at {
             At::Slot { slot, depth } => {
                 let v = self.slots.get(*slot as usize)?.as_ref()?;
-                let rest = &f.path.segs[*depth as usize..];
-                let mut cur = &**v;
-                for s in rest {
-                    cur = cur.get(&**s)?;
-                }
-                Some(Cow::Borrowed(cur))
+                below(v.json(), &f.path.segs[*depth as usize..])
             }
             At::Interior(slots) => self.assemble(slots).map(Cow::Owned),
             At::Absent => None,
@@ -178,18 +201,18 @@ impl Row {
         let mut out = None;
         for (slot, below) in slots {
             if let Some(v) = &self.slots[*slot as usize] {
-                let o = out.get_or_insert_with(|| Json::Object(Map::new()));
-                json::set_nested(o, below, Json::clone(v));
+                let o = out.get_or_insert_with(object);
+                json::set_nested(o, below, v.json().into_owned());
             }
         }
         out
     }
 
     /// The value `f` names, shared when it is a whole slot (a patch takes it without a copy).
-    pub fn share(&self, f: &Field) -> Option<Arc<Json>> {
+    pub fn share(&self, f: &Field) -> Option<Stored> {
         match f.whole_slot() {
             Some(slot) => self.slots[slot].clone(),
-            None => self.get(f).map(|v| Arc::new(v.into_owned())),
+            None => self.get(f).map(|v| Stored::new(v.into_owned())),
         }
     }
 
@@ -199,9 +222,9 @@ impl Row {
         let (slot, rest) = f.slot_and_rest().ok_or("Path collision: expected object")?;
         let v = &mut self.slots[slot];
         if rest.is_empty() {
-            return Ok(Arc::make_mut(v.get_or_insert_with(|| Arc::new(Json::Null))));
+            return Ok(json_in(v, || Json::Null));
         }
-        let v = Arc::make_mut(v.get_or_insert_with(|| Arc::new(Json::Object(Map::new()))));
+        let v = json_in(v, object);
         if !v.is_object() {
             return Err("Path collision: expected object".into());
         }
@@ -211,7 +234,7 @@ impl Row {
     /// Writes `value` at `f` ([`Row::slot_mut`]).
     pub fn set(&mut self, f: &Field, value: Json) -> Result<(), StepError> {
         if let Some(slot) = f.whole_slot() {
-            self.slots[slot] = Some(Arc::new(value));
+            self.slots[slot] = Some(Stored::new(value));
             return Ok(());
         }
         *self.slot_mut(f)? = value;
@@ -222,10 +245,15 @@ impl Row {
     /// patch holds any more is replaced in its allocation.
     pub fn replace(&mut self, f: &Field, value: Json) -> Old {
         let slot = &mut self.slots[f.whole_slot().expect("a whole-slot field")];
-        match slot.as_mut().and_then(Arc::get_mut) {
+        match slot.as_mut().and_then(Stored::unique_json) {
             Some(v) => Old::Value(std::mem::replace(v, value)),
-            None => Old::Slot(slot.replace(Arc::new(value))),
+            None => Old::Slot(slot.replace(Stored::new(value))),
         }
+    }
+
+    /// Replaces the whole slot `f` is with a stored value (a capture), handing back what was there.
+    pub fn replace_stored(&mut self, f: &Field, value: Stored) -> Old {
+        Old::Slot(self.slots[f.whole_slot().expect("a whole-slot field")].replace(value))
     }
 
     /// The computed-field writer's `json::set_forcing` on the nested state.
@@ -233,11 +261,10 @@ impl Row {
         let (slot, rest) = f.slot_and_rest().ok_or("Cannot set field on non-object")?;
         let v = &mut self.slots[slot];
         if rest.is_empty() {
-            *v = Some(Arc::new(value));
+            *v = Some(Stored::new(value));
             return Ok(());
         }
-        let v = Arc::make_mut(v.get_or_insert_with(|| Arc::new(Json::Object(Map::new()))));
-        json::set_forcing(v, &Path::from_boxed(rest), value)
+        json::set_forcing(json_in(v, object), &Path::from_boxed(rest), value)
     }
 
     /// A deferred `when` write: `json::set_nested` on the nested state (non-objects on the way
@@ -248,12 +275,12 @@ impl Row {
         };
         let v = &mut self.slots[slot];
         if rest.is_empty() {
-            *v = Some(Arc::new(value));
+            *v = Some(Stored::new(value));
             return;
         }
-        let v = Arc::make_mut(v.get_or_insert_with(|| Arc::new(Json::Object(Map::new()))));
+        let v = json_in(v, object);
         if !v.is_object() {
-            *v = Json::Object(Map::new());
+            *v = object();
         }
         json::set_nested(v, &Path::from_boxed(rest), value);
     }
@@ -269,17 +296,17 @@ impl Row {
         let s = &mut self.slots[slot];
         match (old, s.as_mut()) {
             (Old::Slot(o), _) => *s = o,
-            (Old::Value(v), Some(cur)) => *Arc::make_mut(cur) = v,
-            (Old::Value(v), None) => *s = Some(Arc::new(v)),
+            (Old::Value(v), Some(cur)) => *cur.json_mut() = v,
+            (Old::Value(v), None) => *s = Some(Stored::new(v)),
         }
     }
 
     /// The nested JSON state this row stands for.
     pub fn to_json(&self, layout: &Layout) -> Json {
-        let mut out = Json::Object(Map::new());
+        let mut out = object();
         for (v, p) in self.slots.iter().zip(&layout.slots) {
             if let Some(v) = v {
-                json::set_nested(&mut out, p, Json::clone(v));
+                json::set_nested(&mut out, p, v.json().into_owned());
             }
         }
         out

@@ -1,0 +1,198 @@
+//! Captured updates, kept as records until something reads them.
+//!
+//! A capture mapping (`AsCapture`) stores a whole update in one field: its fields (with the
+//! mapping's transforms applied), address, slot, timestamp and signature. The reference builds
+//! that JSON tree for every captured update, and the next update of the account throws it away.
+//! Here the row keeps a [`Capture`]: a copy of the decoded record plus the few transformed
+//! fields. It is rendered to JSON only where JSON is needed: the patch on its way to the wire
+//! (once, in the views), an expression or a later write that reads into it, a snapshot.
+//!
+//! A slot's value is a [`Stored`]: shared JSON, or a shared capture. Both are shared (`Arc`)
+//! with the patches that carry them, so a patch never copies a field.
+//!
+//! Rendering gives exactly the tree the reference would have stored. Transforms are applied when
+//! the update is captured, so a transform that fails fails the update, as the reference's does.
+//! Cases where the rendering would have to replay the reference's order of in-place rewrites
+//! (overlapping transform paths, paths into bookkeeping fields, instruction records) build the
+//! tree at once instead.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value as Json};
+
+use super::json::{self, Path, StepError};
+use super::record::{Ev, EvPath};
+use super::Sig;
+use crate::spec::Transformation;
+
+/// A row slot's value.
+#[derive(Debug, Clone)]
+pub(crate) enum Stored {
+    Json(Arc<Json>),
+    Capture(Arc<Capture>),
+}
+
+impl Stored {
+    pub fn new(v: Json) -> Stored {
+        Stored::Json(Arc::new(v))
+    }
+
+    /// The value as JSON: borrowed, or rendered for a capture.
+    pub fn json(&self) -> Cow<'_, Json> {
+        match self {
+            Stored::Json(v) => Cow::Borrowed(v),
+            Stored::Capture(c) => Cow::Owned(c.to_json()),
+        }
+    }
+
+    /// The value as JSON to change in place: a capture is rendered first, a value something else
+    /// holds (a patch, an undo point) is copied first.
+    pub fn json_mut(&mut self) -> &mut Json {
+        if let Stored::Capture(c) = self {
+            *self = Stored::new(c.to_json());
+        }
+        match self {
+            Stored::Json(v) => Arc::make_mut(v),
+            Stored::Capture(_) => unreachable!("rendered above"),
+        }
+    }
+
+    /// The JSON allocation itself, when nothing else holds it (a write can reuse it).
+    pub fn unique_json(&mut self) -> Option<&mut Json> {
+        match self {
+            Stored::Json(v) => Arc::get_mut(v),
+            Stored::Capture(_) => None,
+        }
+    }
+}
+
+/// Values are equal when their JSON is.
+impl PartialEq for Stored {
+    fn eq(&self, other: &Stored) -> bool {
+        self.json() == other.json()
+    }
+}
+
+/// One captured update.
+#[derive(Debug)]
+pub(crate) struct Capture {
+    data: Data,
+    address: Option<Arc<str>>,
+    timestamp: i64,
+    slot: u64,
+    signature: Option<SigText>,
+}
+
+#[derive(Debug)]
+enum Data {
+    /// The record, and its transformed fields (path into the record, new value).
+    Record {
+        ev: Ev,
+        rewritten: Vec<(Path, Json)>,
+    },
+    /// Built at capture time.
+    Built(Json),
+}
+
+#[derive(Debug)]
+enum SigText {
+    Raw([u8; 64]),
+    Text(Box<str>),
+}
+
+impl Capture {
+    /// Captures `ev` at context (`slot`, `timestamp`, `signature`), applying `transforms`.
+    /// Fails as the reference does: a transform path that is not in the record, or a transform
+    /// that does not apply to its value.
+    pub fn new(
+        ev: &Ev,
+        transforms: &[(Path, Transformation)],
+        slot: u64,
+        timestamp: i64,
+        signature: Option<&Sig>,
+    ) -> Result<Capture, StepError> {
+        let not_found = |f: &Path| StepError(format!("Field not found: {}", f.dotted));
+        let data = if Self::renders_later(ev, transforms) {
+            let mut rewritten = Vec::with_capacity(transforms.len());
+            for (f, t) in transforms {
+                let mut v = ev
+                    .get(&EvPath::new(f.clone()))
+                    .ok_or_else(|| not_found(f))?
+                    .into_owned();
+                json::transform_in_place(&mut v, *t)?;
+                rewritten.push((f.clone(), v));
+            }
+            Data::Record {
+                ev: ev.clone(),
+                rewritten,
+            }
+        } else {
+            let mut data = ev.public_fields();
+            for (f, t) in transforms {
+                let v = json::get_mut(&mut data, f).ok_or_else(|| not_found(f))?;
+                json::transform_in_place(v, *t)?;
+            }
+            Data::Built(data)
+        };
+        let signature = signature.map(|s| match (s.raw, s.text.get()) {
+            (Some(raw), None) => SigText::Raw(raw),
+            _ => SigText::Text(s.as_str().into()),
+        });
+        Ok(Capture {
+            data,
+            address: ev.address_arc(),
+            timestamp,
+            slot,
+            signature,
+        })
+    }
+
+    /// Whether the record's own reads answer every transform path as the captured tree would:
+    /// account records and JSON events, paths that start at a public field, no path inside
+    /// another (whose rewrite would see the other's).
+    fn renders_later(ev: &Ev, transforms: &[(Path, Transformation)]) -> bool {
+        let record_reads_alike = match ev {
+            Ev::Json(j) => j.is_object(),
+            Ev::Rec(r) => r.shape.is_account(),
+        };
+        record_reads_alike
+            && transforms
+                .iter()
+                .all(|(f, _)| f.segs.first().is_some_and(|s| !s.starts_with("__")))
+            && transforms
+                .iter()
+                .enumerate()
+                .all(|(i, (a, _))| transforms[i + 1..].iter().all(|(b, _)| !a.overlaps(b)))
+    }
+
+    /// The captured tree: `{timestamp, account_address, data, slot[, signature]}`.
+    pub fn to_json(&self) -> Json {
+        let data = match &self.data {
+            Data::Record { ev, rewritten } => {
+                let mut data = ev.public_fields();
+                for (f, v) in rewritten {
+                    if let Some(slot) = json::get_mut(&mut data, f) {
+                        *slot = v.clone();
+                    }
+                }
+                data
+            }
+            Data::Built(d) => d.clone(),
+        };
+        let address = self.address.as_deref().unwrap_or("");
+        let mut m = Map::new();
+        m.insert("timestamp".into(), json!(self.timestamp));
+        m.insert("account_address".into(), json!(address));
+        m.insert("data".into(), data);
+        m.insert("slot".into(), json!(self.slot));
+        if let Some(s) = &self.signature {
+            let text = match s {
+                SigText::Raw(r) => crate::b58::encode(r),
+                SigText::Text(t) => t.to_string(),
+            };
+            m.insert("signature".into(), Json::String(text));
+        }
+        Json::Object(m)
+    }
+}
