@@ -907,3 +907,54 @@ fn a_capture_stores_the_whole_update_and_a_failing_transform_fails_it() {
         .apply_json(&s, "p::CState", &ev(json!([1]), 1), &acct(11, 0), &mut out)
         .is_err());
 }
+
+/// Computed fields are evaluated only when a slot they read changed value during the update;
+/// every kind of write must count as a change: a running sum, an append, a write inside an
+/// object field, a whole-field write, and a computed field feeding the next one.
+#[test]
+fn computed_fields_follow_every_kind_of_write_to_what_they_read() {
+    let plus = |path: &str, n: i64| json!({"Binary": {"op": "Add", "left": {"UnwrapOr": {"expr": {"FieldRef": {"path": path}}, "default": 0}}, "right": {"Literal": {"value": n}}}});
+    let s = stack_with(json!({
+        "handlers": [
+            handler("p::AState", true, embedded("id"), vec![
+                map("id", "id", "SetOnce"), map("total", "v", "Sum"), map("hist", "v", "Append"),
+                map("last", "v", "LastWrite"), map("o", "obj", "LastWrite")]),
+            handler("p::BState", true, embedded("id"), vec![map("o.x", "v", "LastWrite")]),
+        ],
+        "computed_fields": ["c.total", "c.chain", "c.last", "c.ox", "c.hist"],
+        "computed_field_specs": [
+            {"target_path": "c.total", "expression": plus("total", 100), "result_type": "i64"},
+            {"target_path": "c.chain", "expression": plus("c.total", 1), "result_type": "i64"},
+            {"target_path": "c.last", "expression": plus("last", 1000), "result_type": "i64"},
+            {"target_path": "c.ox", "expression": plus("o.x", 10), "result_type": "i64"},
+            {"target_path": "c.hist", "expression": {"FieldRef": {"path": "hist"}}, "result_type": "Value"}]
+    }));
+    let mut vm = VmContext::new();
+    let a = |v: i64| json!({"id": 1, "v": v, "obj": {"x": 1}, "__account_address": "A"});
+    let b = |v: i64| json!({"id": 1, "v": v, "__account_address": "B"});
+    let c_of = |vm: &VmContext| vm.entity_state(&s, "Thing", &json!(1)).unwrap()["c"].clone();
+    run(&mut vm, &s, "p::AState", a(5), acct(1, 0));
+    assert_eq!(
+        c_of(&vm),
+        json!({"total": 105, "chain": 106, "last": 1005, "ox": 11, "hist": [5]})
+    );
+    // Same `last` and `o`; `total` and `hist` change in place.
+    let m = run(&mut vm, &s, "p::AState", a(5), acct(2, 0));
+    assert_eq!(
+        c_of(&vm),
+        json!({"total": 110, "chain": 111, "last": 1005, "ox": 11, "hist": [5, 5]})
+    );
+    assert_eq!(
+        m[0].patch.to_json()["c"],
+        json!({"total": 110, "chain": 111, "hist": [5, 5]})
+    );
+    // A write inside `o`.
+    run(&mut vm, &s, "p::BState", b(7), acct(3, 0));
+    assert_eq!(c_of(&vm)["ox"], json!(17));
+    // `o` written whole again puts `x` back; `v = 0` leaves the sum as it was.
+    run(&mut vm, &s, "p::AState", a(0), acct(4, 0));
+    assert_eq!(
+        c_of(&vm),
+        json!({"total": 110, "chain": 111, "last": 1000, "ox": 11, "hist": [5, 5, 0]})
+    );
+}

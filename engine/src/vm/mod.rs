@@ -424,6 +424,8 @@ pub struct VmContext {
     env: Vec<Json>,
     /// Which `computed_paths` the last [`VmContext::eval_computed`] changed (reused buffer).
     computed_changed: Vec<bool>,
+    /// Per slot of the row being updated: changed value during this update (reused buffer).
+    slots_changed: Vec<bool>,
     /// The running handler's undo log (a reused buffer, empty between handlers).
     undo: Vec<Undo>,
     decoded: crate::idl::Decoded,
@@ -457,6 +459,7 @@ impl VmContext {
             ),
             env: Vec::new(),
             computed_changed: Vec::new(),
+            slots_changed: Vec::new(),
             undo: Vec::new(),
             decoded: Default::default(),
         }
@@ -666,7 +669,7 @@ impl VmContext {
             }
         }
         if self
-            .eval_computed(p, ent, &mut state, &c, None, None)
+            .eval_computed(p, ent, &mut state, &c, None, None, None)
             .is_ok()
         {
             for ((path, emit), &changed) in ep.computed_paths.iter().zip(&self.computed_changed) {
@@ -1088,7 +1091,7 @@ impl VmContext {
             .map(|(_, s)| s.clone())
             .unwrap_or_else(|| Row::new(&ep.layout));
         state.set_nested(&d.target, d.value.clone());
-        let _ = self.eval_computed(p, ent, &mut state, c, None, None);
+        let _ = self.eval_computed(p, ent, &mut state, c, None, None, None);
         if self.tables[ent].rows.len() >= self.tables[ent].rows.cap().get()
             && !self.tables[ent].rows.contains(&kstr)
         {
@@ -1119,6 +1122,7 @@ impl VmContext {
     /// Evaluates the entity's computed fields in dependency order (all of them, or those `mask`
     /// allows) and leaves in `self.computed_changed` which of `computed_paths` changed. A write
     /// that fails (a non-object on the way) stops the evaluation and reports no change.
+    #[allow(clippy::too_many_arguments)]
     fn eval_computed(
         &mut self,
         p: &Program,
@@ -1127,6 +1131,7 @@ impl VmContext {
         c: &Ctx,
         mask: Option<&[Due]>,
         mut undo: Option<&mut Vec<Undo>>,
+        mut inputs: Option<&mut Vec<bool>>,
     ) -> Result<(), StepError> {
         let ep = &p.entities[ent];
         let mut changed = std::mem::take(&mut self.computed_changed);
@@ -1152,19 +1157,29 @@ impl VmContext {
         let mut r = Ok(());
         for (i, f) in ep.computed.iter().enumerate() {
             let due = match mask.map(|m| m[i]) {
-                None | Some(Due::Always) => true,
+                None => true,
+                // Due by what the handler writes: only if one of the slots read changed value.
+                Some(Due::Always) => match (&ep.computed_inputs[i], inputs.as_deref()) {
+                    (Some(read), Some(changed)) => read.iter().any(|&s| changed[s as usize]),
+                    _ => true,
+                },
                 Some(Due::OnNewSlotHashes) => new_hashes,
                 Some(Due::Never) => false,
             };
             if !due {
                 continue;
             }
+
             self.env.clear();
             let Ok(v) = expr::eval(&f.expr, state, &mut self.env, &cx) else {
                 continue;
             };
             if ep.computed_in_place && state.get(&f.target).as_deref() == Some(&v) {
                 continue;
+            }
+            // Written from here on: fields after it that read its slot are due.
+            if let (Some(changed), Some(slot)) = (inputs.as_deref_mut(), f.target.slot()) {
+                changed[slot] = true;
             }
             match (f.target.whole_slot(), undo.as_deref_mut()) {
                 // The old value moves into the undo log (a whole slot is replaced outright).
@@ -1619,10 +1634,19 @@ impl VmContext {
                 }
                 Step::Computed => {
                     let mask = (!new_row).then_some(&h.computed_mask[..]);
-                    if self
-                        .eval_computed(p, ent, state, c, mask, Some(undo))
-                        .is_ok()
-                    {
+                    // Which slots this update changed: the undo log names every slot written.
+                    let mut inputs = std::mem::take(&mut self.slots_changed);
+                    inputs.clear();
+                    inputs.resize(ep.layout.len(), false);
+                    for u in undo.iter() {
+                        if !inputs[u.slot] && state.differs(u.slot, &u.old) {
+                            inputs[u.slot] = true;
+                        }
+                    }
+                    let r =
+                        self.eval_computed(p, ent, state, c, mask, Some(undo), Some(&mut inputs));
+                    self.slots_changed = inputs;
+                    if r.is_ok() {
                         for ((path, emit), &changed) in
                             ep.computed_paths.iter().zip(&self.computed_changed)
                         {

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 use super::expr::{compile_fields, Computed};
 use super::json::Path;
 use super::record::EvPath;
-use super::row::{Field, Layout};
+use super::row::{At, Field, Layout};
 use crate::spec::{
     ComparisonOp, EntitySpec, FieldPath, HookAction, KeyResolution, MappingSource, ParsedCondition,
     Population, ResolveStrategy, ResolverSpec, ResolverStrategy, SpecError, StackSpec,
@@ -77,6 +77,10 @@ pub(crate) struct EntityProgram {
     /// nest: then "changed during evaluation" equals "differs before and after", and the executor
     /// compares in place instead of copying every compared value first.
     pub computed_in_place: bool,
+    /// Per computed field: the slots its expression reads, or `None` when it must be evaluated
+    /// on every event its handler's mask allows (it reads the event's context, or its own
+    /// target). See [`Handler::computed_mask`].
+    pub computed_inputs: Vec<Option<Box<[u32]>>>,
     pub resolvers: Vec<Resolver>,
 }
 
@@ -89,7 +93,9 @@ pub(crate) struct Handler {
     /// Per computed field (in evaluation order): when this handler must evaluate it on an
     /// existing row ([`Due`]). A field is skipped when nothing it reads can have changed: its
     /// result would be the stored one (evaluation is deterministic in its inputs), so skipping
-    /// changes nothing but the time spent.
+    /// changes nothing but the time spent. The executor narrows `Due::Always` further at run
+    /// time: a field is evaluated only if one of the slots it reads
+    /// ([`EntityProgram::computed_inputs`]) changed value during the update.
     pub computed_mask: Vec<Due>,
 }
 
@@ -809,6 +815,26 @@ fn compile_entity(
                 .iter()
                 .all(|(p, _)| p.path.dotted == t.dotted || !p.path.overlaps(t))
     });
+    let computed_inputs = computed
+        .iter()
+        .map(|c| {
+            let self_fed = c.reads.iter().any(|p| p.overlaps(&c.target.path));
+            if c.reads_context || self_fed {
+                return None;
+            }
+            let mut slots: Vec<u32> = Vec::new();
+            for p in &c.reads {
+                match layout.field(p.clone()).at {
+                    At::Slot { slot, .. } => slots.push(slot),
+                    At::Interior(under) => slots.extend(under.iter().map(|(s, _)| *s)),
+                    At::Absent => {}
+                }
+            }
+            slots.sort_unstable();
+            slots.dedup();
+            Some(slots.into_boxed_slice())
+        })
+        .collect();
     for h in &mut handlers {
         h.computed_mask = computed_mask(&h.steps, &computed);
         let mut next_keeps = false;
@@ -836,6 +862,7 @@ fn compile_entity(
         computed_paths,
         computed_slot,
         computed_in_place,
+        computed_inputs,
         resolvers,
     })
 }

@@ -19,6 +19,7 @@
 //! copies nothing, and a write into a shared value copies it first (`Arc::make_mut`).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
@@ -62,6 +63,11 @@ impl Field {
             (None, None) => self.path.dotted == other.path.dotted,
             _ => false,
         }
+    }
+
+    /// The slot this path lies in, if any.
+    pub fn slot(&self) -> Option<usize> {
+        self.slot_and_rest().map(|(slot, _)| slot)
     }
 
     fn slot_and_rest(&self) -> Option<(usize, &[Box<str>])> {
@@ -289,6 +295,22 @@ impl Row {
     pub fn undo_point(&self, f: &Field) -> Option<(usize, Old)> {
         let (slot, _) = f.slot_and_rest()?;
         Some((slot, Old::Slot(self.slots[slot].clone())))
+    }
+
+    /// Whether slot `slot` holds another value than `old` recorded (a capture replaced by
+    /// another counts as changed).
+    pub fn differs(&self, slot: usize, old: &Old) -> bool {
+        match (old, &self.slots[slot]) {
+            (Old::Value(v), Some(Stored::Json(cur))) => **cur != *v,
+            (Old::Slot(None), None) => false,
+            (Old::Slot(Some(Stored::Json(was))), Some(Stored::Json(cur))) => {
+                !Arc::ptr_eq(was, cur) && was != cur
+            }
+            (Old::Slot(Some(Stored::Capture(was))), Some(Stored::Capture(cur))) => {
+                !Arc::ptr_eq(was, cur)
+            }
+            _ => true,
+        }
     }
 
     /// Puts a slot back as an [`Row::undo_point`] recorded it.
