@@ -3,7 +3,7 @@
 //! A capture mapping (`AsCapture`) stores a whole update in one field: its fields (with the
 //! mapping's transforms applied), address, slot, timestamp and signature. The reference builds
 //! that JSON tree for every captured update, and the next update of the account throws it away.
-//! Here the row keeps a [`Capture`]: a copy of the decoded record plus the few transformed
+//! Here the row keeps a [`Capture`]: the decoded record itself (shared) plus the few transformed
 //! fields. It is rendered to JSON only where JSON is needed: the patch on its way to the wire
 //! (once, in the views), an expression or a later write that reads into it, a snapshot.
 //!
@@ -88,7 +88,7 @@ pub(crate) struct Capture {
 enum Data {
     /// The record, and its transformed fields (path into the record, new value).
     Record {
-        ev: Ev,
+        ev: Arc<Ev>,
         rewritten: Vec<(Path, Json)>,
     },
     /// Built at capture time.
@@ -106,7 +106,7 @@ impl Capture {
     /// Fails as the reference does: a transform path that is not in the record, or a transform
     /// that does not apply to its value.
     pub fn new(
-        ev: &Ev,
+        ev: &Arc<Ev>,
         transforms: &[(Path, Transformation)],
         slot: u64,
         timestamp: i64,

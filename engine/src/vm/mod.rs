@@ -763,10 +763,12 @@ impl VmContext {
         &mut self,
         p: &Program,
         e: EventId,
-        mut ev: Ev,
+        ev: Ev,
         c: &Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
+        // Shared from here on: queues, replay caches and captures keep it without a copy.
+        let mut ev = Arc::new(ev);
         let info = &p.events[e];
         if c.is_account() {
             let addr = match ev.address_arc() {
@@ -783,10 +785,10 @@ impl VmContext {
                         KeyHook::PdaReverseLookup => {
                             match self.tables[0].pda.get(&*addr).cloned() {
                                 Some(k) => {
-                                    ev.set_resolved(k);
+                                    Arc::make_mut(&mut ev).set_resolved(k);
                                 }
                                 None => {
-                                    let pending = Pending::new(e, addr, Arc::new(ev), c);
+                                    let pending = Pending::new(e, addr, ev, c);
                                     self.queue_update(0, pending);
                                     return Ok(());
                                 }
@@ -795,7 +797,7 @@ impl VmContext {
                         KeyHook::DirectField(path) => {
                             if let Some(Json::String(k)) = ev.get(path).map(Cow::into_owned) {
                                 if !k.is_empty() {
-                                    ev.set_resolved(k);
+                                    Arc::make_mut(&mut ev).set_resolved(k);
                                 }
                             }
                         }
@@ -807,7 +809,7 @@ impl VmContext {
             // table (the one PDA mappings live in), when the stack maps PDAs at all (`map_pda`).
             let replayable = p.maps_pdas && info.routes.iter().any(|&(ent, _)| ent == 0);
             if replayable && self.tables[0].exists {
-                let cached = Pending::new(e, addr.clone(), Arc::new(ev), c);
+                let cached = Pending::new(e, addr.clone(), ev, c);
                 self.tables[0].last_data.put(addr, cached);
             }
         } else {
@@ -823,9 +825,9 @@ impl VmContext {
                 for u in replay {
                     self.stats.replayed += 1;
                     let resolved = self.chained_lookup(&u.pda);
-                    let mut data = Ev::clone(&u.data);
+                    let mut data = u.data.clone();
                     if let Some(k) = resolved {
-                        data.set_resolved(k);
+                        Arc::make_mut(&mut data).set_resolved(k);
                     }
                     let mark = out.len();
                     if self
@@ -935,7 +937,7 @@ impl VmContext {
     fn process(
         &mut self,
         p: &Program,
-        ev: &Ev,
+        ev: &Arc<Ev>,
         e: EventId,
         c: &Ctx,
         out: &mut Vec<Mutation>,
@@ -971,13 +973,13 @@ impl VmContext {
                             },
                         );
                     } else if c.write_version.is_some() {
-                        let pending = Pending::new(e, pda.into(), Arc::new(ev.clone()), c);
+                        let pending = Pending::new(e, pda.into(), ev.clone(), c);
                         self.queue_update(ent, pending);
                     }
                 }
                 if let Some(miss) = self.lookup_miss.take() {
                     if !info.is_tx && c.write_version.is_some() {
-                        let pending = Pending::new(e, miss.into(), Arc::new(ev.clone()), c);
+                        let pending = Pending::new(e, miss.into(), ev.clone(), c);
                         self.queue_update(ent, pending);
                     }
                 }
@@ -1304,7 +1306,7 @@ impl VmContext {
         p: &Program,
         ent: usize,
         hi: usize,
-        ev: &Ev,
+        ev: &Arc<Ev>,
         c: &Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), StepError> {
@@ -1488,7 +1490,7 @@ impl VmContext {
         p: &'p Program,
         ent: usize,
         h: &'p program::Handler,
-        ev: &Ev,
+        ev: &Arc<Ev>,
         c: &Ctx,
         key: &Json,
         new_row: bool,
@@ -1670,7 +1672,7 @@ impl VmContext {
         state: &mut Row,
         temp: Json,
         key: &Json,
-        ev: &Ev,
+        ev: &Arc<Ev>,
         c: &Ctx,
         dirty: &mut Dirty<'p>,
         undo: &mut Vec<Undo>,

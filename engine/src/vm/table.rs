@@ -46,7 +46,7 @@ impl Pending {
 #[derive(Debug, Clone)]
 pub(crate) struct PendingIx {
     pub event: EventId,
-    pub data: super::Ev,
+    pub data: Arc<super::Ev>,
     pub ctx: Ctx,
 }
 
