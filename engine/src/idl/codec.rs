@@ -81,7 +81,7 @@ fn array_slots(out: &mut Value, len: usize) -> &mut Vec<Value> {
         *out = Value::Array(Vec::with_capacity(len));
     }
     let Value::Array(v) = out else { unreachable!() };
-    v.resize(len, Value::Null);
+    v.resize_with(len, Value::default);
     v
 }
 

@@ -388,7 +388,7 @@ impl IdlSet {
         let item = &self.items[et as usize];
         let fields = self.fields_of(et);
         out.event_type = et;
-        out.fields.resize(fields.len(), Value::Null);
+        out.fields.resize_with(fields.len(), Value::default);
         let start = item.disc.len();
         let mut r = Reader {
             data,
