@@ -3,9 +3,10 @@
 //! Decoded account and instruction fields are [`Value`]s: a handler's record (`vm` module `record`)
 //! holds them by position and renders a field to JSON only when a mapping reads it. Unlike
 //! `serde_json::Value` it keeps the IDL's integer widths, holds public keys as 32 bytes (base58
-//! only when rendered) and keeps object fields in a small ordered vector. (Entity rows, expression
-//! results and patches are still `serde_json::Value`s; `perf/RESULTS.md` "VM, session 3" says what
-//! moving them to this type would buy.)
+//! only when rendered) and keeps object fields in a small ordered vector. A record captured whole
+//! stays these values in its row until something reads it as JSON (`vm` module `capture`); entity
+//! rows and expression results are otherwise `serde_json::Value`s (`perf/RESULTS.md` "VM, session
+//! 4" says where the time goes now).
 //!
 //! [`Value::to_json`] renders the reference interpreter's JSON form (`../shared/protocol.md` §8.1):
 //! pubkey → base58 string; integers up to 64 bits → numbers; u128/i128 → decimal strings; bytes →

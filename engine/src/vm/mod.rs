@@ -31,12 +31,19 @@
 //! fields a handler maps. Paths, index names, event types and emit flags are resolved at load time
 //! (module `program`), so no spec lookups happen per event. What else keeps an event cheap
 //! (allocations are counted in `tests/vm_alloc.rs`):
+//! - slot values are shared (`capture::Stored`): a mutation's [`Patch`] takes the changed fields
+//!   without copying them, and a write copies a value only while a patch still holds it;
+//! - a captured update stays its decoded record in the slot (module `capture`) and is rendered to
+//!   JSON where JSON is read (the views, once per patch);
+//! - an update is shared (`Arc`) once it enters the VM, so captures, queues and the replay cache
+//!   keep it without copying;
 //! - a row is worked on in place (taken out of its table and put back), with an undo log
 //!   (`Undo`: a slot and its old value) instead of a copy, so a handler that fails part-way leaves
-//!   the row as it was;
+//!   the row as it was; a whole-slot write reuses the slot's allocation when nothing shares it;
 //! - mapped values move into the row, and a replaced value moves into the undo log;
-//! - a computed field is evaluated only when something it reads may have changed
-//!   (`program::Handler::computed_mask`), and compared in place;
+//! - a computed field is evaluated only when something it reads may have changed: statically
+//!   (`program::Handler::computed_mask`: the handler writes a path it reads) and then at run time
+//!   (one of the slots it reads changed value, as the undo log shows), and compared in place;
 //! - keys and signatures are rendered to base58 by fixed-size encoders (module `b58`).
 
 pub(crate) mod capture;
