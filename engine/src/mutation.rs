@@ -142,6 +142,36 @@ pub struct Mutation {
 mod tests {
     use super::*;
 
+    fn path(p: &str) -> Arc<[Box<str>]> {
+        p.split('.').map(Box::from).collect()
+    }
+
+    #[test]
+    fn a_patch_nests_its_fields_in_order_and_equals_its_nested_form() {
+        use serde_json::json;
+        let mut p = Patch::default();
+        assert!(p.is_empty());
+        assert_eq!(p.to_json(), json!({}));
+        p.push(path("state.round_id"), Stored::new(json!(7)));
+        p.push(path("state.motherlode"), Stored::new(json!(1.5)));
+        p.push(path("id"), Stored::new(json!({"round_id": 7})));
+        let nested = json!({"state": {"round_id": 7, "motherlode": 1.5}, "id": {"round_id": 7}});
+        assert_eq!(p.to_json(), nested);
+        assert_eq!(p, nested);
+        assert_eq!(
+            p,
+            Patch::from(nested.clone()),
+            "equal by nested form, not by fields"
+        );
+        // A later field replaces a non-object on its way, as the reference's patch writer does.
+        p.push(path("id.round_id.x"), Stored::new(json!(1)));
+        assert_eq!(p.to_json()["id"], json!({"round_id": {"x": 1}}));
+        // A field at the root path stands for the whole patch (patches given nested).
+        assert_eq!(Patch::from(json!([1])).to_json(), json!([1]));
+        assert_eq!(serde_json::to_value(&p).unwrap(), p.to_json());
+        assert_eq!(format!("{p:?}"), format!("{:?}", p.to_json()));
+    }
+
     #[test]
     fn seq_renders_padded_and_compares_numerically() {
         let a = Seq::new(99, 5);
