@@ -213,6 +213,24 @@ fn bytes_of(arr: &[Json]) -> Vec<u8> {
         .collect()
 }
 
+/// [`transform`] of a decoded value's JSON form, made from the value itself where that is cheaper:
+/// the text encodings of keys, bytes and strings (`None`: use [`transform`] on the JSON).
+pub(crate) fn encode_value(v: &crate::value::Value, t: Transformation) -> Option<String> {
+    use crate::value::Value;
+    match (v, t) {
+        (_, Transformation::HexEncode | Transformation::Base58Encode) => {}
+        _ => return None,
+    }
+    Some(match (v, t) {
+        // A key's JSON is its base58 text, which both encodings leave as it is.
+        (Value::Pubkey(k), _) => crate::b58::with_key(k, str::to_string),
+        (Value::Str(s), _) => s.to_string(),
+        (Value::Bytes(b), Transformation::HexEncode) => hex::encode(b),
+        (Value::Bytes(b), _) => crate::b58::encode(b),
+        _ => return None,
+    })
+}
+
 pub(crate) fn transform(v: &Json, t: Transformation) -> Result<Json, StepError> {
     Ok(match t {
         Transformation::HexEncode => match v {
@@ -333,6 +351,43 @@ pub(crate) fn public_fields(ev: &Json) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Encoding a decoded value directly gives what the transform gives on its JSON form, and
+    /// declines what it does not cover.
+    #[test]
+    fn encoding_a_decoded_value_matches_the_transform_of_its_json() {
+        use crate::value::Value;
+        use std::sync::Arc;
+        let values = [
+            Value::Pubkey([7; 32]),
+            Value::Pubkey([0; 32]),
+            Value::Str("abc".into()),
+            Value::Bytes(Arc::from(&[1u8, 2, 255][..])),
+            Value::Bytes(Arc::from(&[9u8; 32][..])),
+            Value::Bytes(Arc::from(&[][..])),
+        ];
+        for t in [Transformation::Base58Encode, Transformation::HexEncode] {
+            for v in &values {
+                let direct = encode_value(v, t).expect("covered");
+                assert_eq!(
+                    Json::String(direct),
+                    transform(&v.to_json(), t).unwrap(),
+                    "{v:?} {t:?}"
+                );
+            }
+            for v in [
+                Value::U64(3),
+                Value::Array(vec![Value::U64(1)]),
+                Value::Null,
+            ] {
+                assert_eq!(encode_value(&v, t), None);
+            }
+        }
+        assert_eq!(
+            encode_value(&Value::Pubkey([7; 32]), Transformation::ToString),
+            None
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -1557,10 +1557,16 @@ impl VmContext {
                             default,
                             transform,
                         } => {
-                            temp = Self::load(ev, path, default.as_ref(), c);
-                            if let Some(t) = transform {
-                                temp = json::transform(&temp, *t)?;
-                            }
+                            let encoded = transform.and_then(|t| {
+                                json::encode_value(ev.value_ref(path)?, t).map(Json::String)
+                            });
+                            temp = match (encoded, transform) {
+                                (Some(text), _) => text,
+                                (None, None) => Self::load(ev, path, default.as_ref(), c),
+                                (None, Some(t)) => {
+                                    json::transform(&Self::load(ev, path, default.as_ref(), c), *t)?
+                                }
+                            };
                         }
                         Src::Const(v) => temp = v.clone(),
                         Src::Context(f) => temp = c.field(f).unwrap_or(Json::Null),

@@ -135,6 +135,17 @@ impl Ev {
         }
     }
 
+    /// The decoded value at a located `path` (see [`EvPath`]), borrowed; `None` for paths not
+    /// located in this record and for JSON events.
+    pub fn value_ref(&self, path: &EvPath) -> Option<&Value> {
+        match (self, path.located) {
+            (Ev::Rec(r), Some((et, i, used))) if et == r.event_type => {
+                descend_value(&r.fields[i as usize], &path.segs[used as usize..])
+            }
+            _ => None,
+        }
+    }
+
     /// `__resolved_primary_key` (null when no hook set it).
     pub fn resolved(&self) -> Json {
         match self {
@@ -265,6 +276,20 @@ fn descend(v: &Value, rest: &[Box<str>]) -> Option<Json> {
         Value::Object(fields) => {
             let (_, inner) = fields.iter().find(|(k, _)| **k == **seg)?;
             descend(inner, rest)
+        }
+        _ => None,
+    }
+}
+
+/// `v` then the object keys in `rest`.
+fn descend_value<'v>(v: &'v Value, rest: &[Box<str>]) -> Option<&'v Value> {
+    let Some((seg, rest)) = rest.split_first() else {
+        return Some(v);
+    };
+    match v {
+        Value::Object(fields) => {
+            let (_, inner) = fields.iter().find(|(k, _)| **k == **seg)?;
+            descend_value(inner, rest)
         }
         _ => None,
     }
