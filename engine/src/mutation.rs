@@ -65,6 +65,13 @@ pub struct Patch {
 type Field = (Arc<[Box<str>]>, Stored);
 
 impl Patch {
+    /// An empty patch with room for `n` fields.
+    pub(crate) fn with_capacity(n: usize) -> Patch {
+        Patch {
+            fields: Vec::with_capacity(n),
+        }
+    }
+
     /// Adds a field; an empty path stands for the whole patch.
     pub(crate) fn push(&mut self, path: Arc<[Box<str>]>, value: Stored) {
         self.fields.push((path, value));

@@ -364,7 +364,7 @@ impl<'a> Dirty<'a> {
     /// The patch these changes make of `state`, nested by path (appended arrays hold only their
     /// new elements), and the appended paths.
     fn into_patch(self, state: &Row) -> (Patch, Vec<String>) {
-        let mut patch = Patch::default();
+        let mut patch = Patch::with_capacity(self.0.len());
         let mut append = Vec::new();
         for (f, change) in self.0 {
             match change {
