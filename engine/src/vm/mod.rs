@@ -1167,7 +1167,8 @@ impl VmContext {
         for (i, f) in ep.computed.iter().enumerate() {
             let due = match mask.map(|m| m[i]) {
                 None => true,
-                // Due by what the handler writes: only if one of the slots read changed value.
+                // Reading what the handler writes: evaluated if a slot it reads changed value (or,
+                // with no input list, because it reads the event's context or its own target).
                 Some(Due::Always) => match (&ep.computed_inputs[i], inputs.as_deref()) {
                     (Some(read), Some(changed)) => read.iter().any(|&s| changed[s as usize]),
                     _ => true,
@@ -1178,7 +1179,6 @@ impl VmContext {
             if !due {
                 continue;
             }
-
             self.env.clear();
             let Ok(v) = expr::eval(&f.expr, state, &mut self.env, &cx) else {
                 continue;
