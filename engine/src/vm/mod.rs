@@ -1649,17 +1649,20 @@ impl VmContext {
                 }
                 Step::Computed => {
                     let mask = (!new_row).then_some(&h.computed_mask[..]);
-                    // Which slots this update changed: the undo log names every slot written.
+                    // Which slots this update changed (an existing row's; a new row evaluates
+                    // every field): the undo log names every slot written.
                     let mut inputs = std::mem::take(&mut self.slots_changed);
                     inputs.clear();
-                    inputs.resize(ep.layout.len(), false);
-                    for u in undo.iter() {
-                        if !inputs[u.slot] && state.differs(u.slot, &u.old) {
-                            inputs[u.slot] = true;
+                    if mask.is_some() {
+                        inputs.resize(ep.layout.len(), false);
+                        for u in undo.iter() {
+                            if !inputs[u.slot] && state.differs(u.slot, &u.old) {
+                                inputs[u.slot] = true;
+                            }
                         }
                     }
-                    let r =
-                        self.eval_computed(p, ent, state, c, mask, Some(undo), Some(&mut inputs));
+                    let known = mask.is_some().then_some(&mut inputs);
+                    let r = self.eval_computed(p, ent, state, c, mask, Some(undo), known);
                     self.slots_changed = inputs;
                     if r.is_ok() {
                         for ((path, emit), &changed) in
