@@ -181,18 +181,18 @@ pub(crate) fn set_nested_segs(obj: &mut Json, segs: &[Box<str>], value: Json) {
     }
 }
 
-/// `key.to_string()` (the JSON text rows are filed under), without the formatter for the usual
-/// key: a string with nothing to escape.
-pub(crate) fn key_text(key: &Json) -> String {
+/// `key.to_string()` (the JSON text rows are filed under), written into `out` (cleared first),
+/// without the formatter for the usual key: a string with nothing to escape.
+pub(crate) fn key_text_into(key: &Json, out: &mut String) {
+    use std::fmt::Write;
+    out.clear();
     match key {
         Json::String(s) if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) => {
-            let mut out = String::with_capacity(s.len() + 2);
             out.push('"');
             out.push_str(s);
             out.push('"');
-            out
         }
-        other => other.to_string(),
+        other => write!(out, "{other}").expect("writing to a String cannot fail"),
     }
 }
 
@@ -463,7 +463,9 @@ mod tests {
             json!(42),
             json!(null),
         ] {
-            assert_eq!(key_text(&k), k.to_string());
+            let mut out = String::from("left over");
+            key_text_into(&k, &mut out);
+            assert_eq!(out, k.to_string());
         }
     }
 

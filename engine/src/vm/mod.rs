@@ -433,6 +433,8 @@ pub struct VmContext {
     computed_changed: Vec<bool>,
     /// Per slot of the row being updated: changed value during this update (reused buffer).
     slots_changed: Vec<bool>,
+    /// The running handler's row key as text (reused buffer).
+    key_text: String,
     /// The running handler's undo log (a reused buffer, empty between handlers).
     undo: Vec<Undo>,
     decoded: crate::idl::Decoded,
@@ -467,6 +469,7 @@ impl VmContext {
             env: Vec::new(),
             computed_changed: Vec::new(),
             slots_changed: Vec::new(),
+            key_text: String::new(),
             undo: Vec::new(),
             decoded: Default::default(),
         }
@@ -1395,12 +1398,34 @@ impl VmContext {
             return Ok(());
         }
         self.tables[ent].exists = true;
-        let kstr = json::key_text(&key);
+        // The row key's text goes into a reused buffer: it is copied only to file a new row.
+        let mut kstr = std::mem::take(&mut self.key_text);
+        json::key_text_into(&key, &mut kstr);
+        let r = self.exec_row(p, ent, h, ev, c, key, &kstr, out);
+        self.key_text = kstr;
+        r
+    }
+
+    /// The rest of [`VmContext::exec`] once the key is known (`kstr`: its text): the recency and
+    /// dedup gate, the steps on the row, storing it and emitting the mutation.
+    #[allow(clippy::too_many_arguments)]
+    fn exec_row(
+        &mut self,
+        p: &Program,
+        ent: usize,
+        h: &program::Handler,
+        ev: &Arc<Ev>,
+        c: &Ctx,
+        key: Json,
+        kstr: &str,
+        out: &mut Vec<Mutation>,
+    ) -> Result<(), StepError> {
+        let ep = &p.entities[ent];
         if !key.is_null() {
             let t = &mut self.tables[ent];
             if c.is_account() {
                 // Per account and event type; a JSON-rendered key (quoted) never equals an address.
-                let who = ev.address_arc().unwrap_or_else(|| Arc::from(kstr.as_str()));
+                let who = ev.address_arc().unwrap_or_else(|| Arc::from(kstr));
                 let vkey = (who, h.event);
                 let now = (c.slot, c.write_version.unwrap_or(0));
                 if matches!(t.versions.get(&vkey), Some(last) if now <= *last) {
@@ -1409,12 +1434,7 @@ impl VmContext {
                 }
                 t.versions.put(vkey, now);
             } else if c.is_instruction() {
-                let dkey = (
-                    Arc::from(kstr.as_str()),
-                    h.event,
-                    c.slot,
-                    c.txn_index.unwrap_or(0),
-                );
+                let dkey = (Arc::from(kstr), h.event, c.slot, c.txn_index.unwrap_or(0));
                 if t.ix_seen.contains(&dkey) {
                     self.stats.skipped_duplicate += 1;
                     return Ok(());
@@ -1431,7 +1451,7 @@ impl VmContext {
         // The row's state is worked on in place (taken out and put back), not copied.
         let row = self.tables[ent]
             .rows
-            .get_mut(&kstr)
+            .get_mut(kstr)
             .map(|(_, s)| std::mem::take(s));
         let new_row = row.is_none();
         let mut state = row.unwrap_or_else(|| Row::new(&ep.layout));
@@ -1448,7 +1468,7 @@ impl VmContext {
                     u.restore(&mut state);
                 }
                 state.slot_hashes_seen = hashes_seen;
-                if let Some((_, s)) = self.tables[ent].rows.peek_mut(&kstr) {
+                if let Some((_, s)) = self.tables[ent].rows.peek_mut(kstr) {
                     *s = state;
                 }
             }
@@ -1466,14 +1486,14 @@ impl VmContext {
         }
         if !key.is_null() {
             let t = &mut self.tables[ent];
-            match t.rows.peek_mut(&kstr) {
+            match t.rows.peek_mut(kstr) {
                 // The row the state was taken from: put it back (no new key, no LRU move).
                 Some((_, row)) if !new_row => *row = state,
                 _ => {
-                    if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(&kstr) {
+                    if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(kstr) {
                         self.stats.evicted_rows += 1;
                     }
-                    t.rows.put(kstr, (key.clone(), state));
+                    t.rows.put(kstr.to_string(), (key.clone(), state));
                 }
             }
         }
