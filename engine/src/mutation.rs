@@ -90,7 +90,7 @@ impl Patch {
             if path.is_empty() {
                 out = value;
             } else {
-                crate::vm::json::set_nested_segs(&mut out, path, value);
+                crate::vm::json::set_nested(&mut out, path, value);
             }
         }
         out

@@ -67,13 +67,6 @@ impl Stored {
     }
 }
 
-/// Values are equal when their JSON is.
-impl PartialEq for Stored {
-    fn eq(&self, other: &Stored) -> bool {
-        self.json() == other.json()
-    }
-}
-
 /// One captured update.
 #[derive(Debug)]
 pub(crate) struct Capture {
@@ -130,7 +123,7 @@ impl Capture {
         } else {
             let mut data = ev.public_fields();
             for (f, t) in transforms {
-                let v = json::get_mut(&mut data, f).ok_or_else(|| not_found(f))?;
+                let v = json::get_mut(&mut data, &f.segs).ok_or_else(|| not_found(f))?;
                 json::transform_in_place(v, *t)?;
             }
             Data::Built(data)
@@ -172,7 +165,7 @@ impl Capture {
             Data::Record { ev, rewritten } => {
                 let mut data = ev.public_fields();
                 for (f, v) in rewritten {
-                    if let Some(slot) = json::get_mut(&mut data, f) {
+                    if let Some(slot) = json::get_mut(&mut data, &f.segs) {
                         *slot = v.clone();
                     }
                 }

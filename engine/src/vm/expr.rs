@@ -365,7 +365,7 @@ impl State for Row {
 
 impl State for Json {
     fn read(&self, f: &Field) -> Json {
-        get(self, &f.path).cloned().unwrap_or(Json::Null)
+        get(self, &f.path.segs).cloned().unwrap_or(Json::Null)
     }
 }
 

@@ -58,17 +58,18 @@ impl<T: Into<String>> From<T> for StepError {
     }
 }
 
-pub(crate) fn get<'a>(v: &'a Json, path: &Path) -> Option<&'a Json> {
+/// The value at the path `segs` (object keys) below `v`.
+pub(crate) fn get<'a>(v: &'a Json, segs: &[Box<str>]) -> Option<&'a Json> {
     let mut cur = v;
-    for s in path.segs.iter() {
+    for s in segs {
         cur = cur.get(&**s)?;
     }
     Some(cur)
 }
 
-pub(crate) fn get_mut<'a>(v: &'a mut Json, path: &Path) -> Option<&'a mut Json> {
+pub(crate) fn get_mut<'a>(v: &'a mut Json, segs: &[Box<str>]) -> Option<&'a mut Json> {
     let mut cur = v;
-    for s in path.segs.iter() {
+    for s in segs {
         cur = cur.get_mut(&**s)?;
     }
     Some(cur)
@@ -77,20 +78,23 @@ pub(crate) fn get_mut<'a>(v: &'a mut Json, path: &Path) -> Option<&'a mut Json> 
 /// Writes `value` at `path`, creating intermediate objects; an intermediate non-object is an error.
 /// (The nested state's rule that rows are tested against.)
 #[cfg(test)]
-pub(crate) fn set(obj: &mut Json, path: &Path, value: Json) -> Result<(), StepError> {
-    let slot = slot_mut(obj, path)?;
+pub(crate) fn set(obj: &mut Json, segs: &[Box<str>], value: Json) -> Result<(), StepError> {
+    let slot = slot_mut(obj, segs)?;
     *slot = value;
     Ok(())
 }
 
-/// The place for `path`'s last segment (inserting `null` when absent).
-pub(crate) fn slot_mut<'a>(obj: &'a mut Json, path: &Path) -> Result<&'a mut Json, StepError> {
+/// The place for the path `segs`' last segment (inserting `null` when absent).
+pub(crate) fn slot_mut<'a>(
+    obj: &'a mut Json,
+    segs: &[Box<str>],
+) -> Result<&'a mut Json, StepError> {
     if !obj.is_object() {
         *obj = Json::Object(Map::new());
     }
     let mut cur = obj;
-    let n = path.segs.len();
-    for (i, s) in path.segs.iter().enumerate() {
+    let n = segs.len();
+    for (i, s) in segs.iter().enumerate() {
         let map = cur
             .as_object_mut()
             .ok_or("Path collision: expected object")?;
@@ -136,10 +140,14 @@ fn put(map: &mut Map<String, Json>, key: &str, value: Json) {
 }
 
 /// Like [`set`] but replaces non-object intermediates (the computed-field writer's behaviour).
-pub(crate) fn set_forcing(state: &mut Json, path: &Path, value: Json) -> Result<(), StepError> {
+pub(crate) fn set_forcing(
+    state: &mut Json,
+    segs: &[Box<str>],
+    value: Json,
+) -> Result<(), StepError> {
     let mut cur = state;
-    let n = path.segs.len();
-    for (i, s) in path.segs.iter().enumerate() {
+    let n = segs.len();
+    for (i, s) in segs.iter().enumerate() {
         if i + 1 == n {
             let map = cur
                 .as_object_mut()
@@ -155,13 +163,8 @@ pub(crate) fn set_forcing(state: &mut Json, path: &Path, value: Json) -> Result<
     Ok(())
 }
 
-/// Writes `value` at `path` of a patch, replacing any non-object on the way.
-pub(crate) fn set_nested(obj: &mut Json, path: &Path, value: Json) {
-    set_nested_segs(obj, &path.segs, value)
-}
-
-/// [`set_nested`] by segments.
-pub(crate) fn set_nested_segs(obj: &mut Json, segs: &[Box<str>], value: Json) {
+/// Writes `value` at the path `segs` of a patch, replacing any non-object on the way.
+pub(crate) fn set_nested(obj: &mut Json, segs: &[Box<str>], value: Json) {
     let mut cur = obj;
     let n = segs.len();
     for (i, s) in segs.iter().enumerate() {
@@ -393,10 +396,10 @@ mod tests {
     #[test]
     fn set_vivifies_and_refuses_to_walk_through_scalars() {
         let mut s = json!({});
-        set(&mut s, &Path::dotted("a.b.c"), json!(1)).unwrap();
+        set(&mut s, &Path::dotted("a.b.c").segs, json!(1)).unwrap();
         assert_eq!(s, json!({"a": {"b": {"c": 1}}}));
         let mut s = json!({"a": 5});
-        assert!(set(&mut s, &Path::dotted("a.b"), json!(1)).is_err());
+        assert!(set(&mut s, &Path::dotted("a.b").segs, json!(1)).is_err());
     }
 
     #[test]

@@ -654,7 +654,7 @@ impl VmContext {
         let mut dirty = Dirty::default();
         for x in &request.extracts {
             let mut v = match &x.source {
-                Some(sp) => json::get(result, &Path::dotted(sp))
+                Some(sp) => json::get(result, &Path::dotted(sp).segs)
                     .cloned()
                     .unwrap_or(Json::Null),
                 None => result.clone(),
@@ -1241,11 +1241,7 @@ impl VmContext {
                         .unwrap_or(Json::Null);
                 }
                 let cj = c.to_json();
-                let rest = Path {
-                    segs: path.segs[1..].into(),
-                    dotted: "".into(),
-                };
-                return json::get(&cj, &rest)
+                return json::get(&cj, &path.segs[1..])
                     .cloned()
                     .or_else(|| default.cloned())
                     .unwrap_or(Json::Null);

@@ -125,7 +125,7 @@ impl Ev {
     /// The value at `path`, as the reference's JSON record would have it.
     pub fn get(&self, path: &EvPath) -> Option<Cow<'_, Json>> {
         match self {
-            Ev::Json(j) => json::get(j, path).map(Cow::Borrowed),
+            Ev::Json(j) => json::get(j, &path.segs).map(Cow::Borrowed),
             Ev::Rec(r) => match path.located {
                 Some((et, i, used)) if et == r.event_type => {
                     descend(&r.fields[i as usize], &path.segs[used as usize..]).map(Cow::Owned)
@@ -221,7 +221,7 @@ impl Rec {
     fn get(&self, segs: &[Box<str>]) -> Option<Json> {
         let (first, rest) = segs.split_first()?;
         match (&**first, self.shape.is_account) {
-            (RESOLVED, _) => descend_json(self.resolved.as_ref()?, rest),
+            (RESOLVED, _) => json::get(self.resolved.as_ref()?, rest).cloned(),
             (ADDRESS, true) => match rest {
                 [] => Some(Json::String(self.address.as_deref()?.into())),
                 _ => None, // a string has no fields
@@ -295,14 +295,6 @@ fn descend_value<'v>(v: &'v Value, rest: &[Box<str>]) -> Option<&'v Value> {
     }
 }
 
-fn descend_json(v: &Json, rest: &[Box<str>]) -> Option<Json> {
-    let mut cur = v;
-    for s in rest {
-        cur = cur.get(&**s)?;
-    }
-    Some(cur.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,7 +357,7 @@ mod tests {
                 path.locate(d.event_type, shape);
                 assert_eq!(
                     by_name,
-                    json::get(&reference, &path).cloned(),
+                    json::get(&reference, &path.segs).cloned(),
                     "{}",
                     path.dotted
                 );

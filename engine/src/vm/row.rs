@@ -147,7 +147,7 @@ pub(crate) enum Old {
 }
 
 /// One entity's state: a value per slot of its [`Layout`].
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Row {
     slots: Box<[Option<Stored>]>,
     /// The VM's slot-hash generation when this row's computed fields were last evaluated
@@ -158,19 +158,8 @@ pub(crate) struct Row {
 /// `v`'s value below `rest`, borrowed from `v` where it can be.
 fn below<'a>(v: Cow<'a, Json>, rest: &[Box<str>]) -> Option<Cow<'a, Json>> {
     match v {
-        Cow::Borrowed(mut cur) => {
-            for s in rest {
-                cur = cur.get(&**s)?;
-            }
-            Some(Cow::Borrowed(cur))
-        }
-        Cow::Owned(v) => {
-            let mut cur = &v;
-            for s in rest {
-                cur = cur.get(&**s)?;
-            }
-            Some(Cow::Owned(cur.clone()))
-        }
+        Cow::Borrowed(v) => json::get(v, rest).map(Cow::Borrowed),
+        Cow::Owned(v) => json::get(&v, rest).cloned().map(Cow::Owned),
     }
 }
 
@@ -208,7 +197,7 @@ impl Row {
         for (slot, below) in slots {
             if let Some(v) = &self.slots[*slot as usize] {
                 let o = out.get_or_insert_with(object);
-                json::set_nested(o, below, v.json().into_owned());
+                json::set_nested(o, &below.segs, v.json().into_owned());
             }
         }
         out
@@ -234,7 +223,7 @@ impl Row {
         if !v.is_object() {
             return Err("Path collision: expected object".into());
         }
-        json::slot_mut(v, &Path::from_boxed(rest))
+        json::slot_mut(v, rest)
     }
 
     /// Writes `value` at `f` ([`Row::slot_mut`]).
@@ -270,7 +259,7 @@ impl Row {
             *v = Some(Stored::new(value));
             return Ok(());
         }
-        json::set_forcing(json_in(v, object), &Path::from_boxed(rest), value)
+        json::set_forcing(json_in(v, object), rest, value)
     }
 
     /// A deferred `when` write: `json::set_nested` on the nested state (non-objects on the way
@@ -288,7 +277,7 @@ impl Row {
         if !v.is_object() {
             *v = object();
         }
-        json::set_nested(v, &Path::from_boxed(rest), value);
+        json::set_nested(v, rest, value);
     }
 
     /// What to put back to take a coming write at `f` back ([`Row::restore`]).
@@ -328,7 +317,7 @@ impl Row {
         let mut out = object();
         for (v, p) in self.slots.iter().zip(&layout.slots) {
             if let Some(v) = v {
-                json::set_nested(&mut out, p, v.json().into_owned());
+                json::set_nested(&mut out, &p.segs, v.json().into_owned());
             }
         }
         out
@@ -393,24 +382,27 @@ mod tests {
                 let held = (rng.below(2) == 0).then(|| row.clone());
                 let mut undo = row.undo_point(&f).expect("a written path lies in a slot");
                 let (r, t) = match rng.below(5) {
-                    0 => (row.set(&f, v.clone()), json::set(&mut tree, &f.path, v)),
+                    0 => (
+                        row.set(&f, v.clone()),
+                        json::set(&mut tree, &f.path.segs, v),
+                    ),
                     1 => (
                         row.set_forcing(&f, v.clone()),
-                        json::set_forcing(&mut tree, &f.path, v),
+                        json::set_forcing(&mut tree, &f.path.segs, v),
                     ),
                     2 => {
                         row.set_nested(&f, v.clone());
-                        json::set_nested(&mut tree, &f.path, v);
+                        json::set_nested(&mut tree, &f.path.segs, v);
                         (Ok(()), Ok(()))
                     }
                     3 if f.whole_slot().is_some() => {
                         drop(undo);
                         undo = (f.whole_slot().unwrap(), row.replace(&f, v.clone()));
-                        (Ok(()), json::set(&mut tree, &f.path, v))
+                        (Ok(()), json::set(&mut tree, &f.path.segs, v))
                     }
                     _ => (
                         row.slot_mut(&f).map(|s| *s = v.clone()),
-                        json::slot_mut(&mut tree, &f.path).map(|s| *s = v),
+                        json::slot_mut(&mut tree, &f.path.segs).map(|s| *s = v),
                     ),
                 };
                 if let Some(h) = &held {
@@ -427,7 +419,7 @@ mod tests {
                     let rf = layout.field(p.clone());
                     assert_eq!(
                         row.get(&rf).as_deref(),
-                        json::get(&tree, p),
+                        json::get(&tree, &p.segs),
                         "{written:?}: read {}",
                         p.dotted
                     );
