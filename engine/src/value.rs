@@ -45,6 +45,42 @@ impl Value {
         }
     }
 
+    /// Whether [`Value::to_json`] would equal `j`, worked out without building it: a write of an
+    /// unchanged field is found without rendering keys or copying strings.
+    pub fn eq_json(&self, j: &serde_json::Value) -> bool {
+        use serde_json::Value as J;
+        match (self, j) {
+            (Value::Null, J::Null) => true,
+            (Value::Bool(a), J::Bool(b)) => a == b,
+            // Scalars are compared as rendered; numbers render without allocating.
+            (Value::I64(n), J::Number(_)) => J::from(*n) == *j,
+            (Value::U64(n), J::Number(_)) => J::from(*n) == *j,
+            (Value::F64(_), J::Number(_) | J::Null) => self.to_json() == *j,
+            (Value::I128(n), J::String(s)) => eq_display(n, s),
+            (Value::U128(n), J::String(s)) => eq_display(n, s),
+            (Value::Str(a), J::String(b)) => **a == **b,
+            (Value::Pubkey(k), J::String(s)) => crate::b58::with_key(k, |t| t == s),
+            (Value::Bytes(b), J::Array(a)) => {
+                b.len() == a.len() && b.iter().zip(a).all(|(x, y)| y.as_u64() == Some(*x as u64))
+            }
+            (Value::Array(v), J::Array(a)) => {
+                v.len() == a.len() && v.iter().zip(a).all(|(x, y)| x.eq_json(y))
+            }
+            (Value::Object(fields), J::Object(m)) => {
+                if fields.len() != m.len() {
+                    // Repeated names fold together when rendered: compare the rendering.
+                    return self.to_json() == *j;
+                }
+                // Equal lengths: a repeated name would leave one of `m`'s keys uncovered.
+                let distinct = (fields.iter().enumerate())
+                    .all(|(i, (k, _))| fields[..i].iter().all(|(k2, _)| k2 != k));
+                distinct
+                    && (fields.iter()).all(|(k, v)| m.get(&**k).is_some_and(|x| v.eq_json(x)))
+            }
+            _ => false,
+        }
+    }
+
     /// The reference interpreter's JSON form of this value.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
@@ -72,6 +108,16 @@ impl Value {
     }
 }
 
+/// Whether `n`'s decimal text is `s`, without building the text.
+fn eq_display(n: &dyn std::fmt::Display, s: &str) -> bool {
+    use std::io::Write;
+    let mut buf = [0u8; 48];
+    let mut w = &mut buf[..];
+    write!(w, "{n}").expect("128-bit integers fit in 48 bytes");
+    let len = 48 - w.len();
+    &buf[..len] == s.as_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +137,60 @@ mod tests {
         );
         assert_eq!(v.get("a"), Some(&Value::U64(7)));
         assert_eq!(v.get("zz"), None);
+    }
+
+    /// A random value of every kind, small enough that two draws are often equal.
+    fn draw(rng: &mut crate::synth::Rng, depth: u32) -> Value {
+        let leaf = depth >= 2;
+        match rng.below(if leaf { 9 } else { 11 }) {
+            0 => Value::Null,
+            1 => Value::Bool(rng.below(2) == 0),
+            2 => Value::I64(rng.below(5) as i64 - 2),
+            3 => Value::U64(rng.below(3)),
+            4 => Value::I128(rng.below(5) as i128 - 2),
+            5 => Value::U128(rng.below(3) as u128 + (rng.below(2) as u128) * (1 << 100)),
+            6 => Value::F64([0.0, 1.0, -2.5, f64::NAN][rng.below(4) as usize]),
+            7 => Value::Str(["", "1", "a", "11111111111111111111111111111111"]
+                [rng.below(4) as usize]
+                .into()),
+            8 => Value::Pubkey([rng.below(2) as u8 * 7; 32]),
+            9 => {
+                let n = rng.below(3) as usize;
+                match rng.below(2) {
+                    0 => Value::Bytes((0..n).map(|_| rng.below(3) as u8).collect()),
+                    _ => Value::Array((0..n).map(|_| draw(rng, depth + 1)).collect()),
+                }
+            }
+            _ => Value::Object(
+                (0..rng.below(3))
+                    .map(|_| (["a", "b"][rng.below(2) as usize].into(), draw(rng, depth + 1)))
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn comparing_with_json_agrees_with_rendering_then_comparing() {
+        let mut rng = crate::synth::Rng(11);
+        let (mut equal, mut differ) = (0, 0);
+        for _ in 0..20_000 {
+            let v = draw(&mut rng, 0);
+            // Against another value's rendering, its own, a JSON number of another kind (`1` vs
+            // `1.0`) or a plain string, where only the rendering decides.
+            let j = match rng.below(5) {
+                0 => serde_json::json!(rng.below(3) as f64),
+                1 => serde_json::json!(rng.below(3).to_string()),
+                2 => v.to_json(),
+                _ => draw(&mut rng, 0).to_json(),
+            };
+            let want = v.to_json() == j;
+            assert_eq!(v.eq_json(&j), want, "{v:?} against {j}");
+            if want {
+                equal += 1
+            } else {
+                differ += 1
+            }
+        }
+        assert!(equal > 2_000 && differ > 2_000, "{equal} equal, {differ} different");
     }
 }

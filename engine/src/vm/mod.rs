@@ -1567,6 +1567,12 @@ impl VmContext {
                     }
                 }
                 Step::Map(op) => {
+                    if self.unchanged_by(op, ev, state) {
+                        if op.emit && matches!(op.store, Store::Set) {
+                            dirty.replaced(&op.target);
+                        }
+                        continue;
+                    }
                     match &op.src {
                         Src::Event {
                             path,
@@ -1693,6 +1699,41 @@ impl VmContext {
             }
         }
         Ok(())
+    }
+
+    /// Whether mapping `op` would leave `state` as it is, known without loading its value: a
+    /// `SetOnce` whose target already holds a value, or a plain copy of an event field into a
+    /// whole slot that already holds exactly that (most fields of an account update repeat the
+    /// last one). Only mappings that cannot fail and whose value no later mapping reads qualify.
+    /// A skipped `Set` is still marked dirty by the caller, as the write would have been.
+    fn unchanged_by(&self, op: &program::MapOp, ev: &Ev, state: &Row) -> bool {
+        if op.temp_live_after || op.transform.is_some() {
+            return false;
+        }
+        match (&op.store, &op.src) {
+            (
+                Store::SetIfNull,
+                Src::Event {
+                    transform: None, ..
+                }
+                | Src::Const(_)
+                | Src::Context(_),
+            ) => state.holds_non_null(&op.target),
+            (
+                Store::Set,
+                Src::Event {
+                    path,
+                    transform: None,
+                    ..
+                },
+            ) => {
+                let (Some(slot), Some(v)) = (op.target.whole_slot(), ev.value_ref(path)) else {
+                    return false;
+                };
+                state.slot_json(slot).is_some_and(|cur| v.eq_json(cur))
+            }
+            _ => false,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -203,6 +203,20 @@ impl Row {
         out
     }
 
+    /// Slot `slot`'s value when it is JSON (not absent, not a capture), borrowed.
+    pub fn slot_json(&self, slot: usize) -> Option<&Json> {
+        match &self.slots[slot] {
+            Some(Stored::Json(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Whether `f` lies in a slot and holds something other than `null` there: a `SetOnce`
+    /// write to it changes nothing and cannot fail.
+    pub fn holds_non_null(&self, f: &Field) -> bool {
+        f.slot().is_some() && self.get(f).is_some_and(|v| !v.is_null())
+    }
+
     /// The value `f` names, shared when it is a whole slot (a patch takes it without a copy).
     pub fn share(&self, f: &Field) -> Option<Stored> {
         match f.whole_slot() {
