@@ -74,8 +74,7 @@ impl Value {
                 // Equal lengths: a repeated name would leave one of `m`'s keys uncovered.
                 let distinct = (fields.iter().enumerate())
                     .all(|(i, (k, _))| fields[..i].iter().all(|(k2, _)| k2 != k));
-                distinct
-                    && (fields.iter()).all(|(k, v)| m.get(&**k).is_some_and(|x| v.eq_json(x)))
+                distinct && (fields.iter()).all(|(k, v)| m.get(&**k).is_some_and(|x| v.eq_json(x)))
             }
             _ => false,
         }
@@ -150,9 +149,9 @@ mod tests {
             4 => Value::I128(rng.below(5) as i128 - 2),
             5 => Value::U128(rng.below(3) as u128 + (rng.below(2) as u128) * (1 << 100)),
             6 => Value::F64([0.0, 1.0, -2.5, f64::NAN][rng.below(4) as usize]),
-            7 => Value::Str(["", "1", "a", "11111111111111111111111111111111"]
-                [rng.below(4) as usize]
-                .into()),
+            7 => Value::Str(
+                ["", "1", "a", "11111111111111111111111111111111"][rng.below(4) as usize].into(),
+            ),
             8 => Value::Pubkey([rng.below(2) as u8 * 7; 32]),
             9 => {
                 let n = rng.below(3) as usize;
@@ -163,7 +162,12 @@ mod tests {
             }
             _ => Value::Object(
                 (0..rng.below(3))
-                    .map(|_| (["a", "b"][rng.below(2) as usize].into(), draw(rng, depth + 1)))
+                    .map(|_| {
+                        (
+                            ["a", "b"][rng.below(2) as usize].into(),
+                            draw(rng, depth + 1),
+                        )
+                    })
                     .collect(),
             ),
         }
@@ -191,6 +195,9 @@ mod tests {
                 differ += 1
             }
         }
-        assert!(equal > 2_000 && differ > 2_000, "{equal} equal, {differ} different");
+        assert!(
+            equal > 2_000 && differ > 2_000,
+            "{equal} equal, {differ} different"
+        );
     }
 }

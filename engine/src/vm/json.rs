@@ -5,6 +5,7 @@
 //! themselves, in the reference's JSON form (integer vs float numbers, byte arrays as number
 //! arrays).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
@@ -199,14 +200,15 @@ pub(crate) fn key_text_into(key: &Json, out: &mut String) {
     }
 }
 
-/// The reference's string form of a lookup value (`"abc"` → `abc`, `42` → `42`, null → `null`).
-pub(crate) fn cache_key(v: &Json) -> String {
+/// The reference's string form of a lookup value (`"abc"` → `abc`, `42` → `42`, null → `null`),
+/// borrowed where it is the value's own text.
+pub(crate) fn cache_key(v: &Json) -> Cow<'_, str> {
     match v {
-        Json::String(s) => s.clone(),
-        Json::Number(n) => n.to_string(),
-        Json::Bool(b) => b.to_string(),
-        Json::Null => "null".to_string(),
-        other => other.to_string(),
+        Json::String(s) => Cow::Borrowed(s),
+        Json::Number(n) => Cow::Owned(n.to_string()),
+        Json::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        Json::Null => Cow::Borrowed("null"),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
@@ -232,6 +234,28 @@ pub(crate) fn encode_value(v: &crate::value::Value, t: Transformation) -> Option
         (Value::Bytes(b), _) => crate::b58::encode(b),
         _ => return None,
     })
+}
+
+/// Whether [`encode_value`] of `v` gives `Some(text)` with `text == s`, found without building
+/// the text (`false` when it gives `None`).
+pub(crate) fn encodes_to(v: &crate::value::Value, t: Transformation, s: &str) -> bool {
+    use crate::value::Value;
+    match (v, t) {
+        (_, Transformation::HexEncode | Transformation::Base58Encode) => {}
+        _ => return false,
+    }
+    match (v, t) {
+        (Value::Pubkey(k), _) => crate::b58::with_key(k, |text| text == s),
+        (Value::Str(x), _) => **x == *s,
+        (Value::Bytes(b), Transformation::HexEncode) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            s.len() == 2 * b.len()
+                && (b.iter().zip(s.as_bytes().chunks(2)))
+                    .all(|(x, h)| h[0] == HEX[(x >> 4) as usize] && h[1] == HEX[(x & 15) as usize])
+        }
+        (Value::Bytes(_), _) => encode_value(v, t).is_some_and(|text| text == s),
+        _ => false,
+    }
 }
 
 pub(crate) fn transform(v: &Json, t: Transformation) -> Result<Json, StepError> {
@@ -373,10 +397,20 @@ mod tests {
             for v in &values {
                 let direct = encode_value(v, t).expect("covered");
                 assert_eq!(
-                    Json::String(direct),
+                    Json::String(direct.clone()),
                     transform(&v.to_json(), t).unwrap(),
                     "{v:?} {t:?}"
                 );
+                // Comparing without encoding agrees, against every other value's text too.
+                for w in &values {
+                    let other = encode_value(w, t).expect("covered");
+                    assert_eq!(
+                        encodes_to(v, t, &other),
+                        direct == other,
+                        "{v:?} {w:?} {t:?}"
+                    );
+                }
+                assert!(!encodes_to(v, t, &format!("{direct}0")));
             }
             for v in [
                 Value::U64(3),
@@ -384,6 +418,7 @@ mod tests {
                 Value::Null,
             ] {
                 assert_eq!(encode_value(&v, t), None);
+                assert!(!encodes_to(&v, t, "3"));
             }
         }
         assert_eq!(

@@ -859,13 +859,18 @@ impl VmContext {
             return Vec::new();
         }
         let t = &mut self.tables[0];
-        let old = t.pda.peek(pda).cloned();
-        let changed = old.as_deref().map(|o| o != seed).unwrap_or(false);
-        if let Some((evicted, _)) = t.pda.push(pda.to_string(), seed.to_string()) {
-            if evicted != pda {
-                if let Some(list) = t.pending.pop(evicted.as_str()) {
-                    self.pending_total -= list.len();
-                    self.stats.dropped_pending += list.len() as u64;
+        // `get` moves a known mapping to the front, as writing it again would.
+        let (same, changed) = match t.pda.get(pda) {
+            Some(old) => (old == seed, old != seed),
+            None => (false, false),
+        };
+        if !same {
+            if let Some((evicted, _)) = t.pda.push(pda.to_string(), seed.to_string()) {
+                if evicted != pda {
+                    if let Some(list) = t.pending.pop(evicted.as_str()) {
+                        self.pending_total -= list.len();
+                        self.stats.dropped_pending += list.len() as u64;
+                    }
                 }
             }
         }
@@ -1267,6 +1272,7 @@ impl VmContext {
         for iter in 1..=5 {
             let mut resolved = t
                 .find_in_indexes(named, &json::cache_key(&cur))
+                .cloned()
                 .unwrap_or(Json::Null);
             let mut from_pda = false;
             if resolved.is_null() {
@@ -1356,7 +1362,7 @@ impl VmContext {
                 } else {
                     let t = &mut self.tables[ent];
                     let list =
-                        index.and_then(|i| t.temporal[i].get(&json::cache_key(&lv)).cloned());
+                        index.and_then(|i| t.temporal[i].get(&*json::cache_key(&lv)).cloned());
                     match (tsv.is_null(), list) {
                         (_, None) => Json::Null,
                         (true, Some(l)) => l.last().map(|(_, k)| k.clone()).unwrap_or(Json::Null),
@@ -1527,7 +1533,15 @@ impl VmContext {
             match step {
                 Step::IndexLookup { index, value } => {
                     let lv = Self::load(ev, value, None, c);
-                    self.tables[ent].lookups[*index].put(json::cache_key(&lv), key.clone());
+                    let ix = &mut self.tables[ent].lookups[*index];
+                    let ck = json::cache_key(&lv);
+                    // An entry that already says this (the usual case) is only moved to the front.
+                    match ix.get_mut(&*ck) {
+                        Some(v) if v == key => {}
+                        _ => {
+                            ix.put(ck.into_owned(), key.clone());
+                        }
+                    }
                     if let Json::String(s) = lv {
                         self.lookup_keys.push(s);
                     }
@@ -1539,7 +1553,7 @@ impl VmContext {
                     let tsv = json::as_int(&Self::load(ev, ts, None, c))
                         .ok_or("Timestamp must be a number")?;
                     let t = &mut self.tables[ent].temporal[*index];
-                    let ck = json::cache_key(&lv);
+                    let ck = json::cache_key(&lv).into_owned();
                     let list = match t.get_mut(&ck) {
                         Some(l) => l,
                         None => {
@@ -1554,15 +1568,21 @@ impl VmContext {
                     }
                 }
                 Step::IndexPda { value } => {
-                    let lv = Self::load(ev, value, None, c);
-                    if let Some(pda) = lv.as_str() {
+                    if let Json::String(pda) = Self::load(ev, value, None, c) {
                         let seed = match &key {
-                            Json::String(s) => Some(s.clone()),
-                            k => k.as_u64().map(|n| n.to_string()),
+                            Json::String(s) => Some(Cow::Borrowed(s.as_str())),
+                            k => k.as_u64().map(|n| Cow::Owned(n.to_string())),
                         };
                         if let Some(seed) = seed {
-                            self.tables[ent].pda.put(pda.to_string(), seed);
-                            self.pda_registered = Some(pda.to_string());
+                            let m = &mut self.tables[ent].pda;
+                            // A mapping that already says this is only moved to the front.
+                            match m.get(&pda) {
+                                Some(old) if **old == *seed => {}
+                                _ => {
+                                    m.put(pda.clone(), seed.into_owned());
+                                }
+                            }
+                            self.pda_registered = Some(pda);
                         }
                     }
                 }
@@ -1702,9 +1722,9 @@ impl VmContext {
     }
 
     /// Whether mapping `op` would leave `state` as it is, known without loading its value: a
-    /// `SetOnce` whose target already holds a value, or a plain copy of an event field into a
-    /// whole slot that already holds exactly that (most fields of an account update repeat the
-    /// last one). Only mappings that cannot fail and whose value no later mapping reads qualify.
+    /// `SetOnce` whose target already holds a value, or a copy of an event field (plain or
+    /// text-encoded) into a whole slot that already holds exactly that (most fields of an account
+    /// update repeat the last one). Only mappings that cannot fail and whose value no later mapping reads qualify.
     /// A skipped `Set` is still marked dirty by the caller, as the write would have been.
     fn unchanged_by(&self, op: &program::MapOp, ev: &Ev, state: &Row) -> bool {
         if op.temp_live_after || op.transform.is_some() {
@@ -1722,15 +1742,18 @@ impl VmContext {
             (
                 Store::Set,
                 Src::Event {
-                    path,
-                    transform: None,
-                    ..
+                    path, transform, ..
                 },
             ) => {
                 let (Some(slot), Some(v)) = (op.target.whole_slot(), ev.value_ref(path)) else {
                     return false;
                 };
-                state.slot_json(slot).is_some_and(|cur| v.eq_json(cur))
+                match (state.slot_json(slot), transform) {
+                    (Some(cur), None) => v.eq_json(cur),
+                    // Only a transform that cannot fail here (see `json::encode_value`).
+                    (Some(Json::String(cur)), Some(t)) => json::encodes_to(v, *t, cur),
+                    _ => false,
+                }
             }
             _ => false,
         }

@@ -113,10 +113,11 @@ impl Table {
     }
 
     /// Looks `value` up in the named index first, then in every other one in declaration order.
-    pub fn find_in_indexes(&mut self, first: Option<usize>, value: &str) -> Option<Json> {
+    pub fn find_in_indexes(&mut self, first: Option<usize>, value: &str) -> Option<&Json> {
+        // Each index is asked once, as the reference does (a hit moves to the front of its LRU).
         if let Some(i) = first {
-            if let Some(v) = self.lookups[i].get(value) {
-                return Some(v.clone());
+            if self.lookups[i].contains(value) {
+                return self.lookups[i].get(value);
             }
         }
         for (i, ix) in self.lookups.iter_mut().enumerate() {
@@ -124,7 +125,7 @@ impl Table {
                 continue;
             }
             if let Some(v) = ix.get(value) {
-                return Some(v.clone());
+                return Some(v);
             }
         }
         None
