@@ -7,29 +7,33 @@
 //!
 //! The same accounts come back update after update, so keys are also memoized: a small
 //! direct-mapped table per thread ([`KEY_MEMO`] entries) remembers the last key seen in each
-//! position. A hit copies the text instead of dividing 32 bytes by 58 again. The table is a pure
-//! cache: output never depends on it, and it never grows.
+//! position. A hit copies the text, or shares it ([`key_arc`]), instead of dividing 32 bytes by
+//! 58 again. The table is a pure cache: output never depends on it, and it never grows.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
-/// Entries in each thread's key memo (a power of two; about 80 bytes each).
+/// Entries in each thread's key memo (a power of two; about 100 bytes each).
 pub const KEY_MEMO: usize = 1024;
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Memo {
     key: [u8; 32],
     len: u8,
     text: [u8; 44],
+    /// The text shared, made the first time someone asks for it ([`key_arc`]).
+    shared: Option<Arc<str>>,
 }
 
 thread_local! {
     static MEMO: RefCell<Box<[Memo]>> = RefCell::new(
-        vec![Memo { key: [0; 32], len: 0, text: [0; 44] }; KEY_MEMO].into_boxed_slice(),
+        vec![Memo { key: [0; 32], len: 0, text: [0; 44], shared: None }; KEY_MEMO]
+            .into_boxed_slice(),
     );
 }
 
-/// Calls `f` with the base58 of a 32-byte key (memoized, see the module docs).
-pub fn with_key<R>(key: &[u8; 32], f: impl FnOnce(&str) -> R) -> R {
+/// Calls `f` with `key`'s memo entry, filled in for it.
+fn with_memo<R>(key: &[u8; 32], f: impl FnOnce(&mut Memo) -> R) -> R {
     let slot = u64::from_le_bytes(key[..8].try_into().expect("8 bytes")) as usize % KEY_MEMO;
     MEMO.with(|m| {
         let mut m = m.borrow_mut();
@@ -37,9 +41,34 @@ pub fn with_key<R>(key: &[u8; 32], f: impl FnOnce(&str) -> R) -> R {
         if e.len == 0 || e.key != *key {
             e.key = *key;
             e.len = five8::encode_32(key, &mut e.text) as u8;
+            e.shared = None;
         }
-        f(std::str::from_utf8(&e.text[..e.len as usize]).expect("base58 is ASCII"))
+        f(e)
     })
+}
+
+/// Calls `f` with the base58 of a 32-byte key (memoized, see the module docs).
+pub fn with_key<R>(key: &[u8; 32], f: impl FnOnce(&str) -> R) -> R {
+    with_memo(key, |e| f(e.text()))
+}
+
+/// The base58 of a 32-byte key as shared text: a key seen recently shares the text made for it
+/// then (see the module docs), so this allocates only for a new key.
+pub fn key_arc(key: &[u8; 32]) -> Arc<str> {
+    with_memo(key, |e| match &e.shared {
+        Some(a) => a.clone(),
+        None => {
+            let a: Arc<str> = Arc::from(e.text());
+            e.shared = Some(a.clone());
+            a
+        }
+    })
+}
+
+impl Memo {
+    fn text(&self) -> &str {
+        std::str::from_utf8(&self.text[..self.len as usize]).expect("base58 is ASCII")
+    }
 }
 
 /// Base58 of `bytes`.
@@ -100,6 +129,14 @@ mod tests {
                 assert_eq!(encode(&k), bs58::encode(k).into_string());
             }
         }
+        for k in [a, b, a] {
+            assert_eq!(&*key_arc(&k), bs58::encode(k).into_string());
+        }
+        // A key seen again shares the text made for it, until another key takes its position.
+        assert!(Arc::ptr_eq(&key_arc(&a), &key_arc(&a)));
+        let first = key_arc(&a);
+        let _ = key_arc(&b);
+        assert!(!Arc::ptr_eq(&first, &key_arc(&a)));
         assert_eq!(
             encode(&[255u8; 64]),
             bs58::encode([255u8; 64]).into_string()

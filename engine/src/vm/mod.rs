@@ -351,6 +351,9 @@ impl Ctx {
 #[derive(Default)]
 struct Dirty<'a>(Vec<(Cow<'a, Field>, Option<Vec<Json>>)>);
 
+/// An empty [`Dirty`] list's allocation, kept between handler runs.
+type DirtyBuf = Vec<(Cow<'static, Field>, Option<Vec<Json>>)>;
+
 impl<'a> Dirty<'a> {
     fn replaced(&mut self, p: &'a Field) {
         self.replaced_cow(Cow::Borrowed(p));
@@ -363,10 +366,10 @@ impl<'a> Dirty<'a> {
     }
     /// The patch these changes make of `state`, nested by path (appended arrays hold only their
     /// new elements), and the appended paths.
-    fn into_patch(self, state: &Row) -> (Patch, Vec<String>) {
+    fn into_patch(&mut self, state: &Row) -> (Patch, Vec<String>) {
         let mut patch = Patch::with_capacity(self.0.len());
         let mut append = Vec::new();
-        for (f, change) in self.0 {
+        for (f, change) in self.0.drain(..) {
             match change {
                 None => {
                     if let Some(v) = state.share(&f) {
@@ -380,6 +383,23 @@ impl<'a> Dirty<'a> {
             }
         }
         (patch, append)
+    }
+
+    /// A list with the allocation of `buf` (empty), for one handler run.
+    fn reuse(mut buf: DirtyBuf, room: usize) -> Dirty<'a> {
+        buf.clear();
+        buf.reserve(room);
+        Dirty(buf)
+    }
+
+    /// This list's allocation, emptied, to keep until the next handler run. (Emptied, it holds no
+    /// borrow: the in-place `collect` of an empty list only changes its type, reusing the buffer.)
+    fn recycle(mut self) -> DirtyBuf {
+        self.0.clear();
+        self.0
+            .into_iter()
+            .map(|_| -> (Cow<'static, Field>, Option<Vec<Json>>) { unreachable!("emptied") })
+            .collect()
     }
 
     fn appended(&mut self, p: &'a Field, v: Json) {
@@ -437,6 +457,8 @@ pub struct VmContext {
     key_text: String,
     /// The running handler's undo log (a reused buffer, empty between handlers).
     undo: Vec<Undo>,
+    /// The running handler's changed fields (a reused buffer, empty between handlers).
+    dirty: DirtyBuf,
     decoded: crate::idl::Decoded,
 }
 
@@ -471,6 +493,7 @@ impl VmContext {
             slots_changed: Vec::new(),
             key_text: String::new(),
             undo: Vec::new(),
+            dirty: Vec::new(),
             decoded: Default::default(),
         }
     }
@@ -1457,12 +1480,20 @@ impl VmContext {
             .map(|(_, s)| std::mem::take(s));
         let new_row = row.is_none();
         let mut state = row.unwrap_or_else(|| Row::new(&ep.layout));
-        let mut dirty = Dirty(Vec::with_capacity(h.steps.len() + ep.computed_paths.len()));
+        let room = h.steps.len() + ep.computed_paths.len();
+        let mut dirty = Dirty::reuse(std::mem::take(&mut self.dirty), room);
         let mut undo = std::mem::take(&mut self.undo);
         let hashes_seen = state.slot_hashes_seen;
         let r = self.steps(
             p, ent, h, ev, c, &key, new_row, &mut state, &mut dirty, &mut undo,
         );
+        let mut mutation = None;
+        if r.is_ok() && h.emit && !key.is_null() && !dirty.0.is_empty() {
+            // Built from the working state before the state moves into its row, so the row is
+            // stored without a second deep copy.
+            mutation = Some(dirty.into_patch(&state));
+        }
+        self.dirty = dirty.recycle();
         if let Err(e) = r {
             // The reference drops the whole event's effect on the row: put it back as it was.
             if !new_row {
@@ -1480,12 +1511,6 @@ impl VmContext {
         }
         undo.clear();
         self.undo = undo;
-        // The patch is built from the working state before the state moves into its row, so
-        // the row is stored without a second deep copy.
-        let mut mutation = None;
-        if h.emit && !key.is_null() && !dirty.0.is_empty() {
-            mutation = Some(dirty.into_patch(&state));
-        }
         if !key.is_null() {
             let t = &mut self.tables[ent];
             match t.rows.peek_mut(kstr) {

@@ -172,17 +172,17 @@ impl Ev {
         }
     }
 
-    /// The instruction account named `name`, base58.
-    pub fn account(&self, name: &str) -> Option<Cow<'_, str>> {
+    /// The instruction account named `name`, base58 (a record's is shared, see `b58::key_arc`).
+    pub fn account(&self, name: &str) -> Option<Arc<str>> {
         match self {
             Ev::Json(j) => j
                 .get("accounts")
                 .and_then(|a| a.get(name))
                 .and_then(Json::as_str)
-                .map(Cow::Borrowed),
+                .map(Arc::from),
             Ev::Rec(r) => {
                 let i = r.shape.accounts.iter().position(|a| &**a == name)?;
-                r.accounts.get(i).map(|k| Cow::Owned(crate::b58::encode(k)))
+                r.accounts.get(i).map(crate::b58::key_arc)
             }
         }
     }
@@ -211,9 +211,7 @@ impl Rec {
             shape: shape.clone(),
             fields: std::mem::take(&mut d.fields),
             accounts: std::mem::take(&mut d.accounts),
-            address: d
-                .address
-                .map(|a| crate::b58::with_key(&a, |s| Arc::<str>::from(s))),
+            address: d.address.map(|a| crate::b58::key_arc(&a)),
             resolved: None,
         }
     }
