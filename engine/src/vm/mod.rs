@@ -459,6 +459,8 @@ pub struct VmContext {
     undo: Vec<Undo>,
     /// The running handler's changed fields (a reused buffer, empty between handlers).
     dirty: DirtyBuf,
+    /// An update record nothing else holds, whose allocations the next update reuses.
+    spare_ev: Option<Arc<Ev>>,
     decoded: crate::idl::Decoded,
 }
 
@@ -494,6 +496,7 @@ impl VmContext {
             key_text: String::new(),
             undo: Vec::new(),
             dirty: Vec::new(),
+            spare_ev: None,
             decoded: Default::default(),
         }
     }
@@ -615,6 +618,17 @@ impl VmContext {
             Update::Instruction(i) => (i.slot, i.txn_index, Some(&i.signature), i.timestamp, false),
         };
         let mut d = std::mem::take(&mut self.decoded);
+        // A record nothing holds any more lends its field buffers to this one.
+        if let Some(Ev::Rec(r)) = self.spare_ev.as_mut().and_then(Arc::get_mut) {
+            if d.fields.capacity() == 0 {
+                d.fields = std::mem::take(&mut r.fields);
+                d.fields.clear();
+            }
+            if d.accounts.capacity() == 0 {
+                d.accounts = std::mem::take(&mut r.accounts);
+                d.accounts.clear();
+            }
+        }
         let r = stack.idls().decode(update, &mut d);
         if let Err(e) = r {
             self.decoded = d;
@@ -801,7 +815,13 @@ impl VmContext {
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
         // Shared from here on: queues, replay caches and captures keep it without a copy.
-        let mut ev = Arc::new(ev);
+        let mut ev = match self.spare_ev.take() {
+            Some(mut spare) => {
+                *Arc::get_mut(&mut spare).expect("a spare record is held by nothing else") = ev;
+                spare
+            }
+            None => Arc::new(ev),
+        };
         let info = &p.events[e];
         if c.is_account() {
             let addr = match ev.address_arc() {
@@ -843,7 +863,12 @@ impl VmContext {
             let replayable = p.maps_pdas && info.routes.iter().any(|&(ent, _)| ent == 0);
             if replayable && self.tables[0].exists {
                 let cached = Pending::new(e, addr.clone(), ev, c);
-                self.tables[0].last_data.put(addr, cached);
+                if let Some(mut old) = self.tables[0].last_data.put(addr, cached) {
+                    // The update it replaces, if nothing else holds it, becomes the spare.
+                    if Arc::get_mut(&mut old.data).is_some() {
+                        self.spare_ev = Some(old.data);
+                    }
+                }
             }
         } else {
             self.process(p, &ev, e, c, out)?;
