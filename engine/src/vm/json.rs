@@ -201,14 +201,57 @@ pub(crate) fn key_text_into(key: &Json, out: &mut String) {
 }
 
 /// The reference's string form of a lookup value (`"abc"` → `abc`, `42` → `42`, null → `null`),
-/// borrowed where it is the value's own text.
-pub(crate) fn cache_key(v: &Json) -> Cow<'_, str> {
+/// borrowed where it is the value's own text and kept inline where it is a number's.
+pub(crate) fn cache_key(v: &Json) -> KeyText<'_> {
     match v {
-        Json::String(s) => Cow::Borrowed(s),
-        Json::Number(n) => Cow::Owned(n.to_string()),
-        Json::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
-        Json::Null => Cow::Borrowed("null"),
-        other => Cow::Owned(other.to_string()),
+        Json::String(s) => KeyText::Borrowed(s),
+        Json::Number(n) => KeyText::number(n),
+        Json::Bool(b) => KeyText::Borrowed(if *b { "true" } else { "false" }),
+        Json::Null => KeyText::Borrowed("null"),
+        other => KeyText::Owned(other.to_string()),
+    }
+}
+
+/// A lookup value's text ([`cache_key`]): numbers, the common non-string keys, need no
+/// allocation.
+pub(crate) enum KeyText<'a> {
+    Borrowed(&'a str),
+    Inline { buf: [u8; 32], len: u8 },
+    Owned(String),
+}
+
+impl KeyText<'_> {
+    fn number(n: &serde_json::Number) -> KeyText<'static> {
+        use std::io::Write;
+        let mut buf = [0u8; 32];
+        let mut w = &mut buf[..];
+        match write!(w, "{n}") {
+            Ok(()) => {
+                let len = (32 - w.len()) as u8;
+                KeyText::Inline { buf, len }
+            }
+            Err(_) => KeyText::Owned(n.to_string()),
+        }
+    }
+
+    pub fn into_owned(self) -> String {
+        match self {
+            KeyText::Owned(s) => s,
+            other => other.to_string(),
+        }
+    }
+}
+
+impl std::ops::Deref for KeyText<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            KeyText::Borrowed(s) => s,
+            KeyText::Inline { buf, len } => {
+                std::str::from_utf8(&buf[..*len as usize]).expect("a number's text is ASCII")
+            }
+            KeyText::Owned(s) => s,
+        }
     }
 }
 
@@ -427,6 +470,34 @@ mod tests {
         );
     }
     use serde_json::json;
+
+    #[test]
+    fn a_lookup_key_is_the_values_text_and_a_strings_own_text() {
+        for v in [
+            json!("abc"),
+            json!(""),
+            json!(42),
+            json!(-7),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(-1.0e300),
+            json!(f64::MIN_POSITIVE),
+            json!(true),
+            json!(false),
+            json!(null),
+            json!([1, "a"]),
+            json!({"a": 1}),
+        ] {
+            let want = match &v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(&*cache_key(&v), want, "{v}");
+            assert_eq!(cache_key(&v).into_owned(), want, "{v}");
+        }
+        assert!(matches!(cache_key(&json!(12345)), KeyText::Inline { .. }));
+    }
 
     #[test]
     fn set_vivifies_and_refuses_to_walk_through_scalars() {

@@ -1067,8 +1067,8 @@ impl VmContext {
                     }
                 }
             }
-            let keys = std::mem::take(&mut self.lookup_keys);
-            for k in keys {
+            let mut keys = std::mem::take(&mut self.lookup_keys);
+            for k in keys.drain(..) {
                 for u in self.flush_updates(ent, &k) {
                     if let Some(&h) = p.entities[ent].handler_by_event.get(&u.event) {
                         self.stats.replayed += 1;
@@ -1082,6 +1082,10 @@ impl VmContext {
                         }
                     }
                 }
+            }
+            // The buffer goes back unless the replays above noted keys of their own.
+            if self.lookup_keys.is_empty() {
+                self.lookup_keys = keys;
             }
         }
         Ok(())
@@ -1588,7 +1592,8 @@ impl VmContext {
                     // An entry that already says this (the usual case) is only moved to the front.
                     match ix.get_mut(&*ck) {
                         Some(v) if v == key => {}
-                        _ => {
+                        Some(v) => *v = key.clone(),
+                        None => {
                             ix.put(ck.into_owned(), key.clone());
                         }
                     }
