@@ -5,7 +5,6 @@
 //! themselves, in the reference's JSON form (integer vs float numbers, byte arrays as number
 //! arrays).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};

@@ -235,8 +235,8 @@ pub struct ResolverRequest {
     pub kind: ResolverKind,
     /// The mint (token) or URL.
     pub input: Json,
-    /// What to write from the result, and where.
-    pub extracts: Vec<ResolverExtract>,
+    /// What to write from the result, and where (shared by every request of the same spec).
+    pub extracts: Arc<[ResolverExtract]>,
     /// For slot-scheduled resolvers: the slot at which to fetch.
     pub at_slot: Option<u64>,
     /// The spec's strategy is `SetOnce` (only fill nulls); pass it back to
@@ -689,7 +689,7 @@ impl VmContext {
         let c = Ctx::from_event(ctx);
         let ep = &p.entities[ent];
         let mut dirty = Dirty::default();
-        for x in &request.extracts {
+        for x in request.extracts.iter() {
             let mut v = match &x.source {
                 Some(sp) => json::get(result, &Path::dotted(sp).segs)
                     .cloned()
@@ -2050,7 +2050,7 @@ impl VmContext {
                 key: key.clone(),
                 kind: r.kind.clone(),
                 input,
-                extracts: r.extracts.iter().map(|(_, x)| x.clone()).collect(),
+                extracts: r.request_extracts.clone(),
                 at_slot,
                 set_once: r.strategy == crate::spec::ResolveStrategy::SetOnce,
             };

@@ -220,6 +220,8 @@ pub(crate) struct Resolver {
     pub strategy: ResolveStrategy,
     /// Each extract with its target pre-split.
     pub extracts: Vec<(Field, super::ResolverExtract)>,
+    /// The extracts as every request carries them (shared, not copied per request).
+    pub request_extracts: std::sync::Arc<[super::ResolverExtract]>,
     pub condition: Option<(Field, ComparisonOp, Json)>,
     pub schedule_at: Option<Field>,
 }
@@ -1066,25 +1068,27 @@ fn compile_resolver(
             "resolver has no input (input_path, input_value or URL template)",
         ));
     }
+    let extracts: Vec<(Field, super::ResolverExtract)> = r
+        .extracts
+        .iter()
+        .map(|x| {
+            let e = super::ResolverExtract {
+                target: x.target_path.clone(),
+                source: x.source_path.clone(),
+                transform: x.transform,
+                emit: emits(&x.target_path),
+            };
+            (layout.dotted(&x.target_path), e)
+        })
+        .collect();
     Ok(Resolver {
         kind,
         input_path,
         input_value: r.input_value.clone(),
         template,
         strategy: r.strategy,
-        extracts: r
-            .extracts
-            .iter()
-            .map(|x| {
-                let e = super::ResolverExtract {
-                    target: x.target_path.clone(),
-                    source: x.source_path.clone(),
-                    transform: x.transform,
-                    emit: emits(&x.target_path),
-                };
-                (layout.dotted(&x.target_path), e)
-            })
-            .collect(),
+        request_extracts: extracts.iter().map(|(_, x)| x.clone()).collect(),
+        extracts,
         condition: r
             .condition
             .as_ref()

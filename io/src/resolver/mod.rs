@@ -302,10 +302,12 @@ impl Resolver {
             ..
         } = &request.kind
         {
-            if !p.is_empty() {
-                for x in request.extracts.iter_mut() {
+            if !p.is_empty() && request.extracts.iter().any(|x| x.source.is_none()) {
+                let filled = request.extracts.iter().cloned().map(|mut x| {
                     x.source.get_or_insert_with(|| p.clone());
-                }
+                    x
+                });
+                request.extracts = filled.collect();
             }
         }
         Metrics::add(&self.metrics.resolver_results_total, 1);

@@ -306,7 +306,7 @@ pub fn url_request(method: HttpMethod, url: &str, extract_path: Option<&str>) ->
             extract_path: extract_path.map(str::to_string),
         },
         input: json!(url),
-        extracts: vec![extract("x")],
+        extracts: vec![extract("x")].into(),
         at_slot: None,
         set_once: true,
     }
@@ -319,7 +319,7 @@ pub fn token_request(mint: &str, key: u64) -> ResolverRequest {
         key: json!(key),
         kind: ResolverKind::Token,
         input: json!(mint),
-        extracts: vec![extract("meta")],
+        extracts: vec![extract("meta")].into(),
         at_slot: None,
         set_once: true,
     }
