@@ -459,7 +459,10 @@ pub struct VmContext {
     undo: Vec<Undo>,
     /// The running handler's changed fields (a reused buffer, empty between handlers).
     dirty: DirtyBuf,
-    /// An update record nothing else holds, whose allocations the next update reuses.
+    /// Per event type, an update record nothing else holds, whose allocations the next update
+    /// of that type reuses (at most one per type of the stack's IDLs).
+    spares: Vec<Option<Arc<Ev>>>,
+    /// The spare the update being applied goes into.
     spare_ev: Option<Arc<Ev>>,
     decoded: crate::idl::Decoded,
 }
@@ -496,6 +499,7 @@ impl VmContext {
             key_text: String::new(),
             undo: Vec::new(),
             dirty: Vec::new(),
+            spares: Vec::new(),
             spare_ev: None,
             decoded: Default::default(),
         }
@@ -618,15 +622,20 @@ impl VmContext {
             Update::Instruction(i) => (i.slot, i.txn_index, Some(&i.signature), i.timestamp, false),
         };
         let mut d = std::mem::take(&mut self.decoded);
-        // A record nothing holds any more lends its field buffers to this one.
-        if let Some(Ev::Rec(r)) = self.spare_ev.as_mut().and_then(Arc::get_mut) {
-            if d.fields.capacity() == 0 {
-                d.fields = std::mem::take(&mut r.fields);
-                d.fields.clear();
-            }
-            if d.accounts.capacity() == 0 {
-                d.accounts = std::mem::take(&mut r.accounts);
-                d.accounts.clear();
+        // A record of the same type that nothing holds any more lends this one its allocation
+        // and its field buffers, which the decoder fills in place (`IdlSet::decode`).
+        self.spare_ev = None;
+        if let Ok(et) = stack.idls().event_type_of(update) {
+            if let Some(mut spare) = self.spares.get_mut(et as usize).and_then(Option::take) {
+                if let Some(Ev::Rec(r)) = Arc::get_mut(&mut spare) {
+                    if d.fields.capacity() == 0 {
+                        d.fields = std::mem::take(&mut r.fields);
+                    }
+                    if d.accounts.capacity() == 0 {
+                        d.accounts = std::mem::take(&mut r.accounts);
+                    }
+                }
+                self.spare_ev = Some(spare);
             }
         }
         let r = stack.idls().decode(update, &mut d);
@@ -863,12 +872,11 @@ impl VmContext {
             let replayable = p.maps_pdas && info.routes.iter().any(|&(ent, _)| ent == 0);
             if replayable && self.tables[0].exists {
                 let cached = Pending::new(e, addr.clone(), ev, c);
-                if let Some(mut old) = self.tables[0].last_data.put(addr, cached) {
-                    // The update it replaces, if nothing else holds it, becomes the spare.
-                    if Arc::get_mut(&mut old.data).is_some() {
-                        self.spare_ev = Some(old.data);
-                    }
+                if let Some(old) = self.tables[0].last_data.put(addr, cached) {
+                    self.recycle(old.data);
                 }
+            } else {
+                self.recycle(ev);
             }
         } else {
             self.process(p, &ev, e, c, out)?;
@@ -897,8 +905,20 @@ impl VmContext {
                     }
                 }
             }
+            self.recycle(ev);
         }
         Ok(())
+    }
+
+    /// Keeps an update that nothing else holds as its type's spare (see `spares`).
+    fn recycle(&mut self, mut ev: Arc<Ev>) {
+        if let Some(Ev::Rec(r)) = Arc::get_mut(&mut ev) {
+            let et = r.event_type as usize;
+            if self.spares.len() <= et {
+                self.spares.resize(et + 1, None);
+            }
+            self.spares[et] = Some(ev);
+        }
     }
 
     /// Registers `pda → seed` in the first entity's reverse lookup; returns the updates to replay.
