@@ -355,17 +355,25 @@ impl IdlSet {
     /// without strings, maps or payload enums nothing is allocated once `out` has held a record of
     /// the same type (byte fields reuse their buffer when `out` owns it alone).
     pub fn decode(&self, update: &Update, out: &mut Decoded) -> Result<(), DecodeError> {
+        let et = self.event_type_of(update)?;
+        self.decode_typed(et, update, out)
+    }
+
+    /// [`IdlSet::decode`] of an update whose event type `et` is known ([`IdlSet::event_type_of`]
+    /// of this very update).
+    pub(crate) fn decode_typed(
+        &self,
+        et: u32,
+        update: &Update,
+        out: &mut Decoded,
+    ) -> Result<(), DecodeError> {
         match update {
             Update::Account(a) => {
-                let prog = self.program(&a.owner)?;
-                let et = Self::match_disc(&prog.account_discs, prog, true, &a.data)?;
                 out.address = Some(a.pubkey);
                 out.accounts.clear();
                 self.decode_data(et, &a.data, out)
             }
             Update::Instruction(ix) => {
-                let prog = self.program(&ix.program_id)?;
-                let et = Self::match_disc(&prog.ix_discs, prog, false, &ix.data)?;
                 let item = &self.items[et as usize];
                 if ix.accounts.len() < item.required_accounts {
                     return Err(DecodeError::MissingAccounts {

@@ -625,7 +625,8 @@ impl VmContext {
         // A record of the same type that nothing holds any more lends this one its allocation
         // and its field buffers, which the decoder fills in place (`IdlSet::decode`).
         self.spare_ev = None;
-        if let Ok(et) = stack.idls().event_type_of(update) {
+        let et = stack.idls().event_type_of(update);
+        if let Ok(et) = et {
             if let Some(mut spare) = self.spares.get_mut(et as usize).and_then(Option::take) {
                 if let Some(Ev::Rec(r)) = Arc::get_mut(&mut spare) {
                     if d.fields.capacity() == 0 {
@@ -638,7 +639,7 @@ impl VmContext {
                 self.spare_ev = Some(spare);
             }
         }
-        let r = stack.idls().decode(update, &mut d);
+        let r = et.and_then(|et| stack.idls().decode_typed(et, update, &mut d));
         if let Err(e) = r {
             self.decoded = d;
             self.stats.events += 1;
