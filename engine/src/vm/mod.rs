@@ -457,6 +457,8 @@ pub struct VmContext {
     key_text: String,
     /// The running handler's undo log (a reused buffer, empty between handlers).
     undo: Vec<Undo>,
+    /// An index value's text (a reused buffer).
+    value_text: String,
     /// The running handler's changed fields (a reused buffer, empty between handlers).
     dirty: DirtyBuf,
     /// Per event type, an update record nothing else holds, whose allocations the next update
@@ -498,6 +500,7 @@ impl VmContext {
             slots_changed: Vec::new(),
             key_text: String::new(),
             undo: Vec::new(),
+            value_text: String::new(),
             dirty: Vec::new(),
             spares: Vec::new(),
             spare_ev: None,
@@ -1331,6 +1334,34 @@ impl VmContext {
             .unwrap_or(Json::Null)
     }
 
+    /// [`json::cache_key`] of what [`VmContext::load`] gives for `path`, written to `out`: a
+    /// decoded key or string is written as it is, without building its JSON. Returns whether the
+    /// value is a string.
+    fn load_key_text(ev: &Ev, path: &EvPath, c: &Ctx, out: &mut String) -> bool {
+        out.clear();
+        match ev.value_ref(path) {
+            Some(crate::value::Value::Pubkey(k)) => {
+                crate::b58::with_key(k, |s| out.push_str(s));
+                true
+            }
+            Some(crate::value::Value::Str(s)) => {
+                out.push_str(s);
+                true
+            }
+            _ => match ev.address_at(path) {
+                Some(a) => {
+                    out.push_str(a);
+                    true
+                }
+                None => {
+                    let v = Self::load(ev, path, None, c);
+                    out.push_str(&json::cache_key(&v));
+                    v.is_string()
+                }
+            },
+        }
+    }
+
     fn lookup_chain(&mut self, ent: usize, named: Option<usize>, start: Json) -> Json {
         let t = &mut self.tables[ent];
         if !t.exists {
@@ -1607,20 +1638,23 @@ impl VmContext {
         for step in &h.steps {
             match step {
                 Step::IndexLookup { index, value } => {
-                    let lv = Self::load(ev, value, None, c);
-                    let ix = &mut self.tables[ent].lookups[*index];
-                    let ck = json::cache_key(&lv);
+                    let mut text = std::mem::take(&mut self.value_text);
+                    let is_string = Self::load_key_text(ev, value, c, &mut text);
+                    let t = &mut self.tables[ent];
+                    let ix = &mut t.lookups[*index];
                     // An entry that already says this (the usual case) is only moved to the front.
-                    match ix.get_mut(&*ck) {
+                    match ix.get_mut(text.as_str()) {
                         Some(v) if v == key => {}
                         Some(v) => *v = key.clone(),
                         None => {
-                            ix.put(ck.into_owned(), key.clone());
+                            ix.put(text.clone(), key.clone());
                         }
                     }
-                    if let Json::String(s) = lv {
-                        self.lookup_keys.push(s);
+                    // Updates queued under this value are replayed once the handler is done.
+                    if is_string && t.pending.contains(text.as_str()) {
+                        self.lookup_keys.push(text.clone());
                     }
+                    self.value_text = text;
                 }
                 Step::IndexTemporal {
                     index, value, ts, ..
@@ -1644,23 +1678,28 @@ impl VmContext {
                     }
                 }
                 Step::IndexPda { value } => {
-                    if let Json::String(pda) = Self::load(ev, value, None, c) {
+                    let mut pda = std::mem::take(&mut self.value_text);
+                    if Self::load_key_text(ev, value, c, &mut pda) {
                         let seed = match &key {
                             Json::String(s) => Some(Cow::Borrowed(s.as_str())),
                             k => k.as_u64().map(|n| Cow::Owned(n.to_string())),
                         };
                         if let Some(seed) = seed {
-                            let m = &mut self.tables[ent].pda;
+                            let t = &mut self.tables[ent];
                             // A mapping that already says this is only moved to the front.
-                            match m.get(&pda) {
+                            match t.pda.get(pda.as_str()) {
                                 Some(old) if **old == *seed => {}
                                 _ => {
-                                    m.put(pda.clone(), seed.into_owned());
+                                    t.pda.put(pda.clone(), seed.into_owned());
                                 }
                             }
-                            self.pda_registered = Some(pda);
+                            // Instructions queued for this PDA are replayed once the handler is
+                            // done (none queued: nothing to note).
+                            self.pda_registered =
+                                t.pending_ix.contains(pda.as_str()).then(|| pda.clone());
                         }
                     }
+                    self.value_text = pda;
                 }
                 Step::Map(op) => {
                     if self.unchanged_by(op, ev, state) {

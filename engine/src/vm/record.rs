@@ -146,6 +146,15 @@ impl Ev {
         }
     }
 
+    /// The record's address when `path` is `__account_address` (what [`Ev::get`] gives there,
+    /// borrowed).
+    pub fn address_at(&self, path: &EvPath) -> Option<&str> {
+        match (self, &path.segs[..]) {
+            (Ev::Rec(r), [seg]) if r.shape.is_account && &**seg == ADDRESS => r.address.as_deref(),
+            _ => None,
+        }
+    }
+
     /// `__resolved_primary_key` (null when no hook set it).
     pub fn resolved(&self) -> Json {
         match self {
