@@ -1534,11 +1534,16 @@ impl VmContext {
                 let who = ev.address_arc().unwrap_or_else(|| Arc::from(kstr));
                 let vkey = (who, h.event);
                 let now = (c.slot, c.write_version.unwrap_or(0));
-                if matches!(t.versions.get(&vkey), Some(last) if now <= *last) {
-                    self.stats.skipped_stale += 1;
-                    return Ok(());
+                match t.versions.get_mut(&vkey) {
+                    Some(last) if now <= *last => {
+                        self.stats.skipped_stale += 1;
+                        return Ok(());
+                    }
+                    Some(last) => *last = now,
+                    None => {
+                        t.versions.put(vkey, now);
+                    }
                 }
-                t.versions.put(vkey, now);
             } else if c.is_instruction() {
                 let dkey = (Arc::from(kstr), h.event, c.slot, c.txn_index.unwrap_or(0));
                 if t.ix_seen.contains(&dkey) {
