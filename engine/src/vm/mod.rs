@@ -261,14 +261,15 @@ pub struct ResolverExtract {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sig {
     raw: Option<[u8; 64]>,
-    text: std::cell::OnceCell<String>,
+    /// Shared once rendered: queued and cached updates copy their context's signature.
+    text: std::cell::OnceCell<Arc<str>>,
 }
 
 impl Sig {
     fn text(s: String) -> Sig {
         Sig {
             raw: None,
-            text: std::cell::OnceCell::from(s),
+            text: std::cell::OnceCell::from(Arc::from(s)),
         }
     }
     fn raw(r: &[u8; 64]) -> Sig {
@@ -278,8 +279,10 @@ impl Sig {
         }
     }
     fn as_str(&self) -> &str {
-        self.text
-            .get_or_init(|| self.raw.map(|r| crate::b58::encode(&r)).unwrap_or_default())
+        self.text.get_or_init(|| match self.raw {
+            Some(r) => Arc::from(crate::b58::encode(&r)),
+            None => Arc::from(""),
+        })
     }
 }
 
