@@ -45,9 +45,9 @@ pub use stackcore_io as io;
 pub use server::{Server, ServerBuilder, ServerError, ServerHandle};
 pub use stackcore_engine::{EntityCacheConfig, Stack, StateTableConfig, VmContext};
 pub use stackcore_io::config::{
-    Commitment, ConfigError, HealthConfig, HttpHealthConfig, ReconnectionConfig, ResolverConfig, ServerConfig,
-    TopologyConfig, WebSocketConfig, YellowstoneConfig,
+    Commitment, ConfigError, HealthConfig, HttpHealthConfig, ReconnectionConfig, ResolverConfig,
+    ServerConfig, TopologyConfig, WebSocketConfig, YellowstoneConfig,
 };
-pub use stackcore_io::reactor::auth::{AuthConfig, ConnectionLimits};
 pub use stackcore_io::health::{HealthMonitor, HealthReport, StreamStatus};
 pub use stackcore_io::ingest::{Pace, Source, SyntheticConfig};
+pub use stackcore_io::reactor::auth::{AuthConfig, ConnectionLimits};

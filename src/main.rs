@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stackcore::{Pace, ResolverConfig, Server, Source, Stack, SyntheticConfig, WebSocketConfig, YellowstoneConfig};
+use stackcore::{
+    Pace, ResolverConfig, Server, Source, Stack, SyntheticConfig, WebSocketConfig,
+    YellowstoneConfig,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -82,7 +85,10 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format!("invalid stack file: {e}")),
     };
-    let token = cli.token.clone().or_else(|| std::env::var("YELLOWSTONE_X_TOKEN").ok());
+    let token = cli
+        .token
+        .clone()
+        .or_else(|| std::env::var("YELLOWSTONE_X_TOKEN").ok());
     let source = match cli.source.as_str() {
         "synthetic" => {
             let mut synthetic = SyntheticConfig::new(cli.seed);
@@ -91,7 +97,9 @@ fn main() -> ExitCode {
         }
         "yellowstone" => {
             let Some(endpoint) = cli.endpoint.clone() else {
-                return fail("--source yellowstone needs --endpoint or YELLOWSTONE_ENDPOINT".into());
+                return fail(
+                    "--source yellowstone needs --endpoint or YELLOWSTONE_ENDPOINT".into(),
+                );
             };
             let mut y = YellowstoneConfig::new(endpoint);
             y.x_token = token;
@@ -100,9 +108,17 @@ fn main() -> ExitCode {
         other => match other.strip_prefix("replay:") {
             Some(path) => Source::Replay {
                 path: PathBuf::from(path),
-                pace: if cli.pace == "fast" { Pace::AsFastAsPossible } else { Pace::Recorded },
+                pace: if cli.pace == "fast" {
+                    Pace::AsFastAsPossible
+                } else {
+                    Pace::Recorded
+                },
             },
-            None => return fail(format!("unknown --source `{other}` (synthetic, yellowstone or replay:FILE)")),
+            None => {
+                return fail(format!(
+                    "unknown --source `{other}` (synthetic, yellowstone or replay:FILE)"
+                ))
+            }
         },
     };
     let mut builder = Server::builder()
@@ -159,7 +175,9 @@ fn init_tracing() -> TelemetryGuard {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::{fmt, EnvFilter};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("JSON_LOGS").map(|v| v == "true" || v == "1").unwrap_or(false);
+    let json = std::env::var("JSON_LOGS")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false);
     let fmt_layer = if json {
         fmt::layer().json().with_writer(std::io::stderr).boxed()
     } else {

@@ -9,8 +9,8 @@ use std::task::{Context, Poll, Waker};
 
 use stackcore_engine::{EntityCacheConfig, Stack, StateTableConfig};
 use stackcore_io::config::{
-    ConfigError, HealthConfig, HttpHealthConfig, ReconnectionConfig, ResolverConfig, ServerConfig, WebSocketConfig,
-    YellowstoneConfig,
+    ConfigError, HealthConfig, HttpHealthConfig, ReconnectionConfig, ResolverConfig, ServerConfig,
+    WebSocketConfig, YellowstoneConfig,
 };
 use stackcore_io::ingest::Source;
 use stackcore_io::topology::{self, Plan, Running, StartError};
@@ -56,13 +56,18 @@ impl ServerBuilder {
 
     /// Enables the WebSocket server with defaults (`[::]:8877`).
     pub fn websocket(mut self) -> Self {
-        self.config.websocket.get_or_insert_with(WebSocketConfig::default);
+        self.config
+            .websocket
+            .get_or_insert_with(WebSocketConfig::default);
         self
     }
 
     /// Sets the WebSocket bind address (enables the WebSocket server).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
-        self.config.websocket.get_or_insert_with(WebSocketConfig::default).bind_address = addr;
+        self.config
+            .websocket
+            .get_or_insert_with(WebSocketConfig::default)
+            .bind_address = addr;
         self
     }
 
@@ -106,7 +111,9 @@ impl ServerBuilder {
 
     /// Enables the HTTP health endpoints with defaults (`0.0.0.0:8081`).
     pub fn http_health(mut self) -> Self {
-        self.config.http_health.get_or_insert_with(HttpHealthConfig::default);
+        self.config
+            .http_health
+            .get_or_insert_with(HttpHealthConfig::default);
         self
     }
 
@@ -123,7 +130,9 @@ impl ServerBuilder {
 
     /// Enables reconnection with defaults (100 ms … 60 s, ×2, unlimited).
     pub fn reconnection(mut self) -> Self {
-        self.config.reconnection.get_or_insert_with(ReconnectionConfig::default);
+        self.config
+            .reconnection
+            .get_or_insert_with(ReconnectionConfig::default);
         self
     }
 
@@ -261,19 +270,27 @@ impl ServerHandle {
                 s.cond.notify_all();
             })
             .expect("spawning the shutdown thread");
-        ServerHandle { shared, ws_addr, http_addr, health, metrics }
+        ServerHandle {
+            shared,
+            ws_addr,
+            http_addr,
+            health,
+            metrics,
+        }
     }
 
     fn stop_on_signals(&self) -> std::io::Result<()> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
         let me = self.clone();
-        std::thread::Builder::new().name("signals".into()).spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                tracing::info!(signal = sig, "shutting down");
-                me.shutdown();
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    tracing::info!(signal = sig, "shutting down");
+                    me.shutdown();
+                }
+            })?;
         Ok(())
     }
 
@@ -312,7 +329,11 @@ impl ServerHandle {
     }
 
     pub fn is_stopped(&self) -> bool {
-        self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()).stopped
+        self.shared
+            .stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stopped
     }
 }
 
@@ -348,16 +369,31 @@ mod tests {
 
     #[test]
     fn builder_collects_the_documented_defaults() {
-        let b = Server::builder().websocket().health_monitoring().http_health().reconnection();
+        let b = Server::builder()
+            .websocket()
+            .health_monitoring()
+            .http_health()
+            .reconnection();
         let c = b.config();
-        assert_eq!(c.websocket.as_ref().unwrap().bind_address.to_string(), "[::]:8877");
-        assert_eq!(c.http_health.unwrap().bind_address.to_string(), "0.0.0.0:8081");
+        assert_eq!(
+            c.websocket.as_ref().unwrap().bind_address.to_string(),
+            "[::]:8877"
+        );
+        assert_eq!(
+            c.http_health.unwrap().bind_address.to_string(),
+            "0.0.0.0:8081"
+        );
         assert_eq!(c.reconnection.unwrap(), ReconnectionConfig::default());
         assert_eq!(c.entity_cache, EntityCacheConfig::default());
         assert_eq!(c.state_table, StateTableConfig::default());
         assert_eq!(c.resolver, ResolverConfig::default());
-        let b = Server::builder().bind("127.0.0.1:9000".parse().unwrap()).health_bind("127.0.0.1:9001".parse().unwrap());
-        assert_eq!(b.config().websocket.as_ref().unwrap().bind_address.port(), 9000);
+        let b = Server::builder()
+            .bind("127.0.0.1:9000".parse().unwrap())
+            .health_bind("127.0.0.1:9001".parse().unwrap());
+        assert_eq!(
+            b.config().websocket.as_ref().unwrap().bind_address.port(),
+            9000
+        );
         assert_eq!(b.config().http_health.unwrap().bind_address.port(), 9001);
     }
 
@@ -368,19 +404,31 @@ mod tests {
             .start()
             .err()
             .expect("must be refused");
-        assert!(matches!(err, ServerError::Config(ref e) if e.field == "reconnection.backoff_multiplier"), "{err}");
+        assert!(
+            matches!(err, ServerError::Config(ref e) if e.field == "reconnection.backoff_multiplier"),
+            "{err}"
+        );
         let err = Server::builder()
-            .state_table_config(StateTableConfig { max_entries: 0, max_array_length: 100 })
+            .state_table_config(StateTableConfig {
+                max_entries: 0,
+                max_array_length: 100,
+            })
             .validate()
             .unwrap_err();
         assert_eq!(err.field, "state_table.max_entries");
         let err = Server::builder()
-            .vm_limits(stackcore_engine::vm::VmLimits { pending_total: 0, ..Default::default() })
+            .vm_limits(stackcore_engine::vm::VmLimits {
+                pending_total: 0,
+                ..Default::default()
+            })
             .validate()
             .unwrap_err();
         assert_eq!(err.field, "vm_limits.pending_total");
         let err = Server::builder()
-            .entity_cache_config(EntityCacheConfig { initial_snapshot_batch_size: 0, ..Default::default() })
+            .entity_cache_config(EntityCacheConfig {
+                initial_snapshot_batch_size: 0,
+                ..Default::default()
+            })
             .validate()
             .unwrap_err();
         assert_eq!(err.field, "entity_cache.initial_snapshot_batch_size");

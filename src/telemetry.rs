@@ -46,7 +46,10 @@ impl Telemetry {
         let processor =
             opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(spans, TokioCurrentThread)
                 .build();
-        let tracer = SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource()).build();
+        let tracer = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_resource(resource())
+            .build();
         let metrics = opentelemetry_otlp::MetricExporter::builder()
             .with_tonic()
             .build()
@@ -54,7 +57,10 @@ impl Telemetry {
         let reader =
             opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader::builder(metrics, TokioCurrentThread)
                 .build();
-        let meter = SdkMeterProvider::builder().with_reader(reader).with_resource(resource()).build();
+        let meter = SdkMeterProvider::builder()
+            .with_reader(reader)
+            .with_resource(resource())
+            .build();
         let layer = tracing_opentelemetry::layer().with_tracer(tracer.tracer("stackcore"));
         Ok((Telemetry { tracer, meter }, layer))
     }
@@ -72,9 +78,19 @@ impl Telemetry {
             )*};
         }
         observe!(
-            upstream_updates_total, upstream_errors_total, events_applied_total, decode_errors_total,
-            mutations_total, frames_total, frames_sent_total, bytes_sent_total, connected_clients,
-            subscriptions, pending_outbound_bytes, slow_consumers_closed_total, last_slot
+            upstream_updates_total,
+            upstream_errors_total,
+            events_applied_total,
+            decode_errors_total,
+            mutations_total,
+            frames_total,
+            frames_sent_total,
+            bytes_sent_total,
+            connected_clients,
+            subscriptions,
+            pending_outbound_bytes,
+            slow_consumers_closed_total,
+            last_slot
         );
     }
 }

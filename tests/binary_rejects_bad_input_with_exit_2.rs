@@ -3,8 +3,14 @@
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stackcore")).args(args).output().expect("run the binary");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_stackcore"))
+        .args(args)
+        .output()
+        .expect("run the binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -19,7 +25,10 @@ fn unreadable_stack_file_is_one_line_and_exit_2() {
     let (code, stderr) = run(&["--stack", "/nonexistent/x.stack.json"]);
     assert_eq!(code, 2);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("cannot read stack file /nonexistent/x.stack.json"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read stack file /nonexistent/x.stack.json"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+            .ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
     let mut out = String::new();
@@ -63,10 +65,16 @@ fn binary_runs_on_defaults_and_stops_on_sigterm() {
 
     // A WebSocket handshake completes on 8877 and a subscription gets frames.
     let stream = TcpStream::connect(("127.0.0.1", 8877)).expect("websocket port open");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let (mut ws, response) = tungstenite::client("ws://127.0.0.1:8877/", stream).expect("handshake");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (mut ws, response) =
+        tungstenite::client("ws://127.0.0.1:8877/", stream).expect("handshake");
     assert_eq!(response.status(), 101);
-    ws.send(tungstenite::Message::text(r#"{"type":"subscribe","view":"Token/list"}"#)).unwrap();
+    ws.send(tungstenite::Message::text(
+        r#"{"type":"subscribe","view":"Token/list"}"#,
+    ))
+    .unwrap();
     let first = ws.read().expect("a frame after subscribing");
     assert!(first.is_binary(), "data frames are binary: {first:?}");
     // Live frames from the synthetic chain arrive through the real gRPC path.
@@ -88,7 +96,11 @@ fn binary_runs_on_defaults_and_stops_on_sigterm() {
 
     // SIGTERM: exit 0 within 2 s.
     let pid = child.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let deadline = Instant::now() + Duration::from_secs(2);
     let status = loop {
         if let Some(s) = child.0.try_wait().unwrap() {

@@ -331,7 +331,9 @@ impl Running {
         for (handle, _) in &self.reactors {
             // Waits for room if the inbox is full (the reactor is draining it); gives up only if
             // the reactor is gone or stuck.
-            let _ = handle.tx.send_timeout(ToReactor::Shutdown, SHUTDOWN_SEND_TIMEOUT);
+            let _ = handle
+                .tx
+                .send_timeout(ToReactor::Shutdown, SHUTDOWN_SEND_TIMEOUT);
             handle.wake();
         }
         for (_, join) in self.reactors.drain(..) {

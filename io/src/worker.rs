@@ -275,17 +275,57 @@ impl Worker {
         let last = std::mem::replace(&mut self.vm_published, now.clone());
         let m = &self.metrics;
         for (counter, new, old) in [
-            (&m.decode_errors_total, now.decode_errors, last.decode_errors),
-            (&m.vm_handler_errors_total, now.handler_errors, last.handler_errors),
-            (&m.vm_unknown_events_total, now.unknown_events, last.unknown_events),
-            (&m.vm_skipped_stale_total, now.skipped_stale, last.skipped_stale),
-            (&m.vm_skipped_duplicate_total, now.skipped_duplicate, last.skipped_duplicate),
-            (&m.vm_queued_pending_total, now.queued_pending, last.queued_pending),
+            (
+                &m.decode_errors_total,
+                now.decode_errors,
+                last.decode_errors,
+            ),
+            (
+                &m.vm_handler_errors_total,
+                now.handler_errors,
+                last.handler_errors,
+            ),
+            (
+                &m.vm_unknown_events_total,
+                now.unknown_events,
+                last.unknown_events,
+            ),
+            (
+                &m.vm_skipped_stale_total,
+                now.skipped_stale,
+                last.skipped_stale,
+            ),
+            (
+                &m.vm_skipped_duplicate_total,
+                now.skipped_duplicate,
+                last.skipped_duplicate,
+            ),
+            (
+                &m.vm_queued_pending_total,
+                now.queued_pending,
+                last.queued_pending,
+            ),
             (&m.vm_replayed_total, now.replayed, last.replayed),
-            (&m.vm_dropped_pending_total, now.dropped_pending, last.dropped_pending),
-            (&m.vm_deferred_when_total, now.deferred_when, last.deferred_when),
-            (&m.vm_expired_when_total, now.expired_when, last.expired_when),
-            (&m.vm_evicted_rows_total, now.evicted_rows, last.evicted_rows),
+            (
+                &m.vm_dropped_pending_total,
+                now.dropped_pending,
+                last.dropped_pending,
+            ),
+            (
+                &m.vm_deferred_when_total,
+                now.deferred_when,
+                last.deferred_when,
+            ),
+            (
+                &m.vm_expired_when_total,
+                now.expired_when,
+                last.expired_when,
+            ),
+            (
+                &m.vm_evicted_rows_total,
+                now.evicted_rows,
+                last.evicted_rows,
+            ),
             (
                 &m.vm_resolver_requests_dropped_total,
                 now.dropped_resolver_requests,

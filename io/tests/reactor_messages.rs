@@ -43,8 +43,12 @@ fn subscribe_gets_subscribed_snapshot_then_live_frames_as_binary() {
         );
     }
     // Metrics are published once per reactor turn, possibly after the client read the frames.
-    wait_for("5 frames counted as sent", || s.gauge(|m| &m.frames_sent_total) >= 5);
-    wait_for("one subscription counted", || s.gauge(|m| &m.subscriptions) == 1);
+    wait_for("5 frames counted as sent", || {
+        s.gauge(|m| &m.frames_sent_total) >= 5
+    });
+    wait_for("one subscription counted", || {
+        s.gauge(|m| &m.subscriptions) == 1
+    });
 }
 
 #[test]

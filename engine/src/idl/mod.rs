@@ -558,10 +558,7 @@ impl IdlSet {
         }
         if et.is_account {
             if let Some(a) = &d.address {
-                fields.insert(
-                    "__account_address".into(),
-                    J::String(crate::b58::encode(a)),
-                );
+                fields.insert("__account_address".into(), J::String(crate::b58::encode(a)));
             }
             return J::Object(fields);
         }
