@@ -73,6 +73,8 @@ fn main() -> ExitCode {
         let code = stackcore::replay::run(args, &mut std::io::stdout(), &mut std::io::stderr());
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
+    // Held to the end of `main`: the OTLP exporter's guard with feature `otel`, unit without.
+    #[allow(clippy::let_unit_value)]
     let _telemetry = init_tracing();
     let stack_bytes = match &cli.stack {
         Some(path) => match std::fs::read(path) {

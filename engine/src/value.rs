@@ -52,9 +52,11 @@ impl Value {
         match (self, j) {
             (Value::Null, J::Null) => true,
             (Value::Bool(a), J::Bool(b)) => a == b,
-            // Scalars are compared as rendered; numbers render without allocating.
-            (Value::I64(n), J::Number(_)) => J::from(*n) == *j,
-            (Value::U64(n), J::Number(_)) => J::from(*n) == *j,
+            // Integers render as JSON integers: non-negative ones as unsigned (`as_u64` answers
+            // only for those), negative ones as signed.
+            (Value::I64(n), J::Number(x)) if *n >= 0 => x.as_u64() == Some(*n as u64),
+            (Value::I64(n), J::Number(x)) => x.as_i64() == Some(*n),
+            (Value::U64(n), J::Number(x)) => x.as_u64() == Some(*n),
             (Value::F64(_), J::Number(_) | J::Null) => self.to_json() == *j,
             (Value::I128(n), J::String(s)) => eq_display(n, s),
             (Value::U128(n), J::String(s)) => eq_display(n, s),

@@ -369,7 +369,7 @@ impl<'a> Dirty<'a> {
     }
     /// The patch these changes make of `state`, nested by path (appended arrays hold only their
     /// new elements), and the appended paths.
-    fn into_patch(&mut self, state: &Row) -> (Patch, Vec<String>) {
+    fn take_patch(&mut self, state: &Row) -> (Patch, Vec<String>) {
         let mut patch = Patch::with_capacity(self.0.len());
         let mut append = Vec::new();
         for (f, change) in self.0.drain(..) {
@@ -745,7 +745,7 @@ impl VmContext {
             .rows
             .put(kstr, (request.key.clone(), state.clone()));
         if !dirty.0.is_empty() {
-            let (patch, append) = dirty.into_patch(&state);
+            let (patch, append) = dirty.take_patch(&state);
             out.push(Mutation {
                 entity: ep.name.clone(),
                 key: request.key.clone(),
@@ -1580,7 +1580,7 @@ impl VmContext {
         if r.is_ok() && h.emit && !key.is_null() && !dirty.0.is_empty() {
             // Built from the working state before the state moves into its row, so the row is
             // stored without a second deep copy.
-            mutation = Some(dirty.into_patch(&state));
+            mutation = Some(dirty.take_patch(&state));
         }
         self.dirty = dirty.recycle();
         if let Err(e) = r {
