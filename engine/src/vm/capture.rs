@@ -95,6 +95,14 @@ enum SigText {
 }
 
 impl Capture {
+    /// The captured record, when the capture kept it (not built at capture time).
+    pub fn into_record(self) -> Option<Arc<Ev>> {
+        match self.data {
+            Data::Record { ev, .. } => Some(ev),
+            Data::Built(_) => None,
+        }
+    }
+
     /// Captures `ev` at context (`slot`, `timestamp`, `signature`), applying `transforms`.
     /// Fails as the reference does: a transform path that is not in the record, or a transform
     /// that does not apply to its value.

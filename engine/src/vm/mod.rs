@@ -1598,7 +1598,14 @@ impl VmContext {
             self.undo = undo;
             return Err(e);
         }
-        undo.clear();
+        // A capture this update replaced, held by nothing else any more, gives its record back.
+        for u in undo.drain(..) {
+            if let row::Old::Slot(Some(Stored::Capture(c))) = u.old {
+                if let Some(ev) = Arc::into_inner(c).and_then(Capture::into_record) {
+                    self.recycle(ev);
+                }
+            }
+        }
         self.undo = undo;
         if !key.is_null() {
             let t = &mut self.tables[ent];
