@@ -2088,7 +2088,14 @@ impl VmContext {
                 }
             }
             let input = if let Some(parts) = &r.template {
-                let mut url = String::new();
+                // Sized for the literal parts and a key or two, so it is built in one allocation.
+                let lits: usize = (parts.iter())
+                    .map(|p| match p {
+                        program::TemplatePart::Lit(s) => s.len(),
+                        program::TemplatePart::Field(_) => 48,
+                    })
+                    .sum();
+                let mut url = String::with_capacity(lits);
                 let mut ok = true;
                 for part in parts {
                     match part {
