@@ -629,7 +629,7 @@ impl VmContext {
         };
         let mut d = std::mem::take(&mut self.decoded);
         // A record of the same type that nothing holds any more lends this one its allocation
-        // and its field buffers, which the decoder fills in place (`IdlSet::decode`).
+        // and its field buffers, which the decoder fills in place (`IdlSet::decode_typed`).
         self.spare_ev = None;
         let et = stack.idls().event_type_of(update);
         if let Ok(et) = et {
@@ -1854,8 +1854,9 @@ impl VmContext {
     /// Whether mapping `op` would leave `state` as it is, known without loading its value: a
     /// `SetOnce` whose target already holds a value, or a copy of an event field (plain or
     /// text-encoded) into a whole slot that already holds exactly that (most fields of an account
-    /// update repeat the last one). Only mappings that cannot fail and whose value no later mapping reads qualify.
-    /// A skipped `Set` is still marked dirty by the caller, as the write would have been.
+    /// update repeat the last one). Only mappings that cannot fail and whose value no later
+    /// mapping reads qualify. A skipped `Set` is still marked dirty by the caller, as the write
+    /// would have been.
     fn unchanged_by(&self, op: &program::MapOp, ev: &Ev, state: &Row) -> bool {
         if op.temp_live_after || op.transform.is_some() {
             return false;
@@ -2088,14 +2089,7 @@ impl VmContext {
                 }
             }
             let input = if let Some(parts) = &r.template {
-                // Sized for the literal parts and a key or two, so it is built in one allocation.
-                let lits: usize = (parts.iter())
-                    .map(|p| match p {
-                        program::TemplatePart::Lit(s) => s.len(),
-                        program::TemplatePart::Field(_) => 48,
-                    })
-                    .sum();
-                let mut url = String::with_capacity(lits);
+                let mut url = String::with_capacity(r.template_room);
                 let mut ok = true;
                 for part in parts {
                     match part {

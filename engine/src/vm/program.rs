@@ -217,6 +217,8 @@ pub(crate) struct Resolver {
     pub input_path: Option<Field>,
     pub input_value: Option<Json>,
     pub template: Option<Vec<TemplatePart>>,
+    /// Room for a URL built from `template`: its literal parts and a key per field.
+    pub template_room: usize,
     pub strategy: ResolveStrategy,
     /// Each extract with its target pre-split.
     pub extracts: Vec<(Field, super::ResolverExtract)>,
@@ -240,6 +242,16 @@ pub enum ResolverKind {
 pub(crate) enum TemplatePart {
     Lit(String),
     Field(Field),
+}
+
+impl TemplatePart {
+    /// The text this part usually adds to a URL (a field: about a base58 key).
+    fn room(&self) -> usize {
+        match self {
+            TemplatePart::Lit(s) => s.len(),
+            TemplatePart::Field(_) => 48,
+        }
+    }
 }
 
 fn stop_path(target: &str) -> String {
@@ -1085,6 +1097,7 @@ fn compile_resolver(
         kind,
         input_path,
         input_value: r.input_value.clone(),
+        template_room: template.iter().flatten().map(TemplatePart::room).sum(),
         template,
         strategy: r.strategy,
         request_extracts: extracts.iter().map(|(_, x)| x.clone()).collect(),
