@@ -263,6 +263,21 @@ fn bytes_of(arr: &[Json]) -> Vec<u8> {
 /// [`transform`] of a decoded value's JSON form, made from the value itself where that is cheaper:
 /// the text encodings of keys, bytes and strings (`None`: use [`transform`] on the JSON).
 pub(crate) fn encode_value(v: &crate::value::Value, t: Transformation) -> Option<String> {
+    with_encoded(v, t, str::to_string)
+}
+
+/// Whether [`encode_value`] of `v` gives `Some(text)` with `text == s` (keys and strings are
+/// compared without building the text).
+pub(crate) fn encodes_to(v: &crate::value::Value, t: Transformation, s: &str) -> bool {
+    with_encoded(v, t, |text| text == s).unwrap_or(false)
+}
+
+/// Calls `f` with [`encode_value`]'s text, borrowed where the value holds it already.
+fn with_encoded<R>(
+    v: &crate::value::Value,
+    t: Transformation,
+    f: impl FnOnce(&str) -> R,
+) -> Option<R> {
     use crate::value::Value;
     match (v, t) {
         (_, Transformation::HexEncode | Transformation::Base58Encode) => {}
@@ -270,34 +285,25 @@ pub(crate) fn encode_value(v: &crate::value::Value, t: Transformation) -> Option
     }
     Some(match (v, t) {
         // A key's JSON is its base58 text, which both encodings leave as it is.
-        (Value::Pubkey(k), _) => crate::b58::with_key(k, str::to_string),
-        (Value::Str(s), _) => s.to_string(),
-        (Value::Bytes(b), Transformation::HexEncode) => hex::encode(b),
-        (Value::Bytes(b), _) => crate::b58::encode(b),
+        (Value::Pubkey(k), _) => crate::b58::with_key(k, f),
+        (Value::Str(s), _) => f(s),
+        (Value::Bytes(b), Transformation::HexEncode) => {
+            // Hashes and seeds (up to 64 bytes) are written on the stack.
+            let mut buf = [0u8; 128];
+            match buf.get_mut(..2 * b.len()) {
+                Some(out) => {
+                    hex::encode_to_slice(b, out).expect("twice the input's length");
+                    f(std::str::from_utf8(out).expect("hex is ASCII"))
+                }
+                None => f(&hex::encode(b)),
+            }
+        }
+        (Value::Bytes(b), _) => match <&[u8; 32]>::try_from(&**b) {
+            Ok(k) => crate::b58::with_key(k, f),
+            Err(_) => f(&crate::b58::encode(b)),
+        },
         _ => return None,
     })
-}
-
-/// Whether [`encode_value`] of `v` gives `Some(text)` with `text == s`, found without building
-/// the text (`false` when it gives `None`).
-pub(crate) fn encodes_to(v: &crate::value::Value, t: Transformation, s: &str) -> bool {
-    use crate::value::Value;
-    match (v, t) {
-        (_, Transformation::HexEncode | Transformation::Base58Encode) => {}
-        _ => return false,
-    }
-    match (v, t) {
-        (Value::Pubkey(k), _) => crate::b58::with_key(k, |text| text == s),
-        (Value::Str(x), _) => **x == *s,
-        (Value::Bytes(b), Transformation::HexEncode) => {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            s.len() == 2 * b.len()
-                && (b.iter().zip(s.as_bytes().chunks(2)))
-                    .all(|(x, h)| h[0] == HEX[(x >> 4) as usize] && h[1] == HEX[(x & 15) as usize])
-        }
-        (Value::Bytes(_), _) => encode_value(v, t).is_some_and(|text| text == s),
-        _ => false,
-    }
 }
 
 pub(crate) fn transform(v: &Json, t: Transformation) -> Result<Json, StepError> {
