@@ -2115,9 +2115,7 @@ impl VmContext {
             }
             if at_slot.is_none()
                 && r.strategy == crate::spec::ResolveStrategy::SetOnce
-                && r.extracts
-                    .iter()
-                    .all(|(t, _)| state.get(t).map(|v| !v.is_null()).unwrap_or(false))
+                && (r.targets.iter()).all(|t| state.get(t).map(|v| !v.is_null()).unwrap_or(false))
             {
                 continue;
             }
@@ -2126,7 +2124,7 @@ impl VmContext {
                 key: key.clone(),
                 kind: r.kind.clone(),
                 input,
-                extracts: r.request_extracts.clone(),
+                extracts: r.extracts.clone(),
                 at_slot,
                 set_once: r.strategy == crate::spec::ResolveStrategy::SetOnce,
             };

@@ -220,10 +220,10 @@ pub(crate) struct Resolver {
     /// Room for a URL built from `template`: its literal parts and a key per field.
     pub template_room: usize,
     pub strategy: ResolveStrategy,
-    /// Each extract with its target pre-split.
-    pub extracts: Vec<(Field, super::ResolverExtract)>,
     /// The extracts as every request carries them (shared, not copied per request).
-    pub request_extracts: std::sync::Arc<[super::ResolverExtract]>,
+    pub extracts: std::sync::Arc<[super::ResolverExtract]>,
+    /// Each extract's target, resolved against the entity's layout.
+    pub targets: Vec<Field>,
     pub condition: Option<(Field, ComparisonOp, Json)>,
     pub schedule_at: Option<Field>,
 }
@@ -1080,18 +1080,16 @@ fn compile_resolver(
             "resolver has no input (input_path, input_value or URL template)",
         ));
     }
-    let extracts: Vec<(Field, super::ResolverExtract)> = r
-        .extracts
-        .iter()
-        .map(|x| {
-            let e = super::ResolverExtract {
-                target: x.target_path.clone(),
-                source: x.source_path.clone(),
-                transform: x.transform,
-                emit: emits(&x.target_path),
-            };
-            (layout.dotted(&x.target_path), e)
+    let extracts = (r.extracts.iter())
+        .map(|x| super::ResolverExtract {
+            target: x.target_path.clone(),
+            source: x.source_path.clone(),
+            transform: x.transform,
+            emit: emits(&x.target_path),
         })
+        .collect();
+    let targets = (r.extracts.iter())
+        .map(|x| layout.dotted(&x.target_path))
         .collect();
     Ok(Resolver {
         kind,
@@ -1100,8 +1098,8 @@ fn compile_resolver(
         template_room: template.iter().flatten().map(TemplatePart::room).sum(),
         template,
         strategy: r.strategy,
-        request_extracts: extracts.iter().map(|(_, x)| x.clone()).collect(),
         extracts,
+        targets,
         condition: r
             .condition
             .as_ref()
