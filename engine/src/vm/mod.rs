@@ -467,8 +467,6 @@ pub struct VmContext {
     /// Per event type, an update record nothing else holds, whose allocations the next update
     /// of that type reuses (at most one per type of the stack's IDLs).
     spares: Vec<Option<Arc<Ev>>>,
-    /// The spare the update being applied goes into.
-    spare_ev: Option<Arc<Ev>>,
     decoded: crate::idl::Decoded,
 }
 
@@ -506,7 +504,6 @@ impl VmContext {
             value_text: String::new(),
             dirty: Vec::new(),
             spares: Vec::new(),
-            spare_ev: None,
             decoded: Default::default(),
         }
     }
@@ -630,11 +627,11 @@ impl VmContext {
         let mut d = std::mem::take(&mut self.decoded);
         // A record of the same type that nothing holds any more lends this one its allocation
         // and its field buffers, which the decoder fills in place (`IdlSet::decode_typed`).
-        self.spare_ev = None;
         let et = stack.idls().event_type_of(update);
+        let mut spare = None;
         if let Ok(et) = et {
-            if let Some(mut spare) = self.spares.get_mut(et as usize).and_then(Option::take) {
-                if let Some(Ev::Rec(r)) = Arc::get_mut(&mut spare) {
+            if let Some(mut s) = self.spares.get_mut(et as usize).and_then(Option::take) {
+                if let Some(Ev::Rec(r)) = Arc::get_mut(&mut s) {
                     if d.fields.capacity() == 0 {
                         d.fields = std::mem::take(&mut r.fields);
                     }
@@ -642,7 +639,7 @@ impl VmContext {
                         d.accounts = std::mem::take(&mut r.accounts);
                     }
                 }
-                self.spare_ev = Some(spare);
+                spare = Some(s);
             }
         }
         let r = et.and_then(|et| stack.idls().decode_typed(et, update, &mut d));
@@ -663,6 +660,14 @@ impl VmContext {
             None => Ev::Json(Json::Null),
         };
         self.decoded = d;
+        // Shared from here on: queues, replay caches and captures keep it without a copy.
+        let event = match spare {
+            Some(mut s) => {
+                *Arc::get_mut(&mut s).expect("a spare record is held by nothing else") = event;
+                s
+            }
+            None => Arc::new(event),
+        };
         let c = Ctx {
             slot,
             signature: signature.map(Sig::raw),
@@ -801,14 +806,15 @@ impl VmContext {
         if !event.is_object() {
             return Err(ApplyError::BadEvent("expected an object".into()));
         }
-        self.run(p, e, Ev::Json(event.clone()), Ctx::from_event(ctx), out)
+        let event = Arc::new(Ev::Json(event.clone()));
+        self.run(p, e, event, Ctx::from_event(ctx), out)
     }
 
     fn run(
         &mut self,
         p: &Program,
         e: EventId,
-        event: Ev,
+        event: Arc<Ev>,
         c: Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
@@ -826,18 +832,10 @@ impl VmContext {
         &mut self,
         p: &Program,
         e: EventId,
-        ev: Ev,
+        mut ev: Arc<Ev>,
         c: &Ctx,
         out: &mut Vec<Mutation>,
     ) -> Result<(), ApplyError> {
-        // Shared from here on: queues, replay caches and captures keep it without a copy.
-        let mut ev = match self.spare_ev.take() {
-            Some(mut spare) => {
-                *Arc::get_mut(&mut spare).expect("a spare record is held by nothing else") = ev;
-                spare
-            }
-            None => Arc::new(ev),
-        };
         let info = &p.events[e];
         if c.is_account() {
             let addr = match ev.address_arc() {
