@@ -750,6 +750,47 @@ fn undecodable_updates_are_counted_decode_errors() {
     assert_eq!(vm.stats().decode_errors, 1);
 }
 
+/// ORE's `Board` accounts feed no handler: a truncated one is skipped (not decoded, so no decode
+/// error), while a truncated `Round`, which handlers read, is still a typed decode error.
+#[test]
+fn an_update_no_handler_reads_is_skipped_without_decoding() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/stacks/OreStream.stack.json"
+    ))
+    .unwrap();
+    let s = Stack::from_json(&bytes).unwrap();
+    let mut gen = stackcore_engine::synth::Generator::new(s.idls(), Default::default());
+    let mut truncated = |name: &str| loop {
+        let mut u = gen.next_update();
+        let et = s.idls().event_type_of(&u).unwrap() as usize;
+        if &*s.idls().event_types()[et].name != name {
+            continue;
+        }
+        if let stackcore_engine::Update::Account(a) = &mut u {
+            a.data.truncate(a.data.len() / 2);
+        }
+        return u;
+    };
+    let (board, round) = (truncated("ore::BoardState"), truncated("ore::RoundState"));
+    let mut vm = VmContext::new();
+    let mut out = Vec::new();
+    assert!(vm.apply(&s, &board, &mut out).is_ok());
+    assert_eq!(
+        (vm.stats().unknown_events, vm.stats().decode_errors),
+        (1, 0)
+    );
+    assert!(matches!(
+        vm.apply(&s, &round, &mut out),
+        Err(ApplyError::Decode(_))
+    ));
+    assert_eq!(
+        (vm.stats().unknown_events, vm.stats().decode_errors),
+        (1, 1)
+    );
+    assert!(out.is_empty());
+}
+
 /// Thing 1 learns its mint "M" at slot 1; the one resolver request that makes.
 fn resolver_requests_after_mint(vm: &mut VmContext, s: &Stack) -> Vec<ResolverRequest> {
     run(

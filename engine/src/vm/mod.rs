@@ -183,7 +183,10 @@ impl Default for VmLimits {
 pub struct VmStats {
     pub events: u64,
     pub mutations: u64,
+    /// Updates the stack's IDLs could not decode: an unknown discriminator, or short or trailing
+    /// data in a type some handler reads.
     pub decode_errors: u64,
+    /// Updates of a type no handler reads (not decoded), or a known type with no handler.
     pub unknown_events: u64,
     pub handler_errors: u64,
     pub skipped_stale: u64,
@@ -603,7 +606,8 @@ impl VmContext {
         }
     }
 
-    /// Decodes one update with the stack's IDLs and runs its handlers; pushes the mutations.
+    /// Decodes one update with the stack's IDLs and runs its handlers; pushes the mutations. An
+    /// update of a type no handler reads is counted and skipped without being decoded.
     pub fn apply(
         &mut self,
         stack: &Stack,
@@ -628,6 +632,15 @@ impl VmContext {
         // A record of the same type that nothing holds any more lends this one its allocation
         // and its field buffers, which the decoder fills in place (`IdlSet::decode_typed`).
         let et = stack.idls().event_type_of(update);
+        if let Ok(et) = et {
+            // A type no handler reads is not decoded at all (counted with the unknown events).
+            if stack.vm_event(et).is_none() {
+                self.decoded = d;
+                self.stats.events += 1;
+                self.stats.unknown_events += 1;
+                return Ok(());
+            }
+        }
         let mut spare = None;
         if let Ok(et) = et {
             if let Some(mut s) = self.spares.get_mut(et as usize).and_then(Option::take) {
