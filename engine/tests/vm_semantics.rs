@@ -724,14 +724,19 @@ fn a_step_failing_after_writes_leaves_the_existing_row_exactly_as_it_was() {
     );
 }
 
-#[test]
-fn undecodable_updates_are_counted_decode_errors() {
+/// The ORE stack from `../shared/stacks`.
+fn ore() -> Stack {
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/stacks/OreStream.stack.json"
     ))
     .unwrap();
-    let s = Stack::from_json(&bytes).unwrap();
+    Stack::from_json(&bytes).unwrap()
+}
+
+#[test]
+fn undecodable_updates_are_counted_decode_errors() {
+    let s = ore();
     let mut vm = VmContext::new();
     let u = stackcore_engine::Update::Account(stackcore_engine::AccountUpdate {
         slot: 1,
@@ -754,12 +759,7 @@ fn undecodable_updates_are_counted_decode_errors() {
 /// error), while a truncated `Round`, which handlers read, is still a typed decode error.
 #[test]
 fn an_update_no_handler_reads_is_skipped_without_decoding() {
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/stacks/OreStream.stack.json"
-    ))
-    .unwrap();
-    let s = Stack::from_json(&bytes).unwrap();
+    let s = ore();
     let mut gen = stackcore_engine::synth::Generator::new(s.idls(), Default::default());
     let mut truncated = |name: &str| loop {
         let mut u = gen.next_update();
