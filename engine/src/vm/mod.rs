@@ -628,46 +628,38 @@ impl VmContext {
             ),
             Update::Instruction(i) => (i.slot, i.txn_index, Some(&i.signature), i.timestamp, false),
         };
-        let mut d = std::mem::take(&mut self.decoded);
-        // A record of the same type that nothing holds any more lends this one its allocation
-        // and its field buffers, which the decoder fills in place (`IdlSet::decode_typed`).
-        let et = stack.idls().event_type_of(update);
-        if let Ok(et) = et {
-            // A type no handler reads is not decoded at all (counted with the unknown events).
-            if stack.vm_event(et).is_none() {
-                self.decoded = d;
+        let et = match stack.idls().event_type_of(update) {
+            Ok(et) => et,
+            Err(err) => {
                 self.stats.events += 1;
-                self.stats.unknown_events += 1;
-                return Ok(());
+                self.stats.decode_errors += 1;
+                return Err(ApplyError::Decode(err.to_string()));
             }
-        }
-        let mut spare = None;
-        if let Ok(et) = et {
-            if let Some(mut s) = self.spares.get_mut(et as usize).and_then(Option::take) {
-                if let Some(Ev::Rec(r)) = Arc::get_mut(&mut s) {
-                    if d.fields.capacity() == 0 {
-                        d.fields = std::mem::take(&mut r.fields);
-                    }
-                    if d.accounts.capacity() == 0 {
-                        d.accounts = std::mem::take(&mut r.accounts);
-                    }
-                }
-                spare = Some(s);
-            }
-        }
-        let r = et.and_then(|et| stack.idls().decode_typed(et, update, &mut d));
-        if let Err(e) = r {
-            self.decoded = d;
-            self.stats.events += 1;
-            self.stats.decode_errors += 1;
-            return Err(ApplyError::Decode(e.to_string()));
-        }
-        let Some(e) = stack.vm_event(d.event_type) else {
-            self.decoded = d;
+        };
+        // A type no handler reads is not decoded at all (counted with the unknown events).
+        let Some(e) = stack.vm_event(et) else {
             self.stats.events += 1;
             self.stats.unknown_events += 1;
             return Ok(());
         };
+        // A record of the same type that nothing holds any more lends this one its allocation
+        // and its field buffers, which the decoder fills in place (`IdlSet::decode_typed`).
+        let mut d = std::mem::take(&mut self.decoded);
+        let mut spare = self.spares.get_mut(et as usize).and_then(Option::take);
+        if let Some(Ev::Rec(r)) = spare.as_mut().and_then(Arc::get_mut) {
+            if d.fields.capacity() == 0 {
+                d.fields = std::mem::take(&mut r.fields);
+            }
+            if d.accounts.capacity() == 0 {
+                d.accounts = std::mem::take(&mut r.accounts);
+            }
+        }
+        if let Err(err) = stack.idls().decode_typed(et, update, &mut d) {
+            self.decoded = d;
+            self.stats.events += 1;
+            self.stats.decode_errors += 1;
+            return Err(ApplyError::Decode(err.to_string()));
+        }
         let event = match stack.shape(d.event_type) {
             Some(shape) => Ev::Rec(Rec::take(shape, &mut d)),
             None => Ev::Json(Json::Null),
