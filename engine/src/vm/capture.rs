@@ -7,8 +7,9 @@
 //! fields. It is rendered to JSON only where JSON is needed: the patch on its way to the wire
 //! (once, in the views), an expression or a later write that reads into it, a snapshot.
 //!
-//! A slot's value is a [`Stored`]: shared JSON, or a shared capture. Both are shared (`Arc`)
-//! with the patches that carry them, so a patch never copies a field.
+//! A slot's value is a [`Stored`]: a scalar held by value, shared JSON, or a shared capture.
+//! Patches take the same value: a scalar is copied without allocating, the others are shared
+//! (`Arc`), so a patch never copies a tree.
 //!
 //! Rendering gives exactly the tree the reference would have stored. Transforms are applied when
 //! the update is captured, so a transform that fails fails the update, as the reference's does.
@@ -29,20 +30,37 @@ use crate::spec::Transformation;
 /// A row slot's value.
 #[derive(Debug, Clone)]
 pub(crate) enum Stored {
+    /// Held by value: `null`, a bool or a number when stored (copying one allocates nothing).
+    /// An in-place write may turn it into a tree; it is then still correct, only dearer to copy.
+    Own(Json),
     Json(Arc<Json>),
     Capture(Arc<Capture>),
 }
 
 impl Stored {
+    /// A value to store: scalars by value, anything with an allocation of its own shared.
     pub fn new(v: Json) -> Stored {
-        Stored::Json(Arc::new(v))
+        match v {
+            Json::Null | Json::Bool(_) | Json::Number(_) => Stored::Own(v),
+            _ => Stored::Json(Arc::new(v)),
+        }
     }
 
     /// The value as JSON: borrowed, or rendered for a capture.
     pub fn json(&self) -> Cow<'_, Json> {
         match self {
+            Stored::Own(v) => Cow::Borrowed(v),
             Stored::Json(v) => Cow::Borrowed(v),
             Stored::Capture(c) => Cow::Owned(c.to_json()),
+        }
+    }
+
+    /// The value as JSON when it is JSON already (not a capture), borrowed.
+    pub fn as_json(&self) -> Option<&Json> {
+        match self {
+            Stored::Own(v) => Some(v),
+            Stored::Json(v) => Some(v),
+            Stored::Capture(_) => None,
         }
     }
 
@@ -53,14 +71,16 @@ impl Stored {
             *self = Stored::new(c.to_json());
         }
         match self {
+            Stored::Own(v) => v,
             Stored::Json(v) => Arc::make_mut(v),
             Stored::Capture(_) => unreachable!("rendered above"),
         }
     }
 
-    /// The JSON allocation itself, when nothing else holds it (a write can reuse it).
+    /// The value's place itself, when nothing else holds it (a write can reuse it).
     pub fn unique_json(&mut self) -> Option<&mut Json> {
         match self {
+            Stored::Own(v) => Some(v),
             Stored::Json(v) => Arc::get_mut(v),
             Stored::Capture(_) => None,
         }

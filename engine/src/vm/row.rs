@@ -205,10 +205,7 @@ impl Row {
 
     /// Slot `slot`'s value when it is JSON (not absent, not a capture), borrowed.
     pub fn slot_json(&self, slot: usize) -> Option<&Json> {
-        match &self.slots[slot] {
-            Some(Stored::Json(v)) => Some(v),
-            _ => None,
-        }
+        self.slots[slot].as_ref()?.as_json()
     }
 
     /// Whether `f` lies in a slot and holds something other than `null` there: a `SetOnce`
@@ -304,7 +301,6 @@ impl Row {
     /// another counts as changed).
     pub fn differs(&self, slot: usize, old: &Old) -> bool {
         match (old, &self.slots[slot]) {
-            (Old::Value(v), Some(Stored::Json(cur))) => **cur != *v,
             (Old::Slot(None), None) => false,
             (Old::Slot(Some(Stored::Json(was))), Some(Stored::Json(cur))) => {
                 !Arc::ptr_eq(was, cur) && was != cur
@@ -312,6 +308,9 @@ impl Row {
             (Old::Slot(Some(Stored::Capture(was))), Some(Stored::Capture(cur))) => {
                 !Arc::ptr_eq(was, cur)
             }
+            (Old::Slot(Some(Stored::Capture(_))), _) | (_, Some(Stored::Capture(_))) => true,
+            (Old::Value(v), Some(cur)) => cur.as_json() != Some(v),
+            (Old::Slot(Some(was)), Some(cur)) => was.as_json() != cur.as_json(),
             _ => true,
         }
     }
