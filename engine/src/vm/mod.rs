@@ -2078,10 +2078,13 @@ impl VmContext {
         let ep = &p.entities[ent];
         for r in &ep.resolvers {
             if let Some((path, op, value)) = &r.condition {
-                let v = state.get(path).map(Cow::into_owned).unwrap_or(Json::Null);
-                if !json::compare(&v, *op, value)? {
+                let v = state.get(path);
+                if !json::compare(v.as_deref().unwrap_or(&Json::Null), *op, value)? {
                     continue;
                 }
+            }
+            if key.is_null() {
+                continue;
             }
             let mut at_slot = None;
             if let Some(path) = &r.schedule_at {
@@ -2090,6 +2093,14 @@ impl VmContext {
                     Some(_) => {}
                     None => continue,
                 }
+            }
+            // Every target filled: a `SetOnce` resolver has nothing left to ask (checked before
+            // the input is built, which is all it would be built for).
+            if at_slot.is_none()
+                && r.strategy == crate::spec::ResolveStrategy::SetOnce
+                && (r.targets.iter()).all(|t| state.get(t).is_some_and(|v| !v.is_null()))
+            {
+                continue;
             }
             let input = if let Some(parts) = &r.template {
                 let mut url = String::with_capacity(r.template_room);
@@ -2113,13 +2124,7 @@ impl VmContext {
                     .and_then(|p| state.get(p).map(Cow::into_owned))
             };
             let Some(input) = input else { continue };
-            if key.is_null() || (input.is_null() && at_slot.is_none()) {
-                continue;
-            }
-            if at_slot.is_none()
-                && r.strategy == crate::spec::ResolveStrategy::SetOnce
-                && (r.targets.iter()).all(|t| state.get(t).map(|v| !v.is_null()).unwrap_or(false))
-            {
+            if input.is_null() && at_slot.is_none() {
                 continue;
             }
             let req = ResolverRequest {
