@@ -77,7 +77,7 @@ fn run_ours(stack: &Stack, ups: &[Update]) -> usize {
     let mut out = Vec::new();
     let mut n = 0;
     for u in ups {
-        out.clear();
+        vm.recycle_mutations(&mut out);
         let _ = vm.apply(stack, u, &mut out);
         n += out.len();
     }

@@ -801,7 +801,7 @@ mod engine {
             args: &ReplayArgs,
             lines: &mut Vec<(String, Value)>,
         ) -> Result<(), Rejected> {
-            self.mutations.clear();
+            self.vm.recycle_mutations(&mut self.mutations);
             let r = match event {
                 events::Event::Update(u) => self.vm.apply(&self.stack, u, &mut self.mutations),
                 events::Event::Json(ev) => {

@@ -65,11 +65,14 @@ pub struct Patch {
 type Field = (Arc<[Box<str>]>, Stored);
 
 impl Patch {
-    /// An empty patch with room for `n` fields.
-    pub(crate) fn with_capacity(n: usize) -> Patch {
-        Patch {
-            fields: Vec::with_capacity(n),
-        }
+    /// Room for `n` more fields.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.fields.reserve(n);
+    }
+
+    /// Empties the patch, keeping its allocation.
+    pub(crate) fn clear(&mut self) {
+        self.fields.clear();
     }
 
     /// Adds a field; an empty path stands for the whole patch.
@@ -132,7 +135,7 @@ impl serde::Serialize for Patch {
 }
 
 /// A change to one entity.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Mutation {
     /// The entity type (`state_name`), e.g. `OreRound`.
     pub entity: Arc<str>,

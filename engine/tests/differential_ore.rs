@@ -193,7 +193,9 @@ fn differential(synth: SynthConfig) {
             continue;
         };
         let (theirs, _replayed) = reference.apply(&et.name, ev, slot, index, &sig, ts, is_account);
-        out.clear();
+        // The last update's mutations are handed back, as the worker does: every later mutation
+        // is built in a recycled one, and must still match.
+        ours.recycle_mutations(&mut out);
         let _ = ours.apply(&stack, &u, &mut out);
         total_mutations += out.len();
         let a = rows_ours(&out);

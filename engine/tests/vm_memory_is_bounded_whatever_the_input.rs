@@ -31,6 +31,7 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
         pending_total: 12,
         resolver_requests: 10,
         slot_hashes: 8,
+        spare_mutations: 4,
     };
     let mut gen = Generator::new(
         stack.idls(),
@@ -45,6 +46,7 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
     let mut vm = VmContext::new_with_limits(cfg, lim);
     let mut out = Vec::new();
     let mut slot = 0;
+    let mut most_spares = 0;
     for n in 0..20_000u32 {
         let mut u = gen.next_update();
         if n % 97 == 0 {
@@ -54,7 +56,12 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
             }
         }
         slot = slot.max(u.slot());
-        out.clear();
+        // Mutations are handed back ten updates at a time: more than the spares kept.
+        if n % 10 == 0 {
+            vm.recycle_mutations(&mut out);
+            assert!(out.is_empty());
+            most_spares = most_spares.max(vm.footprint().spare_mutations);
+        }
         let _ = vm.apply(&stack, &u, &mut out);
         // Resolver requests are never taken here: their queue must hold its bound by itself.
     }
@@ -91,5 +98,9 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
     assert!(f.deferred_groups <= lim.recent_transactions, "{f:?}");
     assert!(f.resolver_requests <= lim.resolver_requests, "{f:?}");
     assert!(f.scheduled_requests <= lim.resolver_requests, "{f:?}");
+    assert!(
+        most_spares <= lim.spare_mutations && most_spares > 0,
+        "{most_spares} spare mutations kept"
+    );
     assert!(vm.stats().decode_errors > 0);
 }

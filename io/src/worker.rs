@@ -96,7 +96,7 @@ impl Worker {
     pub fn handle(&mut self, msg: ToWorker) -> bool {
         match msg {
             ToWorker::Update(update) => {
-                self.mutations.clear();
+                self.vm.recycle_mutations(&mut self.mutations);
                 self.note_time(&update);
                 match self.vm.apply(&self.stack, &update, &mut self.mutations) {
                     Ok(()) => Metrics::add(&self.metrics.events_applied_total, 1),
@@ -107,7 +107,7 @@ impl Worker {
                 self.publish_mutations()
             }
             ToWorker::ResolverResult { request, value } => {
-                self.mutations.clear();
+                self.vm.recycle_mutations(&mut self.mutations);
                 let ctx = EventContext {
                     slot: self.last_slot,
                     index: 0,
@@ -169,7 +169,7 @@ impl Worker {
     /// `VmContext::apply_json`) exactly as an update: VM, resolver requests, views, reactors.
     /// For tests and tools that feed decoded events; ingest sends raw [`ToWorker::Update`]s.
     pub fn handle_decoded(&mut self, event_type: &str, event: &Json, ctx: &EventContext) -> bool {
-        self.mutations.clear();
+        self.vm.recycle_mutations(&mut self.mutations);
         self.last_slot = self.last_slot.max(ctx.slot);
         self.last_timestamp = ctx.timestamp;
         match self

@@ -184,6 +184,17 @@ pub(crate) fn set_nested(obj: &mut Json, segs: &[Box<str>], value: Json) {
     }
 }
 
+/// Makes `dst` equal `src`, reusing `dst`'s text allocation when both are strings.
+pub(crate) fn assign(dst: &mut Json, src: &Json) {
+    match (&mut *dst, src) {
+        (Json::String(d), Json::String(s)) => {
+            d.clear();
+            d.push_str(s);
+        }
+        _ => *dst = src.clone(),
+    }
+}
+
 /// `key.to_string()` (the JSON text rows are filed under), written into `out` (cleared first),
 /// without the formatter for the usual key: a string with nothing to escape.
 pub(crate) fn key_text_into(key: &Json, out: &mut String) {

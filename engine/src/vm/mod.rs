@@ -131,6 +131,9 @@ pub struct VmLimits {
     pub resolver_requests: usize,
     /// Slot hashes remembered for `slot_hash` expressions. Default 1,000.
     pub slot_hashes: usize,
+    /// Mutations handed back with [`VmContext::recycle_mutations`] whose allocations are kept
+    /// for the next ones. Default 256.
+    pub spare_mutations: usize,
 }
 
 impl VmLimits {
@@ -151,6 +154,7 @@ impl VmLimits {
             ("vm_limits.pending_total", self.pending_total),
             ("vm_limits.resolver_requests", self.resolver_requests),
             ("vm_limits.slot_hashes", self.slot_hashes),
+            ("vm_limits.spare_mutations", self.spare_mutations),
         ] {
             if v == 0 {
                 return Err(crate::ConfigError::new(field, "must be at least 1"));
@@ -174,6 +178,7 @@ impl Default for VmLimits {
             pending_total: 2_500,
             resolver_requests: 10_000,
             slot_hashes: 1_000,
+            spare_mutations: 256,
         }
     }
 }
@@ -227,6 +232,8 @@ pub struct VmFootprint {
     /// Resolver requests not yet taken, and slot-scheduled ones.
     pub resolver_requests: usize,
     pub scheduled_requests: usize,
+    /// Emptied mutations kept for reuse ([`VmContext::recycle_mutations`]).
+    pub spare_mutations: usize,
 }
 
 /// An enrichment the engine wants fetched; `io/` fetches it and feeds the result back with
@@ -372,9 +379,8 @@ impl<'a> Dirty<'a> {
     }
     /// The patch these changes make of `state`, nested by path (appended arrays hold only their
     /// new elements), and the appended paths.
-    fn take_patch(&mut self, state: &Row) -> (Patch, Vec<String>) {
-        let mut patch = Patch::with_capacity(self.0.len());
-        let mut append = Vec::new();
+    fn take_patch(&mut self, state: &Row, patch: &mut Patch, append: &mut Vec<String>) {
+        patch.reserve(self.0.len());
         for (f, change) in self.0.drain(..) {
             match change {
                 None => {
@@ -388,7 +394,6 @@ impl<'a> Dirty<'a> {
                 }
             }
         }
-        (patch, append)
     }
 
     /// A list with the allocation of `buf` (empty), for one handler run.
@@ -470,6 +475,9 @@ pub struct VmContext {
     /// Per event type, an update record nothing else holds, whose allocations the next update
     /// of that type reuses (at most one per type of the stack's IDLs).
     spares: Vec<Option<Arc<Ev>>>,
+    /// Emptied mutations handed back by the caller, whose allocations the next mutations reuse
+    /// (at most `limits.spare_mutations`).
+    spare_mutations: Vec<Mutation>,
     decoded: crate::idl::Decoded,
 }
 
@@ -507,6 +515,7 @@ impl VmContext {
             value_text: String::new(),
             dirty: Vec::new(),
             spares: Vec::new(),
+            spare_mutations: Vec::new(),
             decoded: Default::default(),
         }
     }
@@ -521,6 +530,7 @@ impl VmContext {
             pending_total: self.pending_total,
             resolver_requests: self.requests.len(),
             scheduled_requests: self.scheduled.len(),
+            spare_mutations: self.spare_mutations.len(),
             ..VmFootprint::default()
         };
         for t in &self.tables {
@@ -558,6 +568,26 @@ impl VmContext {
     /// Resolver requests produced since the last call.
     pub fn take_resolver_requests(&mut self) -> Vec<ResolverRequest> {
         std::mem::take(&mut self.requests)
+    }
+
+    /// Takes back mutations the caller is done with (`done` is left empty): the next mutations
+    /// are built in their allocations (patch, appended paths, key text) instead of new ones.
+    /// Optional: a mutation dropped instead only costs its allocations again. At most
+    /// [`VmLimits::spare_mutations`] are kept; the rest are dropped.
+    pub fn recycle_mutations(&mut self, done: &mut Vec<Mutation>) {
+        let room = self.limits.spare_mutations
+            - self.spare_mutations.len().min(self.limits.spare_mutations);
+        for mut m in done.drain(..).take(room) {
+            m.patch.clear();
+            m.append.clear();
+            self.spare_mutations.push(m);
+        }
+        done.clear();
+    }
+
+    /// A mutation to fill: a spare one ([`VmContext::recycle_mutations`]) or a new one.
+    fn blank_mutation(&mut self) -> Mutation {
+        self.spare_mutations.pop().unwrap_or_default()
     }
 
     /// Remembers a slot hash for `SlotHash.slot_hash` expressions.
@@ -755,14 +785,12 @@ impl VmContext {
             .rows
             .put(kstr, (request.key.clone(), state.clone()));
         if !dirty.0.is_empty() {
-            let (patch, append) = dirty.take_patch(&state);
-            out.push(Mutation {
-                entity: ep.name.clone(),
-                key: request.key.clone(),
-                patch,
-                append,
-                seq: c.seq(),
-            });
+            let mut m = self.blank_mutation();
+            dirty.take_patch(&state, &mut m.patch, &mut m.append);
+            m.entity.clone_from(&ep.name);
+            json::assign(&mut m.key, &request.key);
+            m.seq = c.seq();
+            out.push(m);
             self.stats.mutations += 1;
         }
         Ok(())
@@ -1435,31 +1463,39 @@ impl VmContext {
         self.pda_miss = None;
         let ep = &p.entities[ent];
         let h = &ep.handlers[hi];
-        let resolved = ev.resolved();
-        let key = match &h.key {
+        // A key a hook resolved is borrowed from the update, not copied.
+        let resolved: Cow<'_, Json> = match ev.resolved() {
+            Some(k) => Cow::Borrowed(k),
+            None => Cow::Owned(Json::Null),
+        };
+        let key: Cow<'_, Json> = match &h.key {
             KeyPlan::Embedded { path, transform } => {
                 let mut key = resolved;
                 if let Some(path) = path {
-                    let mut v = Self::load(ev, path, None, c);
-                    if let Some(t) = transform {
-                        v = json::transform(&v, *t)?;
-                    }
-                    if key.is_null() {
-                        key = v;
+                    // Loaded even when the key is known: its transform can still fail the update.
+                    if key.is_null() || transform.is_some() {
+                        let mut v = Self::load(ev, path, None, c);
+                        if let Some(t) = transform {
+                            v = json::transform(&v, *t)?;
+                        }
+                        if key.is_null() {
+                            key = Cow::Owned(v);
+                        }
                     }
                 }
                 key
             }
             KeyPlan::Lookup { path, index } => {
-                let mut lk = resolved;
-                if lk.is_null() {
-                    lk = Self::load(ev, path, None, c);
-                }
-                self.lookup_chain(ent, *index, lk)
+                let lk = if resolved.is_null() {
+                    Self::load(ev, path, None, c)
+                } else {
+                    resolved.into_owned()
+                };
+                Cow::Owned(self.lookup_chain(ent, *index, lk))
             }
             KeyPlan::Computed { path } => {
                 if resolved.is_null() {
-                    Self::load(ev, path, None, c)
+                    Cow::Owned(Self::load(ev, path, None, c))
                 } else {
                     resolved
                 }
@@ -1487,7 +1523,7 @@ impl VmContext {
                     }
                 };
                 if resolved.is_null() {
-                    found
+                    Cow::Owned(found)
                 } else {
                     resolved
                 }
@@ -1500,7 +1536,7 @@ impl VmContext {
                         crate::spec::Transformation::HexEncode,
                     )?;
                     if key.is_null() {
-                        key = v;
+                        key = Cow::Owned(v);
                     }
                 }
                 key
@@ -1513,7 +1549,7 @@ impl VmContext {
         // The row key's text goes into a reused buffer: it is copied only to file a new row.
         let mut kstr = std::mem::take(&mut self.key_text);
         json::key_text_into(&key, &mut kstr);
-        let r = self.exec_row(p, ent, h, ev, c, key, &kstr, out);
+        let r = self.exec_row(p, ent, h, ev, c, &key, &kstr, out);
         self.key_text = kstr;
         r
     }
@@ -1528,7 +1564,7 @@ impl VmContext {
         h: &program::Handler,
         ev: &Arc<Ev>,
         c: &Ctx,
-        key: Json,
+        key: &Json,
         kstr: &str,
         out: &mut Vec<Mutation>,
     ) -> Result<(), StepError> {
@@ -1577,13 +1613,15 @@ impl VmContext {
         let mut undo = std::mem::take(&mut self.undo);
         let hashes_seen = state.slot_hashes_seen;
         let r = self.steps(
-            p, ent, h, ev, c, &key, new_row, &mut state, &mut dirty, &mut undo,
+            p, ent, h, ev, c, key, new_row, &mut state, &mut dirty, &mut undo,
         );
         let mut mutation = None;
         if r.is_ok() && h.emit && !key.is_null() && !dirty.0.is_empty() {
             // Built from the working state before the state moves into its row, so the row is
             // stored without a second deep copy.
-            mutation = Some(dirty.take_patch(&state));
+            let mut m = self.blank_mutation();
+            dirty.take_patch(&state, &mut m.patch, &mut m.append);
+            mutation = Some(m);
         }
         self.dirty = dirty.recycle();
         if let Err(e) = r {
@@ -1623,14 +1661,11 @@ impl VmContext {
                 }
             }
         }
-        if let Some((patch, append)) = mutation {
-            out.push(Mutation {
-                entity: ep.name.clone(),
-                key,
-                patch,
-                append,
-                seq: c.seq(),
-            });
+        if let Some(mut m) = mutation {
+            m.entity.clone_from(&ep.name);
+            json::assign(&mut m.key, key);
+            m.seq = c.seq();
+            out.push(m);
         }
         Ok(())
     }

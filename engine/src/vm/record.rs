@@ -155,12 +155,13 @@ impl Ev {
         }
     }
 
-    /// `__resolved_primary_key` (null when no hook set it).
-    pub fn resolved(&self) -> Json {
+    /// `__resolved_primary_key`, when a hook set it to something other than null.
+    pub fn resolved(&self) -> Option<&Json> {
         match self {
-            Ev::Json(j) => j.get(RESOLVED).cloned().unwrap_or(Json::Null),
-            Ev::Rec(r) => r.resolved.clone().unwrap_or(Json::Null),
+            Ev::Json(j) => j.get(RESOLVED),
+            Ev::Rec(r) => r.resolved.as_ref(),
         }
+        .filter(|k| !k.is_null())
     }
 
     pub fn set_resolved(&mut self, key: String) {
@@ -355,7 +356,7 @@ mod tests {
                     reference.get(ADDRESS).and_then(Json::as_str)
                 );
             }
-            assert_eq!(ev.resolved(), reference[RESOLVED]);
+            assert_eq!(ev.resolved(), reference.get(RESOLVED));
             let mut all = Vec::new();
             paths(&reference, &mut Vec::new(), &mut all);
             for segs in all.iter().filter(|p| !p.is_empty()) {
