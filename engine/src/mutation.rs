@@ -70,9 +70,9 @@ impl Patch {
         self.fields.reserve(n);
     }
 
-    /// Empties the patch, keeping its allocation.
-    pub(crate) fn clear(&mut self) {
-        self.fields.clear();
+    /// Empties the patch, keeping its allocation, and hands back the values it held.
+    pub(crate) fn drain_values(&mut self) -> impl Iterator<Item = Stored> + '_ {
+        self.fields.drain(..).map(|(_, v)| v)
     }
 
     /// Adds a field; an empty path stands for the whole patch.

@@ -32,6 +32,7 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
         resolver_requests: 10,
         slot_hashes: 8,
         spare_mutations: 4,
+        spare_texts: 4,
     };
     let mut gen = Generator::new(
         stack.idls(),
@@ -47,6 +48,7 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
     let mut out = Vec::new();
     let mut slot = 0;
     let mut most_spares = 0;
+    let mut most_texts = 0;
     for n in 0..20_000u32 {
         let mut u = gen.next_update();
         if n % 97 == 0 {
@@ -60,7 +62,9 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
         if n % 10 == 0 {
             vm.recycle_mutations(&mut out);
             assert!(out.is_empty());
-            most_spares = most_spares.max(vm.footprint().spare_mutations);
+            let f = vm.footprint();
+            most_spares = most_spares.max(f.spare_mutations);
+            most_texts = most_texts.max(f.spare_texts);
         }
         let _ = vm.apply(&stack, &u, &mut out);
         // Resolver requests are never taken here: their queue must hold its bound by itself.
@@ -101,6 +105,10 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
     assert!(
         most_spares <= lim.spare_mutations && most_spares > 0,
         "{most_spares} spare mutations kept"
+    );
+    assert!(
+        most_texts <= lim.spare_texts && most_texts > 0,
+        "{most_texts} spare texts kept"
     );
     assert!(vm.stats().decode_errors > 0);
 }

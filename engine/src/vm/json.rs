@@ -271,19 +271,29 @@ fn bytes_of(arr: &[Json]) -> Vec<u8> {
         .collect()
 }
 
-/// [`transform`] of a decoded value's JSON form, made from the value itself where that is cheaper:
-/// the text encodings of keys, bytes and strings (`None`: use [`transform`] on the JSON).
-pub(crate) fn encode_value(v: &crate::value::Value, t: Transformation) -> Option<String> {
-    with_encoded(v, t, str::to_string)
+/// [`transform`] `t` of a decoded value's JSON form, made from the value itself: calls `f` with
+/// the text when that is a key, string or bytes hex- or base58-encoded, or, with no transform, a
+/// key's or string's own JSON text. Does not call `f` otherwise (use [`transform`] on the JSON).
+pub(crate) fn with_text(v: &crate::value::Value, t: Option<Transformation>, f: impl FnOnce(&str)) {
+    use crate::value::Value;
+    match (v, t) {
+        (_, Some(t)) => {
+            with_encoded(v, t, f);
+        }
+        (Value::Pubkey(k), None) => crate::b58::with_key(k, f),
+        (Value::Str(s), None) => f(s),
+        _ => {}
+    }
 }
 
-/// Whether [`encode_value`] of `v` gives `Some(text)` with `text == s` (keys and strings are
-/// compared without building the text).
+/// Whether [`with_text`] of `v` and `Some(t)` gives `s` (keys and strings are compared without
+/// building the text).
 pub(crate) fn encodes_to(v: &crate::value::Value, t: Transformation, s: &str) -> bool {
     with_encoded(v, t, |text| text == s).unwrap_or(false)
 }
 
-/// Calls `f` with [`encode_value`]'s text, borrowed where the value holds it already.
+/// Calls `f` with the text of `v` encoded by `t` (hex or base58 of a key, string or bytes),
+/// borrowed where the value holds it already.
 fn with_encoded<R>(
     v: &crate::value::Value,
     t: Transformation,
@@ -438,8 +448,18 @@ pub(crate) fn public_fields(ev: &Json) -> Json {
 mod tests {
     use super::*;
 
+    fn text_of(v: &crate::value::Value, t: Option<Transformation>) -> Option<String> {
+        let mut out = None;
+        with_text(v, t, |s| out = Some(s.to_string()));
+        out
+    }
+
+    fn encode_value(v: &crate::value::Value, t: Transformation) -> Option<String> {
+        text_of(v, Some(t))
+    }
+
     /// Encoding a decoded value directly gives what the transform gives on its JSON form, and
-    /// declines what it does not cover.
+    /// declines what it does not cover; untransformed, a key's or string's text is its JSON.
     #[test]
     fn encoding_a_decoded_value_matches_the_transform_of_its_json() {
         use crate::value::Value;
@@ -484,6 +504,16 @@ mod tests {
             encode_value(&Value::Pubkey([7; 32]), Transformation::ToString),
             None
         );
+        for v in &values {
+            match (text_of(v, None), v) {
+                (Some(t), Value::Pubkey(_) | Value::Str(_)) => {
+                    assert_eq!(Json::String(t), v.to_json())
+                }
+                (None, Value::Bytes(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(text_of(&Value::U64(3), None), None);
     }
     use serde_json::json;
 

@@ -134,6 +134,8 @@ pub struct VmLimits {
     /// Mutations handed back with [`VmContext::recycle_mutations`] whose allocations are kept
     /// for the next ones. Default 256.
     pub spare_mutations: usize,
+    /// Text buffers of replaced values kept for the next text a write produces. Default 256.
+    pub spare_texts: usize,
 }
 
 impl VmLimits {
@@ -155,6 +157,7 @@ impl VmLimits {
             ("vm_limits.resolver_requests", self.resolver_requests),
             ("vm_limits.slot_hashes", self.slot_hashes),
             ("vm_limits.spare_mutations", self.spare_mutations),
+            ("vm_limits.spare_texts", self.spare_texts),
         ] {
             if v == 0 {
                 return Err(crate::ConfigError::new(field, "must be at least 1"));
@@ -179,6 +182,7 @@ impl Default for VmLimits {
             resolver_requests: 10_000,
             slot_hashes: 1_000,
             spare_mutations: 256,
+            spare_texts: 256,
         }
     }
 }
@@ -234,6 +238,8 @@ pub struct VmFootprint {
     pub scheduled_requests: usize,
     /// Emptied mutations kept for reuse ([`VmContext::recycle_mutations`]).
     pub spare_mutations: usize,
+    /// Text buffers kept for reuse.
+    pub spare_texts: usize,
 }
 
 /// An enrichment the engine wants fetched; `io/` fetches it and feeds the result back with
@@ -478,6 +484,9 @@ pub struct VmContext {
     /// Emptied mutations handed back by the caller, whose allocations the next mutations reuse
     /// (at most `limits.spare_mutations`).
     spare_mutations: Vec<Mutation>,
+    /// Emptied text buffers of values that were replaced and that nothing holds any more (at
+    /// most `limits.spare_texts`), reused for the text of the next values written.
+    spare_texts: Vec<String>,
     decoded: crate::idl::Decoded,
 }
 
@@ -516,6 +525,7 @@ impl VmContext {
             dirty: Vec::new(),
             spares: Vec::new(),
             spare_mutations: Vec::new(),
+            spare_texts: Vec::new(),
             decoded: Default::default(),
         }
     }
@@ -531,6 +541,7 @@ impl VmContext {
             resolver_requests: self.requests.len(),
             scheduled_requests: self.scheduled.len(),
             spare_mutations: self.spare_mutations.len(),
+            spare_texts: self.spare_texts.len(),
             ..VmFootprint::default()
         };
         for t in &self.tables {
@@ -577,17 +588,43 @@ impl VmContext {
     pub fn recycle_mutations(&mut self, done: &mut Vec<Mutation>) {
         let room = self.limits.spare_mutations
             - self.spare_mutations.len().min(self.limits.spare_mutations);
-        for mut m in done.drain(..).take(room) {
-            m.patch.clear();
-            m.append.clear();
-            self.spare_mutations.push(m);
+        for (i, mut m) in done.drain(..).enumerate() {
+            // A value only this patch still held (its slot has moved on) gives its text back.
+            for v in m.patch.drain_values() {
+                if let Stored::Json(a) = v {
+                    if let Some(v) = Arc::into_inner(a) {
+                        self.keep_text(v);
+                    }
+                }
+            }
+            if i < room {
+                m.append.clear();
+                self.spare_mutations.push(m);
+            }
         }
-        done.clear();
     }
 
     /// A mutation to fill: a spare one ([`VmContext::recycle_mutations`]) or a new one.
     fn blank_mutation(&mut self) -> Mutation {
         self.spare_mutations.pop().unwrap_or_default()
+    }
+
+    /// An empty text buffer: a spare one (see `spare_texts`) or a new one.
+    fn text_buf(&mut self) -> String {
+        self.spare_texts.pop().unwrap_or_default()
+    }
+
+    /// Keeps the text buffer of a value nothing holds any more, if there is room and it is not
+    /// large (a buffer kept is at most 1 KiB).
+    fn keep_text(&mut self, v: Json) {
+        if let Json::String(mut t) = v {
+            if self.spare_texts.len() < self.limits.spare_texts
+                && (1..=1024).contains(&t.capacity())
+            {
+                t.clear();
+                self.spare_texts.push(t);
+            }
+        }
     }
 
     /// Remembers a slot hash for `SlotHash.slot_hash` expressions.
@@ -1640,11 +1677,21 @@ impl VmContext {
             return Err(e);
         }
         // A capture this update replaced, held by nothing else any more, gives its record back.
+        // So does a replaced value's text.
         for u in undo.drain(..) {
-            if let row::Old::Slot(Some(Stored::Capture(c))) = u.old {
-                if let Some(ev) = Arc::into_inner(c).and_then(Capture::into_record) {
-                    self.recycle(ev);
+            match u.old {
+                row::Old::Slot(Some(Stored::Capture(c))) => {
+                    if let Some(ev) = Arc::into_inner(c).and_then(Capture::into_record) {
+                        self.recycle(ev);
+                    }
                 }
+                row::Old::Slot(Some(Stored::Json(a))) => {
+                    if let Some(v) = Arc::into_inner(a) {
+                        self.keep_text(v);
+                    }
+                }
+                row::Old::Value(v) => self.keep_text(v),
+                _ => {}
             }
         }
         self.undo = undo;
@@ -1663,6 +1710,9 @@ impl VmContext {
         }
         if let Some(mut m) = mutation {
             m.entity.clone_from(&ep.name);
+            if key.is_string() && !m.key.is_string() {
+                m.key = Json::String(self.text_buf());
+            }
             json::assign(&mut m.key, key);
             m.seq = c.seq();
             out.push(m);
@@ -1767,8 +1817,15 @@ impl VmContext {
                             default,
                             transform,
                         } => {
-                            let encoded = transform.and_then(|t| {
-                                json::encode_value(ev.value_ref(path)?, t).map(Json::String)
+                            // A key or string (encoded or not) is written into a spare buffer.
+                            let encoded = ev.value_ref(path).and_then(|v| {
+                                let mut b = None;
+                                json::with_text(v, *transform, |text| {
+                                    let mut t = self.text_buf();
+                                    t.push_str(text);
+                                    b = Some(Json::String(t));
+                                });
+                                b
                             });
                             temp = match (encoded, transform) {
                                 (Some(text), _) => text,
@@ -1919,7 +1976,7 @@ impl VmContext {
                 };
                 match (state.slot_json(slot), transform) {
                     (Some(cur), None) => v.eq_json(cur),
-                    // Only a transform that cannot fail here (see `json::encode_value`).
+                    // Only a transform that cannot fail here (see `json::with_text`).
                     (Some(Json::String(cur)), Some(t)) => json::encodes_to(v, *t, cur),
                     _ => false,
                 }
