@@ -330,6 +330,17 @@ fn every_decode_error_comes_from_a_crafted_input() {
             ..
         })
     ));
+    // Data that stops inside a discriminator does not match it, even where the rest of the
+    // discriminator is zeros (`Fixed`'s is `[2, 0, ..]`).
+    for short in [vec![1, 2, 3], vec![2], vec![2, 0, 0]] {
+        assert!(matches!(
+            decode(&idls, &account(short)),
+            Err(DecodeError::UnknownDiscriminator {
+                is_account: true,
+                ..
+            })
+        ));
+    }
     assert!(matches!(
         decode(&idls, &instruction(vec![200], 0)),
         Err(DecodeError::UnknownDiscriminator {
@@ -563,6 +574,12 @@ fn load_errors_name_the_json_path() {
     let (p, _) = with(&|j| j[0]["program_id"] = json!("not a key"));
     assert_eq!(p, "$.idls[0].program_id");
     let (p, _) = with(&|j| j[0]["accounts"][1]["discriminator"] = json!([1, 2, 3, 4, 5, 6, 7, 8]));
+    assert_eq!(p, "$.idls[0].accounts[1].discriminator");
+    // One discriminator the prefix of another is ambiguous too, whichever comes first.
+    let (p, m) = with(&|j| j[0]["accounts"][1]["discriminator"] = json!([1, 2, 3]));
+    assert_eq!(p, "$.idls[0].accounts[1].discriminator");
+    assert!(m.contains("collides"), "{m}");
+    let (p, _) = with(&|j| j[0]["accounts"][0]["discriminator"] = json!([2, 0]));
     assert_eq!(p, "$.idls[0].accounts[1].discriminator");
     let (p, _) = with(&|j| j[0]["accounts"][2]["fields"][0]["type"] = json!("string"));
     assert_eq!(p, "$.idls[0].accounts[2]");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value as J;
 use sha2::{Digest, Sha256};
 
-use super::{EventType, IdlSet, Item, ItemAccount, Program};
+use super::{Disc, EventType, IdlSet, Item, ItemAccount, Program};
 use crate::event::Pubkey;
 use crate::spec::SpecError;
 
@@ -848,26 +848,19 @@ pub(crate) fn borsh_fixed_size(nodes: &[Node], node: u32, depth: u32) -> Option<
     })
 }
 
-fn push_disc(
-    table: &mut Vec<(Box<[u8]>, u32)>,
-    disc: &[u8],
-    et: u32,
-    path: &str,
-) -> Result<(), SpecError> {
+fn push_disc(table: &mut Vec<Disc>, disc: &[u8], et: u32, path: &str) -> Result<(), SpecError> {
     if disc.is_empty() || disc.len() > 8 {
         return Err(err(path, "expected a discriminator of 1 to 8 bytes"));
     }
+    let disc = Disc::new(disc, et);
     // A discriminator that is a prefix of another would make matching ambiguous.
-    if table
-        .iter()
-        .any(|(d, _)| d.starts_with(disc) || disc.starts_with(d))
-    {
+    if table.iter().any(|d| d.overlaps(&disc)) {
         return Err(err(
             path,
             "discriminator collides with another of the same program",
         ));
     }
-    table.push((disc.into(), et));
+    table.push(disc);
     Ok(())
 }
 

@@ -71,10 +71,59 @@ struct Program {
     #[allow(dead_code)]
     name: Arc<str>,
     id: Pubkey,
-    /// (discriminator, event type) of the account types.
-    account_discs: Vec<(Box<[u8]>, u32)>,
-    /// (discriminator, event type) of the instructions.
-    ix_discs: Vec<(Box<[u8]>, u32)>,
+    /// The discriminators of the account types.
+    account_discs: Vec<Disc>,
+    /// The discriminators of the instructions.
+    ix_discs: Vec<Disc>,
+}
+
+/// A discriminator (1 to 8 bytes; none of a program's is a prefix of another) and its event
+/// type, held as an integer so that matching one is a mask and a compare.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Disc {
+    /// The bytes, little-endian, zero above `len`.
+    head: u64,
+    /// Ones over the first `len` bytes.
+    mask: u64,
+    len: u8,
+    pub et: u32,
+}
+
+impl Disc {
+    /// `bytes` must be 1 to 8 long.
+    pub(crate) fn new(bytes: &[u8], et: u32) -> Disc {
+        debug_assert!((1..=8).contains(&bytes.len()));
+        let mask = if bytes.len() == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * bytes.len())) - 1
+        };
+        Disc {
+            head: head_of(bytes),
+            mask,
+            len: bytes.len() as u8,
+            et,
+        }
+    }
+
+    /// The first `n` bytes of the two agree (`n`: the shorter length).
+    pub(crate) fn overlaps(&self, other: &Disc) -> bool {
+        let mask = self.mask & other.mask;
+        self.head & mask == other.head & mask
+    }
+
+    /// Whether `data` starts with this discriminator (`head`: [`head_of`] `data`).
+    fn starts(&self, data: &[u8], head: u64) -> bool {
+        head & self.mask == self.head && data.len() >= self.len as usize
+    }
+}
+
+/// The first 8 bytes of `b`, little-endian, zero-padded.
+fn head_of(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(a)
 }
 
 #[derive(Clone)]
@@ -320,15 +369,16 @@ impl IdlSet {
     }
 
     fn match_disc(
-        table: &[(Box<[u8]>, u32)],
+        table: &[Disc],
         prog: &Program,
         is_account: bool,
         data: &[u8],
     ) -> Result<u32, DecodeError> {
+        let head = head_of(data);
         table
             .iter()
-            .find(|(d, _)| data.starts_with(d))
-            .map(|(_, et)| *et)
+            .find(|d| d.starts(data, head))
+            .map(|d| d.et)
             .ok_or_else(|| DecodeError::UnknownDiscriminator {
                 program: prog.name.clone(),
                 is_account,
