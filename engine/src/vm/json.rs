@@ -206,7 +206,20 @@ pub(crate) fn key_text_into(key: &Json, out: &mut String) {
             out.push_str(s);
             out.push('"');
         }
+        Json::Number(n) => match int_text(n, &mut itoa::Buffer::new()) {
+            Some(text) => out.push_str(text),
+            None => write!(out, "{n}").expect("writing to a String cannot fail"),
+        },
         other => write!(out, "{other}").expect("writing to a String cannot fail"),
+    }
+}
+
+/// An integer's text as JSON writes it, without the formatter (`None` for a float).
+fn int_text<'b>(n: &serde_json::Number, buf: &'b mut itoa::Buffer) -> Option<&'b str> {
+    match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) => Some(buf.format(u)),
+        (None, Some(i)) => Some(buf.format(i)),
+        _ => None,
     }
 }
 
@@ -234,6 +247,13 @@ impl KeyText<'_> {
     fn number(n: &serde_json::Number) -> KeyText<'static> {
         use std::io::Write;
         let mut buf = [0u8; 32];
+        if let Some(text) = int_text(n, &mut itoa::Buffer::new()) {
+            buf[..text.len()].copy_from_slice(text.as_bytes());
+            return KeyText::Inline {
+                buf,
+                len: text.len() as u8,
+            };
+        }
         let mut w = &mut buf[..];
         match write!(w, "{n}") {
             Ok(()) => {
@@ -616,7 +636,12 @@ mod tests {
             json!("9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"),
             json!("a\"b\\c\n"),
             json!(42),
+            json!(-7),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1.5),
             json!(null),
+            json!([1, "a"]),
         ] {
             let mut out = String::from("left over");
             key_text_into(&k, &mut out);
