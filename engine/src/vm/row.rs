@@ -43,25 +43,35 @@ pub(crate) enum At {
 pub(crate) struct Field {
     pub path: Path,
     pub at: At,
+    /// The slot this path is exactly, or `NOT_WHOLE` (worked out once: writes and the
+    /// changed-field list ask it all the time).
+    whole: u32,
 }
 
+const NOT_WHOLE: u32 = u32::MAX;
+
 impl Field {
-    /// The slot this path is exactly, if it is one (the common case: no segments inside).
-    pub fn whole_slot(&self) -> Option<usize> {
-        match self.at {
-            At::Slot { slot, depth } if depth as usize == self.path.segs.len() => {
-                Some(slot as usize)
-            }
-            _ => None,
-        }
+    fn new(path: Path, at: At) -> Field {
+        let whole = match at {
+            At::Slot { slot, depth } if depth as usize == path.segs.len() => slot,
+            _ => NOT_WHOLE,
+        };
+        Field { path, at, whole }
     }
 
-    /// Same path (a slot compare where both are whole slots).
+    /// The slot this path is exactly, if it is one (the common case: no segments inside).
+    #[inline]
+    pub fn whole_slot(&self) -> Option<usize> {
+        (self.whole != NOT_WHOLE).then_some(self.whole as usize)
+    }
+
+    /// Same path (a slot compare where either is a whole slot).
+    #[inline]
     pub fn same(&self, other: &Field) -> bool {
-        match (self.whole_slot(), other.whole_slot()) {
-            (Some(a), Some(b)) => a == b,
-            (None, None) => self.path.dotted == other.path.dotted,
-            _ => false,
+        if self.whole != NOT_WHOLE || other.whole != NOT_WHOLE {
+            self.whole == other.whole
+        } else {
+            self.path.dotted == other.path.dotted
         }
     }
 
@@ -128,7 +138,7 @@ impl Layout {
                 }
             }
         };
-        Field { path, at }
+        Field::new(path, at)
     }
 
     /// [`Layout::field`] of a dotted path.
