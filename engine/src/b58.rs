@@ -13,22 +13,24 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-/// Entries in each thread's key memo (a power of two; about 100 bytes each).
+/// Entries in each thread's key memo (a power of two; about 150 bytes each).
 pub const KEY_MEMO: usize = 1024;
 
 #[derive(Clone)]
 struct Memo {
     key: [u8; 32],
-    len: u8,
-    text: [u8; 44],
+    /// Empty until the entry is first filled (44 bytes reserved up front, so refilling it never
+    /// allocates; text is checked as UTF-8 once, when filled, not on every hit).
+    text: String,
     /// The text shared, made the first time someone asks for it ([`key_arc`]).
     shared: Option<Arc<str>>,
 }
 
 thread_local! {
     static MEMO: RefCell<Box<[Memo]>> = RefCell::new(
-        vec![Memo { key: [0; 32], len: 0, text: [0; 44], shared: None }; KEY_MEMO]
-            .into_boxed_slice(),
+        (0..KEY_MEMO)
+            .map(|_| Memo { key: [0; 32], text: String::with_capacity(44), shared: None })
+            .collect(),
     );
 }
 
@@ -38,9 +40,12 @@ fn with_memo<R>(key: &[u8; 32], f: impl FnOnce(&mut Memo) -> R) -> R {
     MEMO.with(|m| {
         let mut m = m.borrow_mut();
         let e = &mut m[slot];
-        if e.len == 0 || e.key != *key {
+        if e.text.is_empty() || e.key != *key {
+            let mut buf = [0u8; 44];
+            let n = five8::encode_32(key, &mut buf) as usize;
             e.key = *key;
-            e.len = five8::encode_32(key, &mut e.text) as u8;
+            e.text.clear();
+            push_ascii(&buf[..n], &mut e.text);
             e.shared = None;
         }
         f(e)
@@ -67,7 +72,7 @@ pub fn key_arc(key: &[u8; 32]) -> Arc<str> {
 
 impl Memo {
     fn text(&self) -> &str {
-        std::str::from_utf8(&self.text[..self.len as usize]).expect("base58 is ASCII")
+        &self.text
     }
 }
 
