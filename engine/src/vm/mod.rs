@@ -281,12 +281,34 @@ pub(crate) struct Sig {
     text: std::cell::OnceCell<Arc<str>>,
 }
 
+/// A signature as the per-transaction tables key it: its 64 bytes where it has them (an update's
+/// signature, or a text that is the base58 of 64 bytes), so that looking one up renders nothing;
+/// any other text as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum SigKey {
+    Raw([u8; 64]),
+    Text(Arc<str>),
+}
+
 impl Sig {
+    /// A signature given as text; one that is the base58 of 64 bytes is also held as those.
     fn text(s: String) -> Sig {
+        let mut raw = [0u8; 64];
+        let raw = matches!(bs58::decode(&s).onto(&mut raw[..]), Ok(64)).then_some(raw);
         Sig {
-            raw: None,
+            raw,
             text: std::cell::OnceCell::from(Arc::from(s)),
         }
+    }
+    fn key(&self) -> SigKey {
+        match self.raw {
+            Some(r) => SigKey::Raw(r),
+            None => SigKey::Text(self.text.get().cloned().unwrap_or_else(|| Arc::from(""))),
+        }
+    }
+    /// Given as an empty text (no signature at all, for `when`).
+    fn is_empty(&self) -> bool {
+        self.raw.is_none() && self.text.get().is_none_or(|t| t.is_empty())
     }
     fn raw(r: &[u8; 64]) -> Sig {
         Sig {
@@ -1105,7 +1127,7 @@ impl VmContext {
             if let Some(sig) = &c.signature {
                 for ent in 0..self.tables.len() {
                     if self.tables[ent].exists {
-                        self.note_instruction(p, ent, sig.as_str(), e, c, out);
+                        self.note_instruction(p, ent, &sig.key(), e, c, out);
                     }
                 }
             }
@@ -1145,7 +1167,7 @@ impl VmContext {
             // Only instructions some `when` waits for are worth remembering per transaction.
             if info.is_tx && info.is_when {
                 if let Some(sig) = &c.signature {
-                    self.note_instruction(p, ent, sig.as_str(), e, c, out);
+                    self.note_instruction(p, ent, &sig.key(), e, c, out);
                 }
             }
             if let Some(reg) = self.pda_registered.take() {
@@ -1208,7 +1230,7 @@ impl VmContext {
         &mut self,
         p: &Program,
         ent: usize,
-        sig: &str,
+        sig: &SigKey,
         e: EventId,
         c: &Ctx,
         out: &mut Vec<Mutation>,
@@ -1221,10 +1243,10 @@ impl VmContext {
                 }
             }
             None => {
-                t.recent_tx.put(sig.to_string(), vec![e]);
+                t.recent_tx.put(sig.clone(), vec![e]);
             }
         }
-        let Some(ops) = t.deferred.pop(&(sig.to_string(), e)) else {
+        let Some(ops) = t.deferred.pop(&(sig.clone(), e)) else {
             return;
         };
         for d in ops {
@@ -2105,18 +2127,13 @@ impl VmContext {
                         return Ok(());
                     }
                 }
-                let Some(sig) = c
-                    .signature
-                    .as_ref()
-                    .map(Sig::as_str)
-                    .filter(|s| !s.is_empty())
-                else {
+                let Some(sig) = c.signature.as_ref().filter(|s| !s.is_empty()).map(Sig::key) else {
                     return Ok(());
                 };
                 let t = &mut self.tables[ent];
                 let seen = t
                     .recent_tx
-                    .get(sig)
+                    .get(&sig)
                     .map(|v| v.contains(instruction))
                     .unwrap_or(false);
                 if seen {
@@ -2130,7 +2147,7 @@ impl VmContext {
                         emit: op.emit,
                         slot: c.slot,
                     };
-                    let k = (sig.to_string(), *instruction);
+                    let k = (sig, *instruction);
                     match t.deferred.get_mut(&k) {
                         Some(v) => {
                             if v.len() >= self.limits.pending_per_address {
@@ -2263,4 +2280,30 @@ impl Default for VmContext {
 /// Compiles a parsed stack's entities (used by [`Stack::from_json`]).
 pub(crate) fn program_of(spec: &crate::spec::StackSpec) -> Result<Program, crate::spec::SpecError> {
     program::compile(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A signature keys the per-transaction tables alike whether it came as 64 bytes (an update)
+    /// or as their base58 text (an event given as JSON); other text keys as itself.
+    #[test]
+    fn a_signature_keys_alike_as_bytes_and_as_its_base58_text() {
+        let raw = [0x5au8; 64];
+        let text = crate::b58::encode(&raw);
+        assert_eq!(Sig::text(text.clone()).key(), Sig::raw(&raw).key());
+        assert_eq!(Sig::text(text.clone()).as_str(), text);
+        assert_eq!(Sig::raw(&raw).as_str(), text);
+        let mut other = raw;
+        other[63] ^= 1;
+        assert_ne!(Sig::raw(&other).key(), Sig::raw(&raw).key());
+        // Text that is not 64 bytes of base58 (too short, or not base58 at all).
+        for t in ["tx1", "0OIl", &crate::b58::encode(&[1u8; 32])] {
+            assert_eq!(Sig::text(t.to_string()).key(), SigKey::Text(Arc::from(t)));
+            assert!(!Sig::text(t.to_string()).is_empty());
+        }
+        assert!(Sig::text(String::new()).is_empty());
+        assert!(!Sig::raw(&[0; 64]).is_empty());
+    }
 }

@@ -10,7 +10,7 @@ use lru::LruCache;
 use serde_json::Value as Json;
 
 use super::program::EventId;
-use super::{Ctx, VmLimits};
+use super::{Ctx, SigKey, VmLimits};
 use crate::config::StateTableConfig;
 
 /// An account update waiting for its key to become resolvable (or cached for reprocessing).
@@ -81,8 +81,8 @@ pub(crate) struct Table {
     pub versions: LruCache<(Arc<str>, EventId), (u64, u64)>,
     /// Instructions applied: (rendered key, event type, slot, transaction index).
     pub ix_seen: LruCache<(Arc<str>, EventId, u64, u64), ()>,
-    pub recent_tx: LruCache<String, Vec<EventId>>,
-    pub deferred: LruCache<(String, EventId), Vec<Deferred>>,
+    pub recent_tx: LruCache<SigKey, Vec<EventId>>,
+    pub deferred: LruCache<(SigKey, EventId), Vec<Deferred>>,
 }
 
 impl Table {
