@@ -7,6 +7,8 @@
 //! A field whose expression fails (division by zero, a non-numeric operand...) keeps its old value,
 //! as in the reference.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Value as Json};
 use sha3::{Digest, Keccak256};
 
@@ -354,24 +356,39 @@ fn compile(
 
 /// Entity state as expressions read it: a [`Row`], or (in unit tests) the nested JSON it stands for.
 pub(crate) trait State {
-    fn read(&self, f: &Field) -> Json;
+    /// The value at `f` (null when absent), borrowed where the state holds it as it is.
+    fn read(&self, f: &Field) -> Cow<'_, Json>;
 }
 
 impl State for Row {
-    fn read(&self, f: &Field) -> Json {
-        self.get(f).map(|v| v.into_owned()).unwrap_or(Json::Null)
+    fn read(&self, f: &Field) -> Cow<'_, Json> {
+        self.get(f).unwrap_or(Cow::Owned(Json::Null))
     }
 }
 
 impl State for Json {
-    fn read(&self, f: &Field) -> Json {
-        get(self, &f.path.segs).cloned().unwrap_or(Json::Null)
+    fn read(&self, f: &Field) -> Cow<'_, Json> {
+        get(self, &f.path.segs).map_or(Cow::Owned(Json::Null), Cow::Borrowed)
+    }
+}
+
+/// [`eval`] of an operand that is only read, for operations on arrays, bytes and strings: a field
+/// is borrowed from the state, not copied (an array a `map` walks). Numbers are cheaper copied.
+fn operand<'s, S: State>(
+    e: &CExpr,
+    state: &'s S,
+    env: &mut Vec<Json>,
+    cx: &EvalCtx,
+) -> Result<Cow<'s, Json>, String> {
+    match e {
+        CExpr::Field(f) => Ok(state.read(f)),
+        other => eval(other, state, env, cx).map(Cow::Owned),
     }
 }
 
 pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &EvalCtx) -> R {
     Ok(match e {
-        CExpr::Field(f) => state.read(f),
+        CExpr::Field(f) => state.read(f).into_owned(),
         CExpr::Var(i) => env.get(*i).cloned().ok_or("undefined variable")?,
         CExpr::Let(v, body) => {
             let v = eval(v, state, env, cx)?;
@@ -414,21 +431,21 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
         }
         CExpr::Cast(x, ty) => cast(&eval(x, state, env, cx)?, ty)?,
         CExpr::Map(recv, body) => {
-            let v = eval(recv, state, env, cx)?;
-            match v {
+            let v = operand(recv, state, env, cx)?;
+            match &*v {
                 Json::Null => Json::Null,
                 Json::Array(items) => {
                     let mut out = Vec::with_capacity(items.len());
                     for it in items {
-                        env.push(it);
+                        env.push(it.clone());
                         let r = eval(body, state, env, cx);
                         env.pop();
                         out.push(r?);
                     }
                     Json::Array(out)
                 }
-                other => {
-                    env.push(other);
+                _ => {
+                    env.push(v.into_owned());
                     let r = eval(body, state, env, cx);
                     env.pop();
                     r?
@@ -436,20 +453,20 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
             }
         }
         CExpr::Method(recv, m, args) => {
-            let v = eval(recv, state, env, cx)?;
+            let v = operand(recv, state, env, cx)?;
             with_args(args, state, env, cx, |a| method(&v, *m, a))?
         }
         CExpr::Builtin(f, args) => with_args(args, state, env, cx, |a| builtin(*f, a, cx))?,
-        CExpr::Slice(x, s, e) => match &eval(x, state, env, cx)? {
+        CExpr::Slice(x, s, e) => match &*operand(x, state, env, cx)? {
             Json::Array(a) => Json::Array(a.get(*s..*e).unwrap_or(&[]).to_vec()),
             _ => return Err("Cannot slice non-array value".into()),
         },
-        CExpr::Index(x, i) => match &eval(x, state, env, cx)? {
+        CExpr::Index(x, i) => match &*operand(x, state, env, cx)? {
             Json::Array(a) => a.get(*i).cloned().unwrap_or(Json::Null),
             _ => return Err("Cannot index non-array value".into()),
         },
         CExpr::U64Le(x) | CExpr::U64Be(x) => {
-            let b = to_bytes(&eval(x, state, env, cx)?)?;
+            let b = to_bytes(&*operand(x, state, env, cx)?)?;
             let arr: [u8; 8] = b
                 .get(..8)
                 .ok_or("u64 from bytes requires 8 bytes")?
@@ -461,8 +478,10 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
                 u64::from_be_bytes(arr)
             })
         }
-        CExpr::ToBytes(x) => bytes_json(&to_bytes(&eval(x, state, env, cx)?)?),
-        CExpr::Keccak(x) => bytes_json(&Keccak256::digest(to_bytes(&eval(x, state, env, cx)?)?)),
+        CExpr::ToBytes(x) => bytes_json(&to_bytes(&*operand(x, state, env, cx)?)?),
+        CExpr::Keccak(x) => {
+            bytes_json(&Keccak256::digest(to_bytes(&*operand(x, state, env, cx)?)?))
+        }
         CExpr::BareClosure => return Err("a closure is only valid as the argument of map".into()),
         CExpr::Slot => cx.slot.map(Json::from).unwrap_or(Json::Null),
         CExpr::Timestamp => json!(cx.timestamp),
