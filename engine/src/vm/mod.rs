@@ -942,11 +942,15 @@ impl VmContext {
                 if !self.tables.is_empty() && self.tables[0].exists {
                     match hook {
                         KeyHook::PdaReverseLookup => {
-                            match self.tables[0].pda.get(&*addr).cloned() {
-                                Some(k) => {
+                            // The key's text goes into a spare buffer.
+                            let mut k = self.text_buf();
+                            match self.tables[0].pda.get(&*addr) {
+                                Some(seed) => {
+                                    k.push_str(seed);
                                     Arc::make_mut(&mut ev).set_resolved(k);
                                 }
                                 None => {
+                                    self.keep_text(Json::String(k));
                                     let pending = Pending::new(e, addr, ev, c);
                                     self.queue_update(0, pending);
                                     return Ok(());
@@ -1011,6 +1015,9 @@ impl VmContext {
     fn recycle(&mut self, mut ev: Arc<Ev>) {
         if let Some(Ev::Rec(r)) = Arc::get_mut(&mut ev) {
             let et = r.event_type as usize;
+            if let Some(k) = r.resolved.take() {
+                self.keep_text(k);
+            }
             if self.spares.len() <= et {
                 self.spares.resize(et + 1, None);
             }
@@ -1029,15 +1036,29 @@ impl VmContext {
             Some(old) => (old == seed, old != seed),
             None => (false, false),
         };
-        if !same {
-            if let Some((evicted, _)) = t.pda.push(pda.to_string(), seed.to_string()) {
-                if evicted != pda {
-                    if let Some(list) = t.pending.pop(evicted.as_str()) {
-                        self.pending_total -= list.len();
-                        self.stats.dropped_pending += list.len() as u64;
-                    }
-                }
+        if changed {
+            // Rewritten in its own allocation (`get` above moved it to the front).
+            if let Some(old) = t.pda.peek_mut(pda) {
+                old.clear();
+                old.push_str(seed);
             }
+        } else if !same {
+            // A new mapping; when the map is full it takes the oldest one's place (and text).
+            let evicted = match t.pda.len() >= t.pda.cap().get() {
+                true => t.pda.pop_lru(),
+                false => None,
+            };
+            // Updates queued for the evicted PDA can no longer be resolved.
+            if let Some(list) = (evicted.as_ref()).and_then(|(k, _)| t.pending.pop(k.as_str())) {
+                self.pending_total -= list.len();
+                self.stats.dropped_pending += list.len() as u64;
+            }
+            let (mut k, mut v) = evicted.unwrap_or_default();
+            k.clear();
+            k.push_str(pda);
+            v.clear();
+            v.push_str(seed);
+            t.pda.put(k, v);
         }
         let mut out = self.flush_updates(0, pda);
         if changed {
@@ -1455,7 +1476,7 @@ impl VmContext {
         }
     }
 
-    fn lookup_chain(&mut self, ent: usize, named: Option<usize>, start: Json) -> Json {
+    fn lookup_chain(&mut self, ent: usize, named: Option<usize>, start: &Json) -> Json {
         let t = &mut self.tables[ent];
         if !t.exists {
             // Nothing is known yet. (The reference returns null without noting the miss, so an
@@ -1465,7 +1486,8 @@ impl VmContext {
             }
             return Json::Null;
         }
-        let mut cur = start;
+        // The start is read where it is; only what the indexes answer is copied.
+        let mut cur = Cow::Borrowed(start);
         for iter in 1..=5 {
             let mut resolved = t
                 .find_in_indexes(named, &json::cache_key(&cur))
@@ -1505,9 +1527,9 @@ impl VmContext {
                 }
                 return resolved;
             }
-            cur = resolved;
+            cur = Cow::Owned(resolved);
         }
-        cur
+        cur.into_owned()
     }
 
     fn exec(
@@ -1546,11 +1568,11 @@ impl VmContext {
             }
             KeyPlan::Lookup { path, index } => {
                 let lk = if resolved.is_null() {
-                    Self::load(ev, path, None, c)
+                    Cow::Owned(Self::load(ev, path, None, c))
                 } else {
-                    resolved.into_owned()
+                    resolved
                 };
-                Cow::Owned(self.lookup_chain(ent, *index, lk))
+                Cow::Owned(self.lookup_chain(ent, *index, &lk))
             }
             KeyPlan::Computed { path } => {
                 if resolved.is_null() {
