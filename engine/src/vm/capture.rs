@@ -115,15 +115,19 @@ enum SigText {
 }
 
 impl Capture {
-    /// The captured record, when the capture kept it (not built at capture time).
-    pub fn into_record(self) -> Option<Arc<Ev>> {
-        match self.data {
-            Data::Record { ev, .. } => Some(ev),
-            Data::Built(_) => None,
+    /// Empties the capture so that its allocation can hold the next one: hands back the record it
+    /// kept, if any, and the buffer of its transformed fields (values still in it).
+    pub fn take_parts(&mut self) -> (Option<Arc<Ev>>, Vec<(Path, Json)>) {
+        self.address = None;
+        self.signature = None;
+        match std::mem::replace(&mut self.data, Data::Built(Json::Null)) {
+            Data::Record { ev, rewritten } => (Some(ev), rewritten),
+            Data::Built(_) => (None, Vec::new()),
         }
     }
 
-    /// Captures `ev` at context (`slot`, `timestamp`, `signature`), applying `transforms`.
+    /// Captures `ev` at context (`slot`, `timestamp`, `signature`), applying `transforms`
+    /// (`rewritten`: an emptied buffer to keep the transformed fields in, reused).
     /// Fails as the reference does: a transform path that is not in the record, or a transform
     /// that does not apply to its value.
     pub fn new(
@@ -132,10 +136,12 @@ impl Capture {
         slot: u64,
         timestamp: i64,
         signature: Option<&Sig>,
+        mut rewritten: Vec<(Path, Json)>,
     ) -> Result<Capture, StepError> {
         let not_found = |f: &Path| StepError(format!("Field not found: {}", f.dotted));
         let data = if Self::renders_later(ev, transforms) {
-            let mut rewritten = Vec::with_capacity(transforms.len());
+            rewritten.clear();
+            rewritten.reserve(transforms.len());
             for (f, t) in transforms {
                 let mut v = ev
                     .get(&EvPath::new(f.clone()))

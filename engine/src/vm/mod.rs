@@ -509,6 +509,10 @@ pub struct VmContext {
     /// Emptied text buffers of values that were replaced and that nothing holds any more (at
     /// most `limits.spare_texts`), reused for the text of the next values written.
     spare_texts: Vec<String>,
+    /// An emptied capture nothing else holds, whose allocation the next capture reuses, and an
+    /// emptied buffer for a capture's transformed fields.
+    spare_capture: Option<Arc<Capture>>,
+    spare_rewritten: Vec<(json::Path, Json)>,
     decoded: crate::idl::Decoded,
 }
 
@@ -548,6 +552,8 @@ impl VmContext {
             spares: Vec::new(),
             spare_mutations: Vec::new(),
             spare_texts: Vec::new(),
+            spare_capture: None,
+            spare_rewritten: Vec::new(),
             decoded: Default::default(),
         }
     }
@@ -1724,9 +1730,20 @@ impl VmContext {
         // So does a replaced value's text.
         for u in undo.drain(..) {
             match u.old {
-                row::Old::Slot(Some(Stored::Capture(c))) => {
-                    if let Some(ev) = Arc::into_inner(c).and_then(Capture::into_record) {
-                        self.recycle(ev);
+                row::Old::Slot(Some(Stored::Capture(mut c))) => {
+                    // The capture's allocation, and its buffer, hold the next capture.
+                    if let Some(cap) = Arc::get_mut(&mut c) {
+                        let (ev, mut rewritten) = cap.take_parts();
+                        if let Some(ev) = ev {
+                            self.recycle(ev);
+                        }
+                        for (_, v) in rewritten.drain(..) {
+                            self.keep_text(v);
+                        }
+                        if rewritten.capacity() > 0 {
+                            self.spare_rewritten = rewritten;
+                        }
+                        self.spare_capture = Some(c);
                     }
                 }
                 row::Old::Slot(Some(Stored::Json(a))) => {
@@ -1889,6 +1906,7 @@ impl VmContext {
                                 c.slot,
                                 c.timestamp,
                                 c.signature.as_ref(),
+                                std::mem::take(&mut self.spare_rewritten),
                             )?;
                             for f in &op.capture_dirty {
                                 dirty.replaced(f);
@@ -1899,7 +1917,14 @@ impl VmContext {
                                 (Store::Set, Some(slot))
                                     if op.transform.is_none() && !op.temp_live_after =>
                                 {
-                                    let cap = Stored::Capture(Arc::new(cap));
+                                    let cap = Stored::Capture(match self.spare_capture.take() {
+                                        Some(mut a) => {
+                                            *Arc::get_mut(&mut a).expect("a spare is unshared") =
+                                                cap;
+                                            a
+                                        }
+                                        None => Arc::new(cap),
+                                    });
                                     let old = state.replace_stored(&op.target, cap);
                                     undo.push(Undo { slot, old });
                                     if op.emit {
