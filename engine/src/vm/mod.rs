@@ -62,6 +62,7 @@ use serde_json::{json, Value as Json};
 use crate::config::StateTableConfig;
 use crate::event::Update;
 use crate::mutation::{Mutation, Patch, Seq};
+use crate::spec::Transformation;
 use crate::stack::Stack;
 
 use capture::{Capture, Stored};
@@ -640,6 +641,41 @@ impl VmContext {
     /// An empty text buffer: a spare one (see `spare_texts`) or a new one.
     fn text_buf(&mut self) -> String {
         self.spare_texts.pop().unwrap_or_default()
+    }
+
+    /// [`VmContext::load`] of `path`, then `transform`, where that gives a key's, string's or
+    /// bytes' text: written into a spare buffer. `None` otherwise.
+    fn load_text(
+        &mut self,
+        ev: &Ev,
+        path: &EvPath,
+        transform: Option<Transformation>,
+    ) -> Option<Json> {
+        let mut out = None;
+        json::with_text(ev.value_ref(path)?, transform, |text| {
+            let mut t = self.text_buf();
+            t.push_str(text);
+            out = Some(Json::String(t));
+        });
+        out
+    }
+
+    /// [`VmContext::load`] of `path`, then `transform` (text into a spare buffer where it can).
+    fn load_key(
+        &mut self,
+        ev: &Ev,
+        path: &EvPath,
+        transform: Option<Transformation>,
+        c: &Ctx,
+    ) -> Result<Json, StepError> {
+        if let Some(v) = self.load_text(ev, path, transform) {
+            return Ok(v);
+        }
+        let v = Self::load(ev, path, None, c);
+        match transform {
+            Some(t) => json::transform(&v, t),
+            None => Ok(v),
+        }
     }
 
     /// Keeps the text buffer of a value nothing holds any more, if there is room and it is not
@@ -1561,12 +1597,11 @@ impl VmContext {
                 if let Some(path) = path {
                     // Loaded even when the key is known: its transform can still fail the update.
                     if key.is_null() || transform.is_some() {
-                        let mut v = Self::load(ev, path, None, c);
-                        if let Some(t) = transform {
-                            v = json::transform(&v, *t)?;
-                        }
+                        let v = self.load_key(ev, path, *transform, c)?;
                         if key.is_null() {
                             key = Cow::Owned(v);
+                        } else {
+                            self.keep_text(v);
                         }
                     }
                 }
@@ -1574,15 +1609,19 @@ impl VmContext {
             }
             KeyPlan::Lookup { path, index } => {
                 let lk = if resolved.is_null() {
-                    Cow::Owned(Self::load(ev, path, None, c))
+                    Cow::Owned(self.load_key(ev, path, None, c)?)
                 } else {
                     resolved
                 };
-                Cow::Owned(self.lookup_chain(ent, *index, &lk))
+                let found = self.lookup_chain(ent, *index, &lk);
+                if let Cow::Owned(lk) = lk {
+                    self.keep_text(lk);
+                }
+                Cow::Owned(found)
             }
             KeyPlan::Computed { path } => {
                 if resolved.is_null() {
-                    Cow::Owned(Self::load(ev, path, None, c))
+                    Cow::Owned(self.load_key(ev, path, None, c)?)
                 } else {
                     resolved
                 }
@@ -1618,12 +1657,11 @@ impl VmContext {
             KeyPlan::HookOnly { lookup_by } => {
                 let mut key = resolved;
                 if let Some(path) = lookup_by {
-                    let v = json::transform(
-                        &Self::load(ev, path, None, c),
-                        crate::spec::Transformation::HexEncode,
-                    )?;
+                    let v = self.load_key(ev, path, Some(Transformation::HexEncode), c)?;
                     if key.is_null() {
                         key = Cow::Owned(v);
+                    } else {
+                        self.keep_text(v);
                     }
                 }
                 key
@@ -1638,6 +1676,9 @@ impl VmContext {
         json::key_text_into(&key, &mut kstr);
         let r = self.exec_row(p, ent, h, ev, c, &key, &kstr, out);
         self.key_text = kstr;
+        if let Cow::Owned(k) = key {
+            self.keep_text(k);
+        }
         r
     }
 
@@ -1879,15 +1920,7 @@ impl VmContext {
                             transform,
                         } => {
                             // A key or string (encoded or not) is written into a spare buffer.
-                            let encoded = ev.value_ref(path).and_then(|v| {
-                                let mut b = None;
-                                json::with_text(v, *transform, |text| {
-                                    let mut t = self.text_buf();
-                                    t.push_str(text);
-                                    b = Some(Json::String(t));
-                                });
-                                b
-                            });
+                            let encoded = self.load_text(ev, path, *transform);
                             temp = match (encoded, transform) {
                                 (Some(text), _) => text,
                                 (None, None) => Self::load(ev, path, default.as_ref(), c),
