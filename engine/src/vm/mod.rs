@@ -1715,12 +1715,36 @@ impl VmContext {
                     }
                 }
             } else if c.is_instruction() {
-                let dkey = (Arc::from(kstr), h.event, c.slot, c.txn_index.unwrap_or(0));
-                if t.ix_seen.contains(&dkey) {
-                    self.stats.skipped_duplicate += 1;
-                    return Ok(());
+                // Filed under the key text's hash, holding the text itself: looking an
+                // instruction up copies nothing, and a hash collision is told apart by the text
+                // (the newer key takes the entry; the older one could then run twice, never be
+                // dropped).
+                let dkey = (
+                    table::text_hash(kstr),
+                    h.event,
+                    c.slot,
+                    c.txn_index.unwrap_or(0),
+                );
+                match t.ix_seen.peek_mut(&dkey) {
+                    Some(k) if k == kstr => {
+                        self.stats.skipped_duplicate += 1;
+                        return Ok(());
+                    }
+                    Some(k) => {
+                        k.clear();
+                        k.push_str(kstr);
+                    }
+                    None => {
+                        // A full list files it in the evicted entry's text.
+                        let mut k = match t.ix_seen.len() >= t.ix_seen.cap().get() {
+                            true => t.ix_seen.pop_lru().map(|(_, k)| k).unwrap_or_default(),
+                            false => String::new(),
+                        };
+                        k.clear();
+                        k.push_str(kstr);
+                        t.ix_seen.put(dkey, k);
+                    }
                 }
-                t.ix_seen.put(dkey, ());
             }
         } else {
             // An instruction whose key is unknown: nothing is stored under a null key; the
@@ -1850,9 +1874,17 @@ impl VmContext {
                     // An entry that already says this (the usual case) is only moved to the front.
                     match ix.get_mut(text.as_str()) {
                         Some(v) if v == key => {}
-                        Some(v) => *v = key.clone(),
+                        Some(v) => json::assign(v, key),
                         None => {
-                            ix.put(text.clone(), key.clone());
+                            // A full index files the new entry in the evicted one's allocations.
+                            let (mut k, mut v) = match ix.len() >= ix.cap().get() {
+                                true => ix.pop_lru().unwrap_or_default(),
+                                false => Default::default(),
+                            };
+                            k.clear();
+                            k.push_str(&text);
+                            json::assign(&mut v, key);
+                            ix.put(k, v);
                         }
                     }
                     // Updates queued under this value are replayed once the handler is done.

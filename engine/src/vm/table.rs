@@ -60,6 +60,14 @@ pub(crate) struct Deferred {
     pub slot: u64,
 }
 
+/// A 64-bit hash of `text` (the same in every run).
+pub(crate) fn text_hash(text: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
 fn cap(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n.max(1)).unwrap()
 }
@@ -80,7 +88,8 @@ pub(crate) struct Table {
     /// Last (slot, write_version) applied per (account address, event type).
     pub versions: LruCache<(Arc<str>, EventId), (u64, u64)>,
     /// Instructions applied: (rendered key, event type, slot, transaction index).
-    pub ix_seen: LruCache<(Arc<str>, EventId, u64, u64), ()>,
+    /// Keyed by ([`text_hash`] of the row key, type, slot, txn index); holds the key text.
+    pub ix_seen: LruCache<(u64, EventId, u64, u64), String>,
     pub recent_tx: LruCache<SigKey, Vec<EventId>>,
     pub deferred: LruCache<(SigKey, EventId), Vec<Deferred>>,
 }
