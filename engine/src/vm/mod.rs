@@ -1072,36 +1072,15 @@ impl VmContext {
         if self.tables.is_empty() || !self.tables[0].exists {
             return Vec::new();
         }
-        let t = &mut self.tables[0];
-        // `get` moves a known mapping to the front, as writing it again would.
-        let (same, changed) = match t.pda.get(pda) {
-            Some(old) => (old == seed, old != seed),
-            None => (false, false),
-        };
-        if changed {
-            // Rewritten in its own allocation (`get` above moved it to the front).
-            if let Some(old) = t.pda.peek_mut(pda) {
-                old.clear();
-                old.push_str(seed);
-            }
-        } else if !same {
-            // A new mapping; when the map is full it takes the oldest one's place (and text).
-            let evicted = match t.pda.len() >= t.pda.cap().get() {
-                true => t.pda.pop_lru(),
-                false => None,
-            };
+        let (pending_total, stats) = (&mut self.pending_total, &mut self.stats);
+        let written = self.tables[0].set_pda(pda, seed, |t, evicted| {
             // Updates queued for the evicted PDA can no longer be resolved.
-            if let Some(list) = (evicted.as_ref()).and_then(|(k, _)| t.pending.pop(k.as_str())) {
-                self.pending_total -= list.len();
-                self.stats.dropped_pending += list.len() as u64;
+            if let Some(list) = t.pending.pop(evicted) {
+                *pending_total -= list.len();
+                stats.dropped_pending += list.len() as u64;
             }
-            let (mut k, mut v) = evicted.unwrap_or_default();
-            k.clear();
-            k.push_str(pda);
-            v.clear();
-            v.push_str(seed);
-            t.pda.put(k, v);
-        }
+        });
+        let changed = written == table::PdaWrite::Changed;
         let mut out = self.flush_updates(0, pda);
         if changed {
             let t = &mut self.tables[0];
@@ -1917,19 +1896,14 @@ impl VmContext {
                 Step::IndexPda { value } => {
                     let mut pda = std::mem::take(&mut self.value_text);
                     if Self::load_key_text(ev, value, c, &mut pda) {
-                        let seed = match &key {
-                            Json::String(s) => Some(Cow::Borrowed(s.as_str())),
-                            k => k.as_u64().map(|n| Cow::Owned(n.to_string())),
+                        let seed = match key {
+                            Json::String(_) => Some(json::cache_key(key)),
+                            k if k.as_u64().is_some() => Some(json::cache_key(key)),
+                            _ => None,
                         };
                         if let Some(seed) = seed {
                             let t = &mut self.tables[ent];
-                            // A mapping that already says this is only moved to the front.
-                            match t.pda.get(pda.as_str()) {
-                                Some(old) if **old == *seed => {}
-                                _ => {
-                                    t.pda.put(pda.clone(), seed.into_owned());
-                                }
-                            }
+                            t.set_pda(&pda, &seed, |_, _| {});
                             // Instructions queued for this PDA are replayed once the handler is
                             // done (none queued: nothing to note).
                             self.pda_registered =

@@ -94,7 +94,52 @@ pub(crate) struct Table {
     pub deferred: LruCache<(SigKey, EventId), Vec<Deferred>>,
 }
 
+/// What [`Table::set_pda`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PdaWrite {
+    /// The PDA already mapped to this seed (it only moved to the front).
+    Same,
+    /// It mapped to another seed, now replaced.
+    Changed,
+    /// It was not mapped.
+    Added,
+}
+
 impl Table {
+    /// Maps `pda` to `seed` in the reverse lookup, at the front of its LRU. A changed mapping is
+    /// rewritten in place; a new one, when the map is full, takes the place (and the text
+    /// allocations) of the oldest, after `evicted` is told its PDA.
+    pub fn set_pda(
+        &mut self,
+        pda: &str,
+        seed: &str,
+        evicted: impl FnOnce(&mut Table, &str),
+    ) -> PdaWrite {
+        match self.pda.get_mut(pda) {
+            Some(old) if old == seed => return PdaWrite::Same,
+            Some(old) => {
+                old.clear();
+                old.push_str(seed);
+                return PdaWrite::Changed;
+            }
+            None => {}
+        }
+        let oldest = match self.pda.len() >= self.pda.cap().get() {
+            true => self.pda.pop_lru(),
+            false => None,
+        };
+        if let Some((k, _)) = &oldest {
+            evicted(self, k);
+        }
+        let (mut k, mut v) = oldest.unwrap_or_default();
+        k.clear();
+        k.push_str(pda);
+        v.clear();
+        v.push_str(seed);
+        self.pda.put(k, v);
+        PdaWrite::Added
+    }
+
     pub fn new(
         cfg: &StateTableConfig,
         lim: &VmLimits,
