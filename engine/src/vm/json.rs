@@ -306,6 +306,11 @@ pub(crate) fn with_text(v: &crate::value::Value, t: Option<Transformation>, f: i
     }
 }
 
+/// Whether [`with_text`] of `v` and `Some(t)` gives a text (the transform cannot fail on `v`).
+pub(crate) fn encodes(v: &crate::value::Value, t: Transformation) -> bool {
+    with_encoded(v, t, |_| ()).is_some()
+}
+
 /// Whether [`with_text`] of `v` and `Some(t)` gives `s` (keys and strings are compared without
 /// building the text).
 pub(crate) fn encodes_to(v: &crate::value::Value, t: Transformation, s: &str) -> bool {
@@ -510,6 +515,7 @@ mod tests {
                     );
                 }
                 assert!(!encodes_to(v, t, &format!("{direct}0")));
+                assert!(encodes(v, t));
             }
             for v in [
                 Value::U64(3),
@@ -517,6 +523,7 @@ mod tests {
                 Value::Null,
             ] {
                 assert_eq!(encode_value(&v, t), None);
+                assert!(!encodes(&v, t));
                 assert!(!encodes_to(&v, t, "3"));
             }
         }

@@ -2003,7 +2003,9 @@ impl VmContext {
                         temp = json::transform(&temp, t)?;
                     }
                     match &op.store {
-                        Store::Set => {} // `store` hands the old value to `undo` itself
+                        // `store` hands the old value to `undo` itself (a `when` write only if it
+                        // is not deferred).
+                        Store::Set | Store::When { .. } => {}
                         Store::UniqueCount { set } => {
                             undo.extend(Undo::point(state, &op.target));
                             undo.extend(Undo::point(state, set));
@@ -2073,6 +2075,19 @@ impl VmContext {
                 | Src::Const(_)
                 | Src::Context(_),
             ) => state.holds_non_null(&op.target),
+            // A transform that cannot fail on this value (see `json::with_text`) cannot fail the
+            // update either.
+            (
+                Store::SetIfNull,
+                Src::Event {
+                    path,
+                    transform: Some(t),
+                    ..
+                },
+            ) => {
+                state.holds_non_null(&op.target)
+                    && ev.value_ref(path).is_some_and(|v| json::encodes(v, *t))
+            }
             (
                 Store::Set,
                 Src::Event {
@@ -2116,17 +2131,7 @@ impl VmContext {
         };
         match &op.store {
             Store::Set => {
-                // The old value moves into the undo log rather than being copied there first.
-                match target.whole_slot() {
-                    Some(slot) => {
-                        let old = state.replace(target, temp);
-                        undo.push(Undo { slot, old });
-                    }
-                    None => {
-                        undo.extend(Undo::point(state, target));
-                        state.set(target, temp)?;
-                    }
-                }
+                set_undoable(state, target, temp, undo)?;
                 mark(dirty);
             }
             Store::SetIfNull => {
@@ -2223,7 +2228,7 @@ impl VmContext {
                     .map(|v| v.contains(instruction))
                     .unwrap_or(false);
                 if seen {
-                    state.set(target, temp)?;
+                    set_undoable(state, target, temp, undo)?;
                     mark(dirty);
                 } else {
                     let d = Deferred {
@@ -2344,6 +2349,27 @@ impl VmContext {
         }
         Ok(())
     }
+}
+
+/// Writes `value` at `target`, recording how to take it back. The old value of a whole slot moves
+/// into the undo log rather than being copied there first.
+fn set_undoable(
+    state: &mut Row,
+    target: &Field,
+    value: Json,
+    undo: &mut Vec<Undo>,
+) -> Result<(), StepError> {
+    match target.whole_slot() {
+        Some(slot) => {
+            let old = state.replace(target, value);
+            undo.push(Undo { slot, old });
+        }
+        None => {
+            undo.extend(Undo::point(state, target));
+            state.set(target, value)?;
+        }
+    }
+    Ok(())
 }
 
 fn increment(state: &mut Row, target: &Field) -> Result<(), StepError> {
