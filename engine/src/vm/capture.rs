@@ -127,7 +127,8 @@ impl Capture {
     }
 
     /// Captures `ev` at context (`slot`, `timestamp`, `signature`), applying `transforms`
-    /// (`rewritten`: an emptied buffer to keep the transformed fields in, reused).
+    /// (`rewritten`: an emptied buffer to keep the transformed fields in, reused; `texts`: spare
+    /// text buffers).
     /// Fails as the reference does: a transform path that is not in the record, or a transform
     /// that does not apply to its value.
     pub fn new(
@@ -137,12 +138,26 @@ impl Capture {
         timestamp: i64,
         signature: Option<&Sig>,
         mut rewritten: Vec<(Path, Json)>,
+        texts: &mut Vec<String>,
     ) -> Result<Capture, StepError> {
         let not_found = |f: &Path| StepError(format!("Field not found: {}", f.dotted));
         let data = if Self::renders_later(ev, transforms) {
             rewritten.clear();
             rewritten.reserve(transforms.len());
             for (f, t) in transforms {
+                // A key's, string's or bytes' text goes into a spare buffer.
+                if let Some(v) = ev.field_value(&f.segs) {
+                    let mut out = None;
+                    json::with_text(v, Some(*t), |text| {
+                        let mut b = texts.pop().unwrap_or_default();
+                        b.push_str(text);
+                        out = Some(Json::String(b));
+                    });
+                    if let Some(v) = out {
+                        rewritten.push((f.clone(), v));
+                        continue;
+                    }
+                }
                 let mut v = ev
                     .get(&EvPath::new(f.clone()))
                     .ok_or_else(|| not_found(f))?

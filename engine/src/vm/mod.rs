@@ -1946,6 +1946,7 @@ impl VmContext {
                                 c.timestamp,
                                 c.signature.as_ref(),
                                 std::mem::take(&mut self.spare_rewritten),
+                                &mut self.spare_texts,
                             )?;
                             for f in &op.capture_dirty {
                                 dirty.replaced(f);

@@ -155,6 +155,21 @@ impl Ev {
         }
     }
 
+    /// The decoded value at `segs` of an account record, found by field name (a path that starts
+    /// at a public field), borrowed; `None` otherwise.
+    pub fn field_value(&self, segs: &[Box<str>]) -> Option<&Value> {
+        match self {
+            Ev::Rec(r) if r.shape.is_account => {
+                let (name, rest) = segs.split_first()?;
+                if name.starts_with("__") {
+                    return None;
+                }
+                descend_value(&r.fields[r.shape.field(name)?], rest)
+            }
+            _ => None,
+        }
+    }
+
     /// `__resolved_primary_key`, when a hook set it to something other than null.
     pub fn resolved(&self) -> Option<&Json> {
         match self {
