@@ -2249,9 +2249,15 @@ impl VmContext {
                             v.push(d)
                         }
                         None => {
-                            if let Some((_, lost)) = t.deferred.push(k, vec![d]) {
-                                self.stats.expired_when += lost.len() as u64;
-                            }
+                            // A full list drops its oldest group, whose buffer holds this one.
+                            let mut group = match t.deferred.len() >= t.deferred.cap().get() {
+                                true => t.deferred.pop_lru().map(|(_, g)| g).unwrap_or_default(),
+                                false => Vec::new(),
+                            };
+                            self.stats.expired_when += group.len() as u64;
+                            group.clear();
+                            group.push(d);
+                            t.deferred.put(k, group);
                         }
                     }
                     self.stats.deferred_when += 1;
