@@ -1,11 +1,14 @@
 //! Allocations per event in steady state, counted with a counting global allocator.
 //!
 //! The target is zero. Rows are slot vectors, event fields are read by index, a write that would
-//! not change its slot is skipped, and update records and working buffers are reused; but slot
-//! values and expression results are still `serde_json` values, so a field that does change
-//! allocates for every string, array and object it produces, and so do each mutation's patch and
-//! key. This test measures that honestly and pins a ceiling just above today's figure, so that
-//! any regression fails and any improvement shows (lower the ceiling when you get one).
+//! not change its slot is skipped, and update records, captures, mutations (handed back with
+//! `recycle_mutations`, as the worker does), the text of replaced values and working buffers are
+//! reused. What still allocates: arrays and objects a write produces (slot values and expression
+//! results are still `serde_json` values), entries the bounded tables are still filling (new
+//! rows, index entries, deferred `when` writes that never find their instruction in this
+//! synthetic stream), and text when no replaced value has given its buffer back yet. This test
+//! measures that honestly and pins a ceiling just above today's figure, so that any regression
+//! fails and any improvement shows (lower the ceiling when you get one).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
