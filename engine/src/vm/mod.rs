@@ -638,6 +638,24 @@ impl VmContext {
         self.spare_mutations.pop().unwrap_or_default()
     }
 
+    /// Names a mutation whose patch is filled: its entity, key (written into the text it already
+    /// has, or a spare one) and position.
+    fn finish_mutation(
+        &mut self,
+        mut m: Mutation,
+        entity: &Arc<str>,
+        key: &Json,
+        seq: Seq,
+    ) -> Mutation {
+        m.entity.clone_from(entity);
+        if key.is_string() && !m.key.is_string() {
+            m.key = Json::String(self.text_buf());
+        }
+        json::assign(&mut m.key, key);
+        m.seq = seq;
+        m
+    }
+
     /// An empty text buffer: a spare one (see `spare_texts`) or a new one.
     fn text_buf(&mut self) -> String {
         self.spare_texts.pop().unwrap_or_default()
@@ -888,10 +906,7 @@ impl VmContext {
         if !dirty.0.is_empty() {
             let mut m = self.blank_mutation();
             dirty.take_patch(&state, &mut m.patch, &mut m.append);
-            m.entity.clone_from(&ep.name);
-            json::assign(&mut m.key, &request.key);
-            m.seq = c.seq();
-            out.push(m);
+            out.push(self.finish_mutation(m, &ep.name, &request.key, c.seq()));
             self.stats.mutations += 1;
         }
         Ok(())
@@ -1715,10 +1730,9 @@ impl VmContext {
                     }
                     None => {
                         // A full list files it in the evicted entry's text.
-                        let mut k = match t.ix_seen.len() >= t.ix_seen.cap().get() {
-                            true => t.ix_seen.pop_lru().map(|(_, k)| k).unwrap_or_default(),
-                            false => String::new(),
-                        };
+                        let mut k = (table::take_oldest_if_full(&mut t.ix_seen))
+                            .map(|(_, k)| k)
+                            .unwrap_or_default();
                         k.clear();
                         k.push_str(kstr);
                         t.ix_seen.put(dkey, k);
@@ -1813,14 +1827,8 @@ impl VmContext {
                 }
             }
         }
-        if let Some(mut m) = mutation {
-            m.entity.clone_from(&ep.name);
-            if key.is_string() && !m.key.is_string() {
-                m.key = Json::String(self.text_buf());
-            }
-            json::assign(&mut m.key, key);
-            m.seq = c.seq();
-            out.push(m);
+        if let Some(m) = mutation {
+            out.push(self.finish_mutation(m, &ep.name, key, c.seq()));
         }
         Ok(())
     }
@@ -1856,10 +1864,7 @@ impl VmContext {
                         Some(v) => json::assign(v, key),
                         None => {
                             // A full index files the new entry in the evicted one's allocations.
-                            let (mut k, mut v) = match ix.len() >= ix.cap().get() {
-                                true => ix.pop_lru().unwrap_or_default(),
-                                false => Default::default(),
-                            };
+                            let (mut k, mut v) = table::take_oldest_if_full(ix).unwrap_or_default();
                             k.clear();
                             k.push_str(&text);
                             json::assign(&mut v, key);
@@ -2250,10 +2255,9 @@ impl VmContext {
                         }
                         None => {
                             // A full list drops its oldest group, whose buffer holds this one.
-                            let mut group = match t.deferred.len() >= t.deferred.cap().get() {
-                                true => t.deferred.pop_lru().map(|(_, g)| g).unwrap_or_default(),
-                                false => Vec::new(),
-                            };
+                            let mut group = (table::take_oldest_if_full(&mut t.deferred))
+                                .map(|(_, g)| g)
+                                .unwrap_or_default();
                             self.stats.expired_when += group.len() as u64;
                             group.clear();
                             group.push(d);

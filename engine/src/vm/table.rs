@@ -3,6 +3,7 @@
 //! Every structure is an LRU cache with a capacity from [`VmLimits`](super::VmLimits) or
 //! [`StateTableConfig`]: whatever the input, memory stays bounded, and what falls out is counted.
 
+use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -58,6 +59,15 @@ pub(crate) struct Deferred {
     pub value: Json,
     pub emit: bool,
     pub slot: u64,
+}
+
+/// The entry a new key would evict from `lru`, taken out (`None` while it has room): a new entry
+/// can then be built in its allocations.
+pub(crate) fn take_oldest_if_full<K: Hash + Eq, V>(lru: &mut LruCache<K, V>) -> Option<(K, V)> {
+    match lru.len() >= lru.cap().get() {
+        true => lru.pop_lru(),
+        false => None,
+    }
 }
 
 /// A 64-bit hash of `text` (the same in every run).
@@ -124,10 +134,7 @@ impl Table {
             }
             None => {}
         }
-        let oldest = match self.pda.len() >= self.pda.cap().get() {
-            true => self.pda.pop_lru(),
-            false => None,
-        };
+        let oldest = take_oldest_if_full(&mut self.pda);
         if let Some((k, _)) = &oldest {
             evicted(self, k);
         }
