@@ -44,7 +44,13 @@
 //! - a computed field is evaluated only when something it reads may have changed: statically
 //!   (`program::Handler::computed_mask`: the handler writes a path it reads) and then at run time
 //!   (one of the slots it reads changed value, as the undo log shows), and compared in place;
-//! - keys and signatures are rendered to base58 by fixed-size encoders (module `b58`).
+//! - keys and signatures are rendered to base58 by fixed-size encoders (module `b58`), and the
+//!   per-transaction tables key a signature by its bytes (`SigKey`), never rendering it;
+//! - what is done with gives its allocation back for the next of its kind, each pool bounded by a
+//!   [`VmLimits`] field: mutations the caller hands back ([`VmContext::recycle_mutations`]), the
+//!   text of replaced values (`spare_texts`), a replaced capture (`spare_capture`), the record of
+//!   an update nothing holds any more (`spares`), and the entry a full LRU evicts
+//!   (`table::take_oldest_if_full`).
 
 pub(crate) mod capture;
 mod expr;
