@@ -675,8 +675,17 @@ impl VmContext {
         path: &EvPath,
         transform: Option<Transformation>,
     ) -> Option<Json> {
+        self.text_of(ev.value_ref(path)?, transform)
+    }
+
+    /// [`json::with_text`] of `v`, written into a spare buffer.
+    fn text_of(
+        &mut self,
+        v: &crate::value::Value,
+        transform: Option<Transformation>,
+    ) -> Option<Json> {
         let mut out = None;
-        json::with_text(ev.value_ref(path)?, transform, |text| {
+        json::with_text(v, transform, |text| {
             let mut t = self.text_buf();
             t.push_str(text);
             out = Some(Json::String(t));
@@ -1936,14 +1945,18 @@ impl VmContext {
                             default,
                             transform,
                         } => {
-                            // A key or string (encoded or not) is written into a spare buffer.
-                            let encoded = self.load_text(ev, path, *transform);
-                            temp = match (encoded, transform) {
-                                (Some(text), _) => text,
-                                (None, None) => Self::load(ev, path, default.as_ref(), c),
-                                (None, Some(t)) => {
-                                    json::transform(&Self::load(ev, path, default.as_ref(), c), *t)?
-                                }
+                            // A decoded field is rendered from the value found once; a key or
+                            // string (encoded or not) is written into a spare buffer.
+                            let transformed = |v: Json| match transform {
+                                Some(t) => json::transform(&v, *t),
+                                None => Ok(v),
+                            };
+                            temp = match ev.value_ref(path) {
+                                Some(v) => match self.text_of(v, *transform) {
+                                    Some(text) => text,
+                                    None => transformed(v.to_json())?,
+                                },
+                                None => transformed(Self::load(ev, path, default.as_ref(), c))?,
                             };
                         }
                         Src::Const(v) => temp = v.clone(),
