@@ -146,17 +146,11 @@ impl Capture {
             rewritten.reserve(transforms.len());
             for (f, t) in transforms {
                 // A key's, string's or bytes' text goes into a spare buffer.
-                if let Some(v) = ev.field_value(&f.segs) {
-                    let mut out = None;
-                    json::with_text(v, Some(*t), |text| {
-                        let mut b = texts.pop().unwrap_or_default();
-                        b.push_str(text);
-                        out = Some(Json::String(b));
-                    });
-                    if let Some(v) = out {
-                        rewritten.push((f.clone(), v));
-                        continue;
-                    }
+                let text =
+                    (ev.field_value(&f.segs)).and_then(|v| json::text_in(v, Some(*t), texts));
+                if let Some(v) = text {
+                    rewritten.push((f.clone(), v));
+                    continue;
                 }
                 let mut v = ev
                     .get(&EvPath::new(f.clone()))

@@ -306,6 +306,22 @@ pub(crate) fn with_text(v: &crate::value::Value, t: Option<Transformation>, f: i
     }
 }
 
+/// [`with_text`] of `v` as a JSON string written into one of `spare` text buffers (a new one
+/// when none is left); `None` where `with_text` gives no text.
+pub(crate) fn text_in(
+    v: &crate::value::Value,
+    t: Option<Transformation>,
+    spare: &mut Vec<String>,
+) -> Option<Json> {
+    let mut out = None;
+    with_text(v, t, |text| {
+        let mut b = spare.pop().unwrap_or_default();
+        b.push_str(text);
+        out = Some(Json::String(b));
+    });
+    out
+}
+
 /// Whether [`with_text`] of `v` and `Some(t)` gives a text (the transform cannot fail on `v`).
 pub(crate) fn encodes(v: &crate::value::Value, t: Transformation) -> bool {
     with_encoded(v, t, |_| ()).is_some()

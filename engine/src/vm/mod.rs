@@ -667,44 +667,24 @@ impl VmContext {
         self.spare_texts.pop().unwrap_or_default()
     }
 
-    /// [`VmContext::load`] of `path`, then `transform`, where that gives a key's, string's or
-    /// bytes' text: written into a spare buffer. `None` otherwise.
-    fn load_text(
+    /// [`VmContext::load`] of `path` (`default` where absent), then `transform`. A decoded field
+    /// is found once and rendered from that value; a key's, string's or bytes' text is written
+    /// into a spare buffer ([`json::text_in`]).
+    fn load_transformed(
         &mut self,
         ev: &Ev,
         path: &EvPath,
-        transform: Option<Transformation>,
-    ) -> Option<Json> {
-        self.text_of(ev.value_ref(path)?, transform)
-    }
-
-    /// [`json::with_text`] of `v`, written into a spare buffer.
-    fn text_of(
-        &mut self,
-        v: &crate::value::Value,
-        transform: Option<Transformation>,
-    ) -> Option<Json> {
-        let mut out = None;
-        json::with_text(v, transform, |text| {
-            let mut t = self.text_buf();
-            t.push_str(text);
-            out = Some(Json::String(t));
-        });
-        out
-    }
-
-    /// [`VmContext::load`] of `path`, then `transform` (text into a spare buffer where it can).
-    fn load_key(
-        &mut self,
-        ev: &Ev,
-        path: &EvPath,
+        default: Option<&Json>,
         transform: Option<Transformation>,
         c: &Ctx,
     ) -> Result<Json, StepError> {
-        if let Some(v) = self.load_text(ev, path, transform) {
-            return Ok(v);
-        }
-        let v = Self::load(ev, path, None, c);
+        let v = match ev.value_ref(path) {
+            Some(v) => match json::text_in(v, transform, &mut self.spare_texts) {
+                Some(text) => return Ok(text),
+                None => v.to_json(),
+            },
+            None => Self::load(ev, path, default, c),
+        };
         match transform {
             Some(t) => json::transform(&v, t),
             None => Ok(v),
@@ -1606,7 +1586,7 @@ impl VmContext {
                 if let Some(path) = path {
                     // Loaded even when the key is known: its transform can still fail the update.
                     if key.is_null() || transform.is_some() {
-                        let v = self.load_key(ev, path, *transform, c)?;
+                        let v = self.load_transformed(ev, path, None, *transform, c)?;
                         if key.is_null() {
                             key = Cow::Owned(v);
                         } else {
@@ -1618,7 +1598,7 @@ impl VmContext {
             }
             KeyPlan::Lookup { path, index } => {
                 let lk = if resolved.is_null() {
-                    Cow::Owned(self.load_key(ev, path, None, c)?)
+                    Cow::Owned(self.load_transformed(ev, path, None, None, c)?)
                 } else {
                     resolved
                 };
@@ -1630,7 +1610,7 @@ impl VmContext {
             }
             KeyPlan::Computed { path } => {
                 if resolved.is_null() {
-                    Cow::Owned(self.load_key(ev, path, None, c)?)
+                    Cow::Owned(self.load_transformed(ev, path, None, None, c)?)
                 } else {
                     resolved
                 }
@@ -1666,7 +1646,8 @@ impl VmContext {
             KeyPlan::HookOnly { lookup_by } => {
                 let mut key = resolved;
                 if let Some(path) = lookup_by {
-                    let v = self.load_key(ev, path, Some(Transformation::HexEncode), c)?;
+                    let v =
+                        self.load_transformed(ev, path, None, Some(Transformation::HexEncode), c)?;
                     if key.is_null() {
                         key = Cow::Owned(v);
                     } else {
@@ -1945,19 +1926,8 @@ impl VmContext {
                             default,
                             transform,
                         } => {
-                            // A decoded field is rendered from the value found once; a key or
-                            // string (encoded or not) is written into a spare buffer.
-                            let transformed = |v: Json| match transform {
-                                Some(t) => json::transform(&v, *t),
-                                None => Ok(v),
-                            };
-                            temp = match ev.value_ref(path) {
-                                Some(v) => match self.text_of(v, *transform) {
-                                    Some(text) => text,
-                                    None => transformed(v.to_json())?,
-                                },
-                                None => transformed(Self::load(ev, path, default.as_ref(), c))?,
-                            };
+                            temp =
+                                self.load_transformed(ev, path, default.as_ref(), *transform, c)?;
                         }
                         Src::Const(v) => temp = v.clone(),
                         Src::Context(f) => temp = c.field(f).unwrap_or(Json::Null),

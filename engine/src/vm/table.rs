@@ -72,7 +72,7 @@ pub(crate) fn take_oldest_if_full<K: Hash + Eq, V>(lru: &mut LruCache<K, V>) -> 
 
 /// A 64-bit hash of `text` (the same in every run).
 pub(crate) fn text_hash(text: &str) -> u64 {
-    use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::hash::{DefaultHasher, Hasher};
     let mut h = DefaultHasher::new();
     text.hash(&mut h);
     h.finish()
