@@ -50,7 +50,7 @@
 //!   [`VmLimits`] field: mutations the caller hands back ([`VmContext::recycle_mutations`]), the
 //!   text of replaced values (`spare_texts`), a replaced capture (`spare_capture`), the record of
 //!   an update nothing holds any more (`spares`), and the entry a full LRU evicts
-//!   (`table::take_oldest_if_full`).
+//!   (`table::Lru`).
 
 pub(crate) mod capture;
 mod expr;
@@ -1094,9 +1094,7 @@ impl VmContext {
         let mut out = self.flush_updates(0, pda);
         if changed {
             let t = &mut self.tables[0];
-            for ix in &mut t.lookups {
-                ix.pop(pda);
-            }
+            t.unmap(pda);
             if let Some(mut cached) = t.last_data.pop(pda) {
                 cached.stale = true;
                 out.push(cached);
@@ -1295,7 +1293,12 @@ impl VmContext {
                 }
             }
             None => {
-                t.recent_tx.put(sig.clone(), vec![e]);
+                t.recent_tx.file(|spare| {
+                    let mut v = spare.map(|(_, v)| v).unwrap_or_default();
+                    v.clear();
+                    v.push(e);
+                    (sig.clone(), v)
+                });
             }
         }
         let Some(ops) = t.deferred.pop(&(sig.clone(), e)) else {
@@ -1701,7 +1704,7 @@ impl VmContext {
                     }
                     Some(last) => *last = now,
                     None => {
-                        t.versions.put(vkey, now);
+                        t.versions.file(|_| (vkey, now));
                     }
                 }
             } else if c.is_instruction() {
@@ -1725,13 +1728,12 @@ impl VmContext {
                         k.push_str(kstr);
                     }
                     None => {
-                        // A full list files it in the evicted entry's text.
-                        let mut k = (table::take_oldest_if_full(&mut t.ix_seen))
-                            .map(|(_, k)| k)
-                            .unwrap_or_default();
-                        k.clear();
-                        k.push_str(kstr);
-                        t.ix_seen.put(dkey, k);
+                        t.ix_seen.file(|spare| {
+                            let mut k = spare.map(|(_, k)| k).unwrap_or_default();
+                            k.clear();
+                            k.push_str(kstr);
+                            (dkey, k)
+                        });
                     }
                 }
             }
@@ -1859,12 +1861,13 @@ impl VmContext {
                         Some(v) if v == key => {}
                         Some(v) => json::assign(v, key),
                         None => {
-                            // A full index files the new entry in the evicted one's allocations.
-                            let (mut k, mut v) = table::take_oldest_if_full(ix).unwrap_or_default();
-                            k.clear();
-                            k.push_str(&text);
-                            json::assign(&mut v, key);
-                            ix.put(k, v);
+                            ix.file(|spare| {
+                                let (mut k, mut v) = spare.unwrap_or_default();
+                                k.clear();
+                                k.push_str(&text);
+                                json::assign(&mut v, key);
+                                (k, v)
+                            });
                         }
                     }
                     // Updates queued under this value are replayed once the handler is done.
@@ -2243,14 +2246,16 @@ impl VmContext {
                             v.push(d)
                         }
                         None => {
-                            // A full list drops its oldest group, whose buffer holds this one.
-                            let mut group = (table::take_oldest_if_full(&mut t.deferred))
-                                .map(|(_, g)| g)
-                                .unwrap_or_default();
-                            self.stats.expired_when += group.len() as u64;
-                            group.clear();
-                            group.push(d);
-                            t.deferred.put(k, group);
+                            // A full list drops its oldest group.
+                            let dropped = t.deferred.file(|spare| {
+                                let mut group = spare.map(|(_, g)| g).unwrap_or_default();
+                                group.clear();
+                                group.push(d);
+                                (k, group)
+                            });
+                            if let Some((_, group)) = dropped {
+                                self.stats.expired_when += group.len() as u64;
+                            }
                         }
                     }
                     self.stats.deferred_when += 1;
