@@ -372,9 +372,45 @@ impl State for Json {
     }
 }
 
-/// [`eval`] of an operand that is only read, for operations on arrays, bytes and strings: a field
-/// is borrowed from the state, not copied (an array a `map` walks). Numbers are cheaper copied.
-fn operand<'s, S: State>(
+/// A field, a variable or a literal: a value that can be read where it is.
+fn is_place(e: &CExpr) -> bool {
+    matches!(e, CExpr::Field(_) | CExpr::Var(_) | CExpr::Lit(_))
+}
+
+/// The value of a place ([`is_place`]), borrowed from the state, the environment or the
+/// expression, or `None` for any other expression.
+fn place<'a, S: State>(
+    e: &'a CExpr,
+    state: &'a S,
+    env: &'a [Json],
+) -> Option<Result<Cow<'a, Json>, String>> {
+    Some(match e {
+        CExpr::Field(f) => Ok(state.read(f)),
+        CExpr::Var(i) => {
+            (env.get(*i).map(Cow::Borrowed)).ok_or_else(|| "undefined variable".into())
+        }
+        CExpr::Lit(v) => Ok(Cow::Borrowed(v)),
+        _ => return None,
+    })
+}
+
+/// [`eval`] of an operand that is only read: a place is borrowed (an array a variable holds is
+/// not copied to be compared, sliced or measured), anything else evaluated.
+fn operand<'a, S: State>(
+    e: &'a CExpr,
+    state: &'a S,
+    env: &'a mut Vec<Json>,
+    cx: &EvalCtx,
+) -> Result<Cow<'a, Json>, String> {
+    if is_place(e) {
+        return place(e, state, env).expect("a place");
+    }
+    eval(e, state, env, cx).map(Cow::Owned)
+}
+
+/// [`operand`] for an operation that goes on using the environment (`map`, a method with
+/// arguments): only a field is borrowed.
+fn field_operand<'s, S: State>(
     e: &CExpr,
     state: &'s S,
     env: &mut Vec<Json>,
@@ -384,6 +420,33 @@ fn operand<'s, S: State>(
         CExpr::Field(f) => Ok(state.read(f)),
         other => eval(other, state, env, cx).map(Cow::Owned),
     }
+}
+
+/// The two operands of a binary operation: the ones that are not places evaluated first, then
+/// the places borrowed.
+fn operands<'a, S: State>(
+    l: &'a CExpr,
+    r: &'a CExpr,
+    state: &'a S,
+    env: &'a mut Vec<Json>,
+    cx: &EvalCtx,
+) -> Result<(Cow<'a, Json>, Cow<'a, Json>), String> {
+    let lo = if is_place(l) {
+        None
+    } else {
+        Some(eval(l, state, env, cx)?)
+    };
+    let ro = if is_place(r) {
+        None
+    } else {
+        Some(eval(r, state, env, cx)?)
+    };
+    let env = &**env;
+    let pick = |o: Option<Json>, e: &'a CExpr| match o {
+        Some(v) => Ok(Cow::Owned(v)),
+        None => place(e, state, env).expect("a place"),
+    };
+    Ok((pick(lo, l)?, pick(ro, r)?))
 }
 
 pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &EvalCtx) -> R {
@@ -414,8 +477,7 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
             }
         }
         CExpr::Binary(op, l, r) => {
-            let l = eval(l, state, env, cx)?;
-            let r = eval(r, state, env, cx)?;
+            let (l, r) = operands(l, r, state, env, cx)?;
             binary(*op, &l, &r)?
         }
         CExpr::Unary(op, x) => {
@@ -429,9 +491,9 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
                 },
             }
         }
-        CExpr::Cast(x, ty) => cast(&eval(x, state, env, cx)?, ty)?,
+        CExpr::Cast(x, ty) => cast(&*operand(x, state, env, cx)?, ty)?,
         CExpr::Map(recv, body) => {
-            let v = operand(recv, state, env, cx)?;
+            let v = field_operand(recv, state, env, cx)?;
             match &*v {
                 Json::Null => Json::Null,
                 Json::Array(items) => {
@@ -452,8 +514,11 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
                 }
             }
         }
+        CExpr::Method(recv, m, args) if args.is_empty() => {
+            method(&*operand(recv, state, env, cx)?, *m, &[])?
+        }
         CExpr::Method(recv, m, args) => {
-            let v = operand(recv, state, env, cx)?;
+            let v = field_operand(recv, state, env, cx)?;
             with_args(args, state, env, cx, |a| method(&v, *m, a))?
         }
         CExpr::Builtin(f, args) => with_args(args, state, env, cx, |a| builtin(*f, a, cx))?,
@@ -466,19 +531,37 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
             _ => return Err("Cannot index non-array value".into()),
         },
         CExpr::U64Le(x) | CExpr::U64Be(x) => {
-            let b = to_bytes(&*operand(x, state, env, cx)?)?;
-            let arr: [u8; 8] = b
-                .get(..8)
-                .ok_or("u64 from bytes requires 8 bytes")?
-                .try_into()
-                .unwrap();
+            let mut b = [0u8; 8];
+            match &**x {
+                // `u64 from bytes of a slice`: read from the sliced array, without building the
+                // slice and its bytes (the same checks, in the same order).
+                CExpr::Slice(a, s, e) => match &*operand(a, state, env, cx)? {
+                    Json::Array(a) => first_bytes(a.get(*s..*e).unwrap_or(&[]), &mut b)?,
+                    _ => return Err("Cannot slice non-array value".into()),
+                },
+                x => match &*operand(x, state, env, cx)? {
+                    Json::Array(a) => first_bytes(a, &mut b)?,
+                    v => {
+                        let v = to_bytes(v)?;
+                        b.copy_from_slice(v.get(..8).ok_or("u64 from bytes requires 8 bytes")?)
+                    }
+                },
+            }
             json!(if matches!(e, CExpr::U64Le(_)) {
-                u64::from_le_bytes(arr)
+                u64::from_le_bytes(b)
             } else {
-                u64::from_be_bytes(arr)
+                u64::from_be_bytes(b)
             })
         }
-        CExpr::ToBytes(x) => bytes_json(&to_bytes(&*operand(x, state, env, cx)?)?),
+        CExpr::ToBytes(x) => match &*operand(x, state, env, cx)? {
+            // An array's bytes as numbers: each element as the byte it converts to.
+            Json::Array(a) => Json::Array(
+                a.iter()
+                    .map(|x| byte(x).map(Json::from))
+                    .collect::<Result<_, _>>()?,
+            ),
+            v => bytes_json(&to_bytes(v)?),
+        },
         CExpr::Keccak(x) => {
             bytes_json(&Keccak256::digest(to_bytes(&*operand(x, state, env, cx)?)?))
         }
@@ -494,14 +577,7 @@ fn bytes_json(b: &[u8]) -> Json {
 
 fn to_bytes(v: &Json) -> Result<Vec<u8>, String> {
     match v {
-        Json::Array(a) => a
-            .iter()
-            .map(|x| {
-                x.as_u64()
-                    .map(|n| n as u8)
-                    .ok_or_else(|| "Array element not a valid byte".to_string())
-            })
-            .collect(),
+        Json::Array(a) => a.iter().map(byte).collect(),
         Json::String(s) => {
             let s = s
                 .strip_prefix("0x")
@@ -510,6 +586,26 @@ fn to_bytes(v: &Json) -> Result<Vec<u8>, String> {
             hex::decode(s).map_err(|e| format!("Invalid hex string: {e}"))
         }
         _ => Err("Cannot convert value to bytes".into()),
+    }
+}
+
+/// An array element as a byte (an unsigned integer, truncated to its low 8 bits).
+fn byte(x: &Json) -> Result<u8, String> {
+    (x.as_u64().map(|n| n as u8)).ok_or_else(|| "Array element not a valid byte".to_string())
+}
+
+/// The first 8 bytes of an array of bytes into `out`, as `to_bytes` and then taking 8 would: every
+/// element must be a byte, and there must be 8.
+fn first_bytes(a: &[Json], out: &mut [u8; 8]) -> Result<(), String> {
+    for (i, x) in a.iter().enumerate() {
+        let b = byte(x)?;
+        if let Some(o) = out.get_mut(i) {
+            *o = b;
+        }
+    }
+    match a.len() >= 8 {
+        true => Ok(()),
+        false => Err("u64 from bytes requires 8 bytes".into()),
     }
 }
 
@@ -666,31 +762,39 @@ fn cast(v: &Json, ty: &str) -> R {
     })
 }
 
-/// Evaluates call arguments in order and hands them to `f`, on the stack for the usual arity.
+/// Evaluates call arguments and hands them to `f`, on the stack for the usual arity: arguments
+/// that are not places first, in order, then the places, borrowed.
 fn with_args<S: State>(
     args: &[CExpr],
     state: &S,
     env: &mut Vec<Json>,
     cx: &EvalCtx,
-    f: impl FnOnce(&[Json]) -> R,
+    f: impl FnOnce(&[Cow<'_, Json>]) -> R,
 ) -> R {
     const INLINE: usize = 3;
-    if args.len() <= INLINE {
-        let mut a: [Json; INLINE] = Default::default();
-        for (slot, x) in a.iter_mut().zip(args) {
-            *slot = eval(x, state, env, cx)?;
-        }
-        f(&a[..args.len()])
+    let mut inline: [Cow<'_, Json>; INLINE] = Default::default();
+    let mut spilled = Vec::new();
+    let a: &mut [Cow<'_, Json>] = if args.len() <= INLINE {
+        &mut inline[..args.len()]
     } else {
-        let a = args
-            .iter()
-            .map(|x| eval(x, state, env, cx))
-            .collect::<Result<Vec<_>, _>>()?;
-        f(&a)
+        spilled.resize(args.len(), Cow::Owned(Json::Null));
+        &mut spilled
+    };
+    for (slot, x) in a.iter_mut().zip(args) {
+        if !is_place(x) {
+            *slot = Cow::Owned(eval(x, state, env, cx)?);
+        }
     }
+    let env = &**env;
+    for (slot, x) in a.iter_mut().zip(args) {
+        if let Some(v) = place(x, state, env) {
+            *slot = v?;
+        }
+    }
+    f(a)
 }
 
-fn method(v: &Json, m: Method, args: &[Json]) -> R {
+fn method(v: &Json, m: Method, args: &[Cow<Json>]) -> R {
     let name = m.name();
     let arg = || {
         args.first()
@@ -699,7 +803,7 @@ fn method(v: &Json, m: Method, args: &[Json]) -> R {
     Ok(match m {
         Method::UnwrapOr => {
             if v.is_null() && !args.is_empty() {
-                args[0].clone()
+                args[0].clone().into_owned()
             } else {
                 v.clone()
             }
@@ -790,7 +894,7 @@ fn bytes_exact(v: &Json, n: usize) -> Option<Vec<u8>> {
     (b.len() == n).then_some(b)
 }
 
-fn builtin(f: Builtin, a: &[Json], cx: &EvalCtx) -> R {
+fn builtin(f: Builtin, a: &[Cow<Json>], cx: &EvalCtx) -> R {
     Ok(match f {
         Builtin::UiAmount | Builtin::RawAmount => match (opt_f64(&a[0]), opt_u8(&a[1])) {
             (Some(v), Some(d)) => {
@@ -819,11 +923,11 @@ fn builtin(f: Builtin, a: &[Json], cx: &EvalCtx) -> R {
             _ => Json::Null,
         },
         Builtin::KeccakRng => {
-            let sh = match &a[0] {
+            let sh = match &*a[0] {
                 Json::Object(o) => o.get("bytes").cloned().unwrap_or(Json::Null),
                 v => v.clone(),
             };
-            let samples = match &a[2] {
+            let samples = match &*a[2] {
                 Json::Number(n) => n.as_u64(),
                 _ => None,
             };
@@ -896,6 +1000,50 @@ mod tests {
         assert!(run(div, json!({})).is_err());
         let ui = json!({"ResolverComputed": {"resolver": "TokenMetadata", "method": "ui_amount", "args": [{"Literal": {"value": 1500}}, {"Literal": {"value": 3}}]}});
         assert_eq!(run(ui, json!({})).unwrap(), json!(1.5));
+    }
+
+    #[test]
+    fn a_u64_read_from_a_slice_checks_what_slicing_and_converting_would() {
+        let at = |end: usize, be: bool| {
+            let op = if be {
+                "U64FromBeBytes"
+            } else {
+                "U64FromLeBytes"
+            };
+            json!({op: {"bytes": {"Slice": {"expr": {"FieldRef": {"path": "h"}}, "start": 1, "end": end}}}})
+        };
+        let h = json!({"h": [7, 1, 0, 0, 0, 0, 0, 0, 2, 3]});
+        assert_eq!(run(at(9, false), h.clone()).unwrap(), json!(1u64 | 2 << 56));
+        assert_eq!(run(at(9, true), h.clone()).unwrap(), json!(1u64 << 56 | 2));
+        // Elements past the eighth are still converted; a byte is the low 8 bits.
+        assert_eq!(
+            run(at(10, false), h.clone()).unwrap(),
+            json!(1u64 | 2 << 56)
+        );
+        let wide = json!({"h": [0, 257, 0, 0, 0, 0, 0, 0, 0]});
+        assert_eq!(run(at(9, false), wide).unwrap(), json!(1));
+        let bad = json!({"h": [0, 1, 0, 0, 0, 0, 0, 0, 0, "x"]});
+        assert!(
+            run(at(10, false), bad).is_err(),
+            "a non-byte anywhere in the slice"
+        );
+        assert!(run(at(8, false), h.clone()).is_err(), "7 bytes");
+        assert!(
+            run(at(99, false), h).is_err(),
+            "out of range: an empty slice"
+        );
+        assert!(
+            run(at(9, false), json!({"h": "0x00"})).is_err(),
+            "not an array"
+        );
+        // Compared, measured and sliced from a variable: the same answers as from a copy.
+        let src = json!({"Let": {"name": "b", "value": {"JsonToBytes": {"expr": {"FieldRef": {"path": "h"}}}},
+            "body": {"If": {"condition": {"Binary": {"op": "Eq", "left": {"Var": {"name": "b"}}, "right": {"ByteArray": {"bytes": [1, 2]}}}},
+                "then_branch": {"MethodCall": {"expr": {"Var": {"name": "b"}}, "method": "len", "args": []}},
+                "else_branch": {"Literal": {"value": -1}}}}}});
+        assert_eq!(run(src.clone(), json!({"h": [1, 2]})).unwrap(), json!(2));
+        assert_eq!(run(src.clone(), json!({"h": [1, 258]})).unwrap(), json!(2));
+        assert_eq!(run(src, json!({"h": [2, 1]})).unwrap(), json!(-1));
     }
 
     #[test]
