@@ -63,6 +63,20 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Writes a decoded scalar into `out`. The decoder refills the same slots update after update,
+/// almost always with a scalar of the same kind: an old scalar is overwritten without the call
+/// that would drop it (it owns nothing).
+#[inline(always)]
+fn put(out: &mut Value, new: Value) {
+    use Value::*;
+    match out {
+        Null | Bool(_) | I64(_) | U64(_) | I128(_) | U128(_) | F64(_) | Pubkey(_) => {
+            std::mem::forget(std::mem::replace(out, new))
+        }
+        _ => *out = new,
+    }
+}
+
 fn set_bytes(out: &mut Value, src: &[u8]) {
     if let Value::Bytes(b) = out {
         if b.len() == src.len() {
@@ -131,18 +145,18 @@ impl IdlSet {
         let d = depth + 1;
         match &self.nodes[node as usize] {
             Node::Placeholder => unreachable!("resolved at load"),
-            Node::U(1) => *out = Value::U64(r.u8()? as u64),
-            Node::U(2) => *out = Value::U64(u16::from_le_bytes(r.array()?) as u64),
-            Node::U(4) => *out = Value::U64(r.u32()? as u64),
-            Node::U(_) => *out = Value::U64(u64::from_le_bytes(r.array()?)),
-            Node::I(1) => *out = Value::I64(r.u8()? as i8 as i64),
-            Node::I(2) => *out = Value::I64(i16::from_le_bytes(r.array()?) as i64),
-            Node::I(4) => *out = Value::I64(i32::from_le_bytes(r.array()?) as i64),
-            Node::I(_) => *out = Value::I64(i64::from_le_bytes(r.array()?)),
-            Node::U128 => *out = Value::U128(u128::from_le_bytes(r.array()?)),
-            Node::I128 => *out = Value::I128(i128::from_le_bytes(r.array()?)),
-            Node::F32 => *out = Value::F64(f32::from_le_bytes(r.array()?) as f64),
-            Node::F64 => *out = Value::F64(f64::from_le_bytes(r.array()?)),
+            Node::U(1) => put(out, Value::U64(r.u8()? as u64)),
+            Node::U(2) => put(out, Value::U64(u16::from_le_bytes(r.array()?) as u64)),
+            Node::U(4) => put(out, Value::U64(r.u32()? as u64)),
+            Node::U(_) => put(out, Value::U64(u64::from_le_bytes(r.array()?))),
+            Node::I(1) => put(out, Value::I64(r.u8()? as i8 as i64)),
+            Node::I(2) => put(out, Value::I64(i16::from_le_bytes(r.array()?) as i64)),
+            Node::I(4) => put(out, Value::I64(i32::from_le_bytes(r.array()?) as i64)),
+            Node::I(_) => put(out, Value::I64(i64::from_le_bytes(r.array()?))),
+            Node::U128 => put(out, Value::U128(u128::from_le_bytes(r.array()?))),
+            Node::I128 => put(out, Value::I128(i128::from_le_bytes(r.array()?))),
+            Node::F32 => put(out, Value::F64(f32::from_le_bytes(r.array()?) as f64)),
+            Node::F64 => put(out, Value::F64(f64::from_le_bytes(r.array()?))),
             Node::Bool => {
                 let at = r.pos;
                 *out = match r.u8()? {
@@ -151,7 +165,7 @@ impl IdlSet {
                     t => return Err(r.bad_tag(at, t as u32, TagKind::Bool)),
                 }
             }
-            Node::Pubkey => *out = Value::Pubkey(r.array()?),
+            Node::Pubkey => put(out, Value::Pubkey(r.array()?)),
             Node::Str => {
                 let len = r.u32()? as usize;
                 let at = r.pos;
@@ -283,7 +297,7 @@ impl IdlSet {
         ) -> Result<bool, DecodeError> {
             let bytes = r.take(N * slots.len())?;
             for (v, c) in slots.iter_mut().zip(bytes.chunks_exact(N)) {
-                *v = f(c.try_into().expect("chunks of N"));
+                put(v, f(c.try_into().expect("chunks of N")));
             }
             Ok(true)
         }
