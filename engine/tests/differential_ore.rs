@@ -31,6 +31,7 @@ use differential_glue::Reference;
 use serde_json::{json, Value as Json};
 use stackcore_engine::idl::Decoded;
 use stackcore_engine::synth::{Generator, SynthConfig};
+use stackcore_engine::value::Value;
 use stackcore_engine::{Stack, Update, VmContext};
 
 const ORE: &str = concat!(
@@ -164,12 +165,23 @@ fn differential(synth: SynthConfig) {
     let mut ref_mutations = 0usize;
     let mut count_deviations = 0usize;
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    let mut zero_values = 0usize;
     for n in 0..EVENTS {
-        let u = gen.next_update();
+        let mut u = gen.next_update();
         if idls.decode(&u, &mut d).is_err() {
             continue;
         }
         let et = &idls.event_types()[d.event_type as usize];
+        // Every third `Var` holds a zero value, which ORE's `value != ZERO_32` conditions keep out
+        // of the entity (random bytes are never zero).
+        if &*et.name == "entropy::VarState" && n % 3 == 0 {
+            let value = et.field_names.iter().position(|f| &**f == "value").unwrap();
+            d.fields[value] = Value::Bytes(vec![0u8; 32].into());
+            if let Update::Account(a) = &mut u {
+                a.data = idls.encode_decoded(&d).unwrap().data;
+            }
+            zero_values += 1;
+        }
         *kinds.entry(et.name.to_string()).or_default() += 1;
         let ev = idls.to_reference_json(&d);
         match &*et.name {
@@ -218,6 +230,10 @@ fn differential(synth: SynthConfig) {
     }
     eprintln!("compared {compared} updates, {total_mutations} mutations (ours), {ref_mutations} (reference), {count_deviations} updates differing only in COUNT_DUPLICATES rows; kinds {kinds:?}; stats {:?}", ours.stats());
     assert!(compared >= EVENTS * 9 / 10);
+    assert!(
+        zero_values > 50,
+        "the sequence must exercise zero-valued Vars"
+    );
     assert!(
         diffs.is_empty(),
         "{} of {compared} updates differ; first:\n{}",

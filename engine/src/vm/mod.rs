@@ -1456,6 +1456,18 @@ impl VmContext {
         r
     }
 
+    /// Whether a mapping's condition holds for `ev`: the field it names, compared with its
+    /// literal. An (in)equality on a decoded field compares the field as decoded
+    /// ([`crate::value::Value::eq_json`]) instead of rendering it first (a 32-byte key or hash
+    /// tested against zero on every update).
+    fn holds(ev: &Ev, cond: &program::Cond, c: &Ctx) -> Result<bool, StepError> {
+        use crate::spec::ComparisonOp::{Equal, NotEqual};
+        if let (Equal | NotEqual, Some(v)) = (cond.op, ev.value_ref(&cond.field)) {
+            return Ok(v.eq_json(&cond.value) == (cond.op == Equal));
+        }
+        json::compare(&Self::load(ev, &cond.field, None, c), cond.op, &cond.value)
+    }
+
     fn load(ev: &Ev, path: &EvPath, default: Option<&Json>, c: &Ctx) -> Json {
         // A located path starts at a record field: neither the whole record nor the context.
         if !path.is_located() {
@@ -1924,6 +1936,13 @@ impl VmContext {
                         continue;
                     }
                     match &op.src {
+                        // A count reads nothing of the value: it is not loaded (a load without a
+                        // transform cannot fail).
+                        Src::Event {
+                            transform: None, ..
+                        } if matches!(op.store, Store::Increment)
+                            && op.transform.is_none()
+                            && !op.temp_live_after => {}
                         Src::Event {
                             path,
                             default,
@@ -2196,23 +2215,20 @@ impl VmContext {
                 }
             }
             Store::CondSet(cond) => {
-                let fv = Self::load(ev, &cond.field, None, c);
-                if json::compare(&fv, cond.op, &cond.value)? {
+                if Self::holds(ev, cond, c)? {
                     state.set(target, temp)?;
                     mark(dirty);
                 }
             }
             Store::CondIncrement(cond) => {
-                let fv = Self::load(ev, &cond.field, None, c);
-                if json::compare(&fv, cond.op, &cond.value)? {
+                if Self::holds(ev, cond, c)? {
                     increment(state, target)?;
                     mark(dirty);
                 }
             }
             Store::When { instruction, cond } => {
                 if let Some(cond) = cond {
-                    let fv = Self::load(ev, &cond.field, None, c);
-                    if !json::compare(&fv, cond.op, &cond.value)? {
+                    if !Self::holds(ev, cond, c)? {
                         return Ok(());
                     }
                 }
