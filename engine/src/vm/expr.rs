@@ -68,6 +68,31 @@ impl Method {
     }
 }
 
+/// A cast's target type, resolved from its name at load time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CastTo {
+    Signed,
+    Unsigned,
+    Float,
+    Text,
+    Bool,
+    /// Any other name: the value as it is.
+    Same,
+}
+
+impl CastTo {
+    fn named(ty: &str) -> CastTo {
+        match ty {
+            "i8" | "i16" | "i32" | "i64" | "isize" => CastTo::Signed,
+            "u8" | "u16" | "u32" | "u64" | "usize" => CastTo::Unsigned,
+            "f32" | "f64" => CastTo::Float,
+            "String" | "string" => CastTo::Text,
+            "bool" => CastTo::Bool,
+            _ => CastTo::Same,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum CExpr {
     Field(Field),
@@ -78,7 +103,8 @@ pub(crate) enum CExpr {
     UnwrapOr(Box<CExpr>, Json),
     Binary(BinaryOp, Box<CExpr>, Box<CExpr>),
     Unary(UnaryOp, Box<CExpr>),
-    Cast(Box<CExpr>, Box<str>),
+    /// Target type and its name (for errors).
+    Cast(Box<CExpr>, CastTo, Box<str>),
     /// `expr.map(|p| body)`: the parameter is the next slot.
     Map(Box<CExpr>, Box<CExpr>),
     Method(Box<CExpr>, Method, Vec<CExpr>),
@@ -126,7 +152,7 @@ fn reads(e: &CExpr, paths: &mut Vec<Path>, context: &mut bool, feed: &mut bool) 
         }
         UnwrapOr(x, _)
         | Unary(_, x)
-        | Cast(x, _)
+        | Cast(x, ..)
         | Slice(x, ..)
         | Index(x, _)
         | U64Le(x)
@@ -283,7 +309,11 @@ fn compile(
         E::UnwrapOr { expr, default } => CExpr::UnwrapOr(b(expr, scope)?, default.clone()),
         E::Binary { op, left, right } => CExpr::Binary(*op, b(left, scope)?, b(right, scope)?),
         E::Unary { op, expr } => CExpr::Unary(*op, b(expr, scope)?),
-        E::Cast { expr, to_type } => CExpr::Cast(b(expr, scope)?, to_type.as_str().into()),
+        E::Cast { expr, to_type } => CExpr::Cast(
+            b(expr, scope)?,
+            CastTo::named(to_type),
+            to_type.as_str().into(),
+        ),
         E::Paren { expr } => compile(expr, layout, scope, at)?,
         E::None => CExpr::Lit(Json::Null),
         E::Some { value } => compile(value, layout, scope, at)?,
@@ -491,7 +521,7 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
                 },
             }
         }
-        CExpr::Cast(x, ty) => cast(&*operand(x, state, env, cx)?, ty)?,
+        CExpr::Cast(x, ty, name) => cast(&*operand(x, state, env, cx)?, *ty, name)?,
         CExpr::Map(recv, body) => {
             let v = field_operand(recv, state, env, cx)?;
             match &*v {
@@ -719,46 +749,47 @@ fn binary(op: BinaryOp, l: &Json, r: &Json) -> R {
     }
 }
 
-fn cast(v: &Json, ty: &str) -> R {
+fn cast(v: &Json, ty: CastTo, name: &str) -> R {
+    let fail = || Err(format!("Cannot cast to {name}"));
     Ok(match ty {
-        "i8" | "i16" | "i32" | "i64" | "isize" => {
+        CastTo::Signed => {
             if let Some(n) = v.as_i64() {
-                json!(n)
+                Json::from(n)
             } else if let Some(n) = v.as_u64() {
-                json!(n as i64)
+                Json::from(n as i64)
             } else if let Some(n) = v.as_f64() {
-                json!(n as i64)
+                Json::from(n as i64)
             } else if let Some(s) = v.as_str() {
-                json!(s.parse::<i64>().map_err(|e| e.to_string())?)
+                Json::from(s.parse::<i64>().map_err(|e| e.to_string())?)
             } else {
-                return Err(format!("Cannot cast to {ty}"));
+                return fail();
             }
         }
-        "u8" | "u16" | "u32" | "u64" | "usize" => {
+        CastTo::Unsigned => {
             if let Some(n) = v.as_u64() {
-                json!(n)
+                Json::from(n)
             } else if let Some(n) = v.as_i64() {
-                json!(n as u64)
+                Json::from(n as u64)
             } else if let Some(n) = v.as_f64() {
-                json!(n as u64)
+                Json::from(n as u64)
             } else if let Some(s) = v.as_str() {
-                json!(s.parse::<u64>().map_err(|e| e.to_string())?)
+                Json::from(s.parse::<u64>().map_err(|e| e.to_string())?)
             } else {
-                return Err(format!("Cannot cast to {ty}"));
+                return fail();
             }
         }
-        "f32" | "f64" => {
+        CastTo::Float => {
             if let Some(n) = v.as_f64() {
-                json!(n)
+                Json::from(n)
             } else if let Some(s) = v.as_str() {
-                json!(s.parse::<f64>().map_err(|e| e.to_string())?)
+                Json::from(s.parse::<f64>().map_err(|e| e.to_string())?)
             } else {
-                return Err(format!("Cannot cast to {ty}"));
+                return fail();
             }
         }
-        "String" | "string" => json!(v.to_string()),
-        "bool" => json!(truthy(v)),
-        _ => v.clone(),
+        CastTo::Text => Json::String(v.to_string()),
+        CastTo::Bool => Json::Bool(truthy(v)),
+        CastTo::Same => v.clone(),
     })
 }
 
