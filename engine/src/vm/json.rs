@@ -195,13 +195,21 @@ pub(crate) fn assign(dst: &mut Json, src: &Json) {
     }
 }
 
+/// Whether JSON would escape anything in `s`. Scanned whole, without stopping at the first hit,
+/// so that the loop vectorizes: keys are short and almost never need it.
+fn needs_escape(s: &str) -> bool {
+    (s.bytes()).fold(false, |hit, b| {
+        hit | (b == b'"') | (b == b'\\') | (b < 0x20)
+    })
+}
+
 /// `key.to_string()` (the JSON text rows are filed under), written into `out` (cleared first),
 /// without the formatter for the usual key: a string with nothing to escape.
 pub(crate) fn key_text_into(key: &Json, out: &mut String) {
     use std::fmt::Write;
     out.clear();
     match key {
-        Json::String(s) if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) => {
+        Json::String(s) if !needs_escape(s) => {
             out.push('"');
             out.push_str(s);
             out.push('"');
