@@ -330,6 +330,19 @@ pub(crate) fn text_in(
     out
 }
 
+/// A copy of `v`; a string's text is written into one of `spare` text buffers (a new one when
+/// none is left).
+pub(crate) fn clone_in(v: &Json, spare: &mut Vec<String>) -> Json {
+    match v {
+        Json::String(s) => {
+            let mut b = spare.pop().unwrap_or_default();
+            b.push_str(s);
+            Json::String(b)
+        }
+        other => other.clone(),
+    }
+}
+
 /// Whether [`with_text`] of `v` and `Some(t)` gives a text (the transform cannot fail on `v`).
 pub(crate) fn encodes(v: &crate::value::Value, t: Transformation) -> bool {
     with_encoded(v, t, |_| ()).is_some()

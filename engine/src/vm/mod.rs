@@ -694,14 +694,7 @@ impl VmContext {
     /// Keeps the text buffer of a value nothing holds any more, if there is room and it is not
     /// large (a buffer kept is at most 1 KiB).
     fn keep_text(&mut self, v: Json) {
-        if let Json::String(mut t) = v {
-            if self.spare_texts.len() < self.limits.spare_texts
-                && (1..=1024).contains(&t.capacity())
-            {
-                t.clear();
-                self.spare_texts.push(t);
-            }
-        }
+        keep_text_in(&mut self.spare_texts, self.limits.spare_texts, v);
     }
 
     /// Remembers a slot hash for `SlotHash.slot_hash` expressions.
@@ -1325,39 +1318,61 @@ impl VmContext {
             return;
         }
         let ep = &p.entities[ent];
-        let kstr = d.key.to_string();
-        let mut state = self.tables[ent]
+        // The row is worked on in place (taken out and put back), as `exec_row` does.
+        let mut kstr = std::mem::take(&mut self.key_text);
+        json::key_text_into(&d.key, &mut kstr);
+        let t = &mut self.tables[ent];
+        let existing = t
             .rows
-            .get(&kstr)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| Row::new(&ep.layout));
-        state.set_nested(&d.target, d.value.clone());
+            .get_mut(kstr.as_str())
+            .map(|(_, s)| std::mem::take(s));
+        let new_row = existing.is_none();
+        let mut state = existing.unwrap_or_else(|| Row::new(&ep.layout));
+        // Into a whole slot the value is stored once, shared with the patch.
+        let value = match d.target.whole_slot() {
+            Some(_) => {
+                let v = Stored::new(d.value);
+                if let row::Old::Slot(Some(Stored::Json(old))) =
+                    state.replace_stored(&d.target, v.clone())
+                {
+                    if let Ok(old) = Arc::try_unwrap(old) {
+                        self.keep_text(old);
+                    }
+                }
+                v
+            }
+            None => {
+                state.set_nested(&d.target, d.value.clone());
+                Stored::new(d.value)
+            }
+        };
         let _ = self.eval_computed(p, ent, &mut state, c, None, None, None);
-        if self.tables[ent].rows.len() >= self.tables[ent].rows.cap().get()
-            && !self.tables[ent].rows.contains(&kstr)
-        {
-            self.stats.evicted_rows += 1;
+        let mut patch = None;
+        if d.emit {
+            let mut m = self.blank_mutation();
+            m.patch.push(d.target.path.segs.clone(), value);
+            for ((f, _), &changed) in ep.computed_paths.iter().zip(&self.computed_changed) {
+                if let (true, Some(new)) = (changed, state.share(f)) {
+                    m.patch.push(f.path.segs.clone(), new);
+                }
+            }
+            patch = Some(m);
         }
-        self.tables[ent]
-            .rows
-            .put(kstr, (d.key.clone(), state.clone()));
-        if !d.emit {
-            return;
-        }
-        let mut patch = Patch::default();
-        patch.push(d.target.path.segs.clone(), Stored::new(d.value));
-        for ((f, _), &changed) in ep.computed_paths.iter().zip(&self.computed_changed) {
-            if let (true, Some(new)) = (changed, state.share(f)) {
-                patch.push(f.path.segs.clone(), new);
+        let t = &mut self.tables[ent];
+        match t.rows.peek_mut(kstr.as_str()) {
+            Some((_, row)) if !new_row => *row = state,
+            _ => {
+                if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(kstr.as_str()) {
+                    self.stats.evicted_rows += 1;
+                }
+                t.rows.put(kstr.clone(), (d.key.clone(), state));
             }
         }
-        out.push(Mutation {
-            entity: ep.name.clone(),
-            key: d.key,
-            patch,
-            append: Vec::new(),
-            seq: c.seq(),
-        });
+        self.key_text = kstr;
+        if let Some(m) = patch {
+            out.push(self.finish_mutation(m, &ep.name, &d.key, c.seq()));
+        }
+        self.keep_text(d.key);
     }
 
     /// Evaluates the entity's computed fields in dependency order (all of them, or those `mask`
@@ -2245,8 +2260,9 @@ impl VmContext {
                     set_undoable(state, target, temp, undo)?;
                     mark(dirty);
                 } else {
+                    let (texts, limit) = (&mut self.spare_texts, self.limits.spare_texts);
                     let d = Deferred {
-                        key: key.clone(),
+                        key: json::clone_in(key, texts),
                         target: target.clone(),
                         value: temp,
                         emit: op.emit,
@@ -2256,16 +2272,19 @@ impl VmContext {
                     match t.deferred.get_mut(&k) {
                         Some(v) => {
                             if v.len() >= self.limits.pending_per_address {
-                                v.remove(0);
+                                let old = v.remove(0);
+                                keep_text_in(texts, limit, old.key);
+                                keep_text_in(texts, limit, old.value);
                                 self.stats.expired_when += 1;
                             }
                             v.push(d)
                         }
                         None => {
-                            // A full list drops its oldest group.
+                            // A full list drops its oldest group; the group dropped before
+                            // gives its texts back and holds this one.
                             let dropped = t.deferred.file(|spare| {
                                 let mut group = spare.map(|(_, g)| g).unwrap_or_default();
-                                group.clear();
+                                keep_deferred_texts(texts, limit, &mut group);
                                 group.push(d);
                                 (k, group)
                             });
@@ -2374,6 +2393,24 @@ impl VmContext {
 
 /// Writes `value` at `target`, recording how to take it back. The old value of a whole slot moves
 /// into the undo log rather than being copied there first.
+/// [`VmContext::keep_text`] into `spare`, holding at most `limit` buffers.
+fn keep_text_in(spare: &mut Vec<String>, limit: usize, v: Json) {
+    if let Json::String(mut t) = v {
+        if spare.len() < limit && (1..=1024).contains(&t.capacity()) {
+            t.clear();
+            spare.push(t);
+        }
+    }
+}
+
+/// Gives the text buffers of the deferred writes in `group` back (see `spare_texts`), emptying it.
+fn keep_deferred_texts(spare: &mut Vec<String>, limit: usize, group: &mut Vec<Deferred>) {
+    for d in group.drain(..) {
+        keep_text_in(spare, limit, d.key);
+        keep_text_in(spare, limit, d.value);
+    }
+}
+
 fn set_undoable(
     state: &mut Row,
     target: &Field,
