@@ -120,6 +120,9 @@ impl Disc {
 
 /// The first 8 bytes of `b`, little-endian, zero-padded.
 fn head_of(b: &[u8]) -> u64 {
+    if let Some(head) = b.first_chunk::<8>() {
+        return u64::from_le_bytes(*head);
+    }
     let mut a = [0u8; 8];
     let n = b.len().min(8);
     a[..n].copy_from_slice(&b[..n]);
