@@ -2272,9 +2272,7 @@ impl VmContext {
                     match t.deferred.get_mut(&k) {
                         Some(v) => {
                             if v.len() >= self.limits.pending_per_address {
-                                let old = v.remove(0);
-                                keep_text_in(texts, limit, old.key);
-                                keep_text_in(texts, limit, old.value);
+                                keep_deferred_texts(texts, limit, v.remove(0));
                                 self.stats.expired_when += 1;
                             }
                             v.push(d)
@@ -2284,7 +2282,9 @@ impl VmContext {
                             // gives its texts back and holds this one.
                             let dropped = t.deferred.file(|spare| {
                                 let mut group = spare.map(|(_, g)| g).unwrap_or_default();
-                                keep_deferred_texts(texts, limit, &mut group);
+                                for old in group.drain(..) {
+                                    keep_deferred_texts(texts, limit, old);
+                                }
                                 group.push(d);
                                 (k, group)
                             });
@@ -2391,8 +2391,6 @@ impl VmContext {
     }
 }
 
-/// Writes `value` at `target`, recording how to take it back. The old value of a whole slot moves
-/// into the undo log rather than being copied there first.
 /// [`VmContext::keep_text`] into `spare`, holding at most `limit` buffers.
 fn keep_text_in(spare: &mut Vec<String>, limit: usize, v: Json) {
     if let Json::String(mut t) = v {
@@ -2403,14 +2401,14 @@ fn keep_text_in(spare: &mut Vec<String>, limit: usize, v: Json) {
     }
 }
 
-/// Gives the text buffers of the deferred writes in `group` back (see `spare_texts`), emptying it.
-fn keep_deferred_texts(spare: &mut Vec<String>, limit: usize, group: &mut Vec<Deferred>) {
-    for d in group.drain(..) {
-        keep_text_in(spare, limit, d.key);
-        keep_text_in(spare, limit, d.value);
-    }
+/// Gives the text buffers of a dropped deferred write back (see `spare_texts`).
+fn keep_deferred_texts(spare: &mut Vec<String>, limit: usize, d: Deferred) {
+    keep_text_in(spare, limit, d.key);
+    keep_text_in(spare, limit, d.value);
 }
 
+/// Writes `value` at `target`, recording how to take it back. The old value of a whole slot moves
+/// into the undo log rather than being copied there first.
 fn set_undoable(
     state: &mut Row,
     target: &Field,

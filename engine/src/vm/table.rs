@@ -168,7 +168,7 @@ impl Table {
             }
             None => {}
         }
-        let added = self.pda.file(|spare| {
+        let made_room = self.pda.file(|spare| {
             let (mut k, mut v) = spare.unwrap_or_default();
             k.clear();
             k.push_str(pda);
@@ -176,7 +176,7 @@ impl Table {
             v.push_str(seed);
             (k, v)
         });
-        if added.is_some() {
+        if made_room.is_some() {
             let spare = self.pda.spare.take();
             if let Some((k, _)) = &spare {
                 evicted(self, k);
