@@ -9,9 +9,9 @@
 //! and, while the bounded tables are still filling, every new entry (rows, index entries,
 //! deferred `when` writes that never find their instruction in this synthetic stream). The two
 //! tests below count with the default bounds and with bounds small enough that the tables are
-//! full before the counted window (the steady state of a long-running server). Each
-//! pins a ceiling just above today's figure, so that any regression
-//! fails and any improvement shows (lower the ceiling when you get one).
+//! full before the counted window (the steady state of a long-running server). Each pins a
+//! ceiling just above today's figure, so that any regression fails and any improvement shows
+//! (lower the ceiling when you get one).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,7 +48,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Allocations per event over the measured window, today (see the module docs).
 /// One test counts at a time: the counter is global and the harness runs tests on threads.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -73,6 +72,9 @@ fn allocations_per_event(mut vm: VmContext) -> (f64, VmContext) {
     let updates: Vec<_> = (0..6_000).map(|_| gen.next_update()).collect();
     let mut out = Vec::with_capacity(64);
     let mut answered = 0;
+    // As the server's worker runs it: after every update the resolver requests are taken, and
+    // here a resolver that works answers each one at once (a `SetOnce` target, once filled, asks
+    // no more). Their answers' mutations are counted with the update's.
     let mut step = |vm: &mut VmContext, u| {
         vm.recycle_mutations(&mut out);
         let _ = vm.apply(&stack, u, &mut out);
@@ -92,6 +94,7 @@ fn allocations_per_event(mut vm: VmContext) -> (f64, VmContext) {
             answered += 1;
         }
     };
+    // Warm-up: tables, indexes and buffers reach their working size.
     for u in &updates[..3_000] {
         step(&mut vm, u);
     }
@@ -107,6 +110,16 @@ fn allocations_per_event(mut vm: VmContext) -> (f64, VmContext) {
     (per_event, vm)
 }
 
+/// Fails if `per_event` is more than 5 % above the `measured` figure pinned for `what`.
+fn assert_within_pinned(per_event: f64, measured: f64, what: &str) {
+    eprintln!("allocations per event (ORE mix, {what}): {per_event:.2}");
+    let ceiling = measured * 1.05;
+    assert!(
+        per_event <= ceiling,
+        "{per_event:.2} allocations per event ({what}), ceiling {ceiling:.2}"
+    );
+}
+
 /// Default bounds: after 3,000 updates several tables are still filling (new index entries,
 /// deferred `when` groups, dedup entries), and a new entry allocates.
 const MEASURED_PER_EVENT: f64 = 1.4;
@@ -114,12 +127,7 @@ const MEASURED_PER_EVENT: f64 = 1.4;
 #[test]
 fn steady_state_allocations_per_event_stay_under_the_pinned_ceiling() {
     let (per_event, _) = allocations_per_event(VmContext::new());
-    eprintln!("allocations per event (ORE mix, steady state): {per_event:.2}");
-    let ceiling = MEASURED_PER_EVENT * 1.05;
-    assert!(
-        per_event <= ceiling,
-        "{per_event:.2} allocations per event, ceiling {ceiling:.2}"
-    );
+    assert_within_pinned(per_event, MEASURED_PER_EVENT, "steady state");
 }
 
 /// Bounds of 64: the tables the stream keeps filing into are full before the window, so a new
@@ -153,10 +161,5 @@ fn allocations_per_event_once_the_tables_are_full_stay_under_the_pinned_ceiling(
         (small, small, small),
         "the tables this mix keeps filing into are full"
     );
-    eprintln!("allocations per event (ORE mix, tables full): {per_event:.2}");
-    let ceiling = MEASURED_PER_EVENT_FULL * 1.05;
-    assert!(
-        per_event <= ceiling,
-        "{per_event:.2} allocations per event, ceiling {ceiling:.2}"
-    );
+    assert_within_pinned(per_event, MEASURED_PER_EVENT_FULL, "tables full");
 }

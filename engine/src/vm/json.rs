@@ -322,11 +322,7 @@ pub(crate) fn text_in(
     spare: &mut Vec<String>,
 ) -> Option<Json> {
     let mut out = None;
-    with_text(v, t, |text| {
-        let mut b = spare.pop().unwrap_or_default();
-        b.push_str(text);
-        out = Some(Json::String(b));
-    });
+    with_text(v, t, |text| out = Some(string_in(text, spare)));
     out
 }
 
@@ -334,13 +330,16 @@ pub(crate) fn text_in(
 /// none is left).
 pub(crate) fn clone_in(v: &Json, spare: &mut Vec<String>) -> Json {
     match v {
-        Json::String(s) => {
-            let mut b = spare.pop().unwrap_or_default();
-            b.push_str(s);
-            Json::String(b)
-        }
+        Json::String(s) => string_in(s, spare),
         other => other.clone(),
     }
+}
+
+/// `text` as a JSON string in one of `spare` text buffers (a new one when none is left).
+fn string_in(text: &str, spare: &mut Vec<String>) -> Json {
+    let mut b = spare.pop().unwrap_or_default();
+    b.push_str(text);
+    Json::String(b)
 }
 
 /// Whether [`with_text`] of `v` and `Some(t)` gives a text (the transform cannot fail on `v`).
