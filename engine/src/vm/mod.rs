@@ -49,8 +49,8 @@
 //! - what is done with gives its allocation back for the next of its kind, each pool bounded by a
 //!   [`VmLimits`] field: mutations the caller hands back ([`VmContext::recycle_mutations`]), the
 //!   text of replaced values (`spare_texts`), a replaced capture (`spare_capture`), the record of
-//!   an update nothing holds any more (`spares`), and the entry a full LRU evicts
-//!   (`table::Lru`).
+//!   an update nothing holds any more (`spares`), the entry a full LRU evicts and the list node
+//!   of any entry removed (`table::Lru`).
 
 pub(crate) mod capture;
 mod expr;
@@ -491,7 +491,7 @@ pub struct VmContext {
     lookup_keys: Vec<String>,
     requests: Vec<ResolverRequest>,
     scheduled: Vec<(u64, ResolverRequest)>,
-    slot_hashes: lru::LruCache<u64, [u8; 32]>,
+    slot_hashes: table::Lru<u64, [u8; 32]>,
     /// Counts slot hashes recorded: a row evaluated at an older count has `SlotHash` readers due.
     slot_hash_gen: u64,
     env: Vec<Json>,
@@ -546,9 +546,7 @@ impl VmContext {
             requests: Vec::new(),
             scheduled: Vec::new(),
             slot_hash_gen: 0,
-            slot_hashes: lru::LruCache::new(
-                std::num::NonZeroUsize::new(limits.slot_hashes.max(1)).unwrap(),
-            ),
+            slot_hashes: table::Lru::new(limits.slot_hashes),
             env: Vec::new(),
             computed_changed: Vec::new(),
             slots_changed: Vec::new(),
@@ -1362,7 +1360,7 @@ impl VmContext {
         match t.rows.peek_mut(kstr.as_str()) {
             Some((_, row)) if !new_row => *row = state,
             _ => {
-                if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(kstr.as_str()) {
+                if t.rows.is_full() && !t.rows.contains(kstr.as_str()) {
                     self.stats.evicted_rows += 1;
                 }
                 t.rows.put(kstr.clone(), (d.key.clone(), state));
@@ -1845,7 +1843,7 @@ impl VmContext {
                 // The row the state was taken from: put it back (no new key, no LRU move).
                 Some((_, row)) if !new_row => *row = state,
                 _ => {
-                    if t.rows.len() >= t.rows.cap().get() && !t.rows.contains(kstr) {
+                    if t.rows.is_full() && !t.rows.contains(kstr) {
                         self.stats.evicted_rows += 1;
                     }
                     t.rows.put(kstr.to_string(), (key.clone(), state));

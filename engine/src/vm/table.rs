@@ -3,11 +3,10 @@
 //! Every structure is an LRU cache with a capacity from [`VmLimits`](super::VmLimits) or
 //! [`StateTableConfig`]: whatever the input, memory stays bounded, and what falls out is counted.
 
+use std::borrow::Borrow;
 use std::hash::Hash;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use lru::LruCache;
 use serde_json::Value as Json;
 
 use super::program::EventId;
@@ -61,46 +60,145 @@ pub(crate) struct Deferred {
     pub slot: u64,
 }
 
-/// A bounded LRU cache that, once full, builds every new entry in the allocations of the one it
-/// evicts: the cache reuses the evicted entry's list node, and the evicted key and value stay here
-/// as the spare the next new entry is written into. Adding to a full cache allocates nothing.
+/// A bounded LRU map: every table, index and queue of the VM is one.
 ///
-/// Everything else is the [`LruCache`] it dereferences to.
+/// Adding to it allocates nothing once it has held as many entries as it ever will. Two things
+/// make that so:
+/// - its list nodes are never freed: a removed or evicted entry's node goes to a free list the
+///   next new entry takes it from (`hashlink`'s linked map keeps one), so an entry removed and
+///   another filed (a lookup value a changed PDA mapping takes back, a pending queue replayed)
+///   costs no allocation;
+/// - once full, [`Lru::file`] builds the new entry in the key and value it evicts: the evicted
+///   entry stays here as the spare the next new entry is written into.
+///
+/// The method names and their meaning are those of the `lru` crate's `LruCache` (`get` marks an
+/// entry used, `peek` does not; `iter` starts at the most recently used).
 pub(crate) struct Lru<K: Hash + Eq, V> {
-    cache: LruCache<K, V>,
+    map: hashlink::LinkedHashMap<K, V>,
+    capacity: usize,
     /// The entry evicted last (stale contents), handed to the next [`Lru::file`].
     pub spare: Option<(K, V)>,
 }
 
 impl<K: Hash + Eq, V> Lru<K, V> {
+    /// An empty map holding at most `capacity` entries (at least one).
     pub fn new(capacity: usize) -> Self {
         Lru {
-            cache: LruCache::new(cap(capacity)),
+            map: hashlink::LinkedHashMap::new(),
+            capacity: capacity.max(1),
             spare: None,
         }
     }
 
-    /// Adds the entry `build` makes, at the front, given the spare to build it in (`None` while
-    /// the cache has not evicted anything): `build` overwrites its stale key and value. The key
-    /// must not be in the cache. Returns the entry evicted to make room, if any: it is the
-    /// spare now, for the caller to count or look at.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.map.len() >= self.capacity
+    }
+
+    pub fn contains<Q: Hash + Eq + ?Sized>(&self, k: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.map.contains_key(k)
+    }
+
+    /// The value under `k`, marked as the most recently used.
+    pub fn get<Q: Hash + Eq + ?Sized>(&mut self, k: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        self.map.to_back(k).map(|v| &*v)
+    }
+
+    /// The value under `k`, marked as the most recently used.
+    pub fn get_mut<Q: Hash + Eq + ?Sized>(&mut self, k: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        self.map.to_back(k)
+    }
+
+    /// The value under `k`, its place in the order left alone.
+    pub fn peek<Q: Hash + Eq + ?Sized>(&self, k: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        self.map.get(k)
+    }
+
+    /// The value under `k`, its place in the order left alone.
+    pub fn peek_mut<Q: Hash + Eq + ?Sized>(&mut self, k: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        self.map.get_mut(k)
+    }
+
+    /// The least recently used entry.
+    pub fn peek_lru(&self) -> Option<(&K, &V)> {
+        self.map.front()
+    }
+
+    /// Puts `v` under `k` as the most recently used entry; returns the value it replaced. A new
+    /// key in a full map evicts the least recently used entry (dropped).
+    pub fn put(&mut self, k: K, v: V) -> Option<V> {
+        self.push(k, v).and_then(|(_, v)| v.into())
+    }
+
+    /// Like [`Lru::put`], but returns what left: the entry `k` had (with the key passed in), or
+    /// the entry evicted to make room.
+    pub fn push(&mut self, k: K, v: V) -> Option<(K, V)> {
+        if let Some(old) = self.map.to_back(&k) {
+            let old = std::mem::replace(old, v);
+            return Some((k, old));
+        }
+        let evicted = if self.is_full() {
+            self.map.pop_front()
+        } else {
+            None
+        };
+        self.map.insert(k, v);
+        evicted
+    }
+
+    /// Removes the entry under `k`; returns its value.
+    pub fn pop<Q: Hash + Eq + ?Sized>(&mut self, k: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        self.map.remove(k)
+    }
+
+    /// Removes the entry under `k`; returns it.
+    pub fn pop_entry<Q: Hash + Eq + ?Sized>(&mut self, k: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+    {
+        self.map.remove_entry(k)
+    }
+
+    /// The entries from the most recently used to the least.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().rev()
+    }
+
+    /// Adds the entry `build` makes, as the most recently used, given the spare to build it in
+    /// (`None` while the map has not evicted anything): `build` overwrites its stale key and
+    /// value. The key must not be in the map. Returns the entry evicted to make room, if any: it
+    /// is the spare now, for the caller to count or look at.
     pub fn file(&mut self, build: impl FnOnce(Option<(K, V)>) -> (K, V)) -> Option<&mut (K, V)> {
         let (k, v) = build(self.spare.take());
-        self.spare = self.cache.push(k, v);
+        // Evicted before the insert, so that the insert takes the evicted entry's node.
+        self.spare = if self.is_full() {
+            self.map.pop_front()
+        } else {
+            None
+        };
+        self.map.insert(k, v);
         self.spare.as_mut()
-    }
-}
-
-impl<K: Hash + Eq, V> std::ops::Deref for Lru<K, V> {
-    type Target = LruCache<K, V>;
-    fn deref(&self) -> &LruCache<K, V> {
-        &self.cache
-    }
-}
-
-impl<K: Hash + Eq, V> std::ops::DerefMut for Lru<K, V> {
-    fn deref_mut(&mut self) -> &mut LruCache<K, V> {
-        &mut self.cache
     }
 }
 
@@ -112,23 +210,19 @@ pub(crate) fn text_hash(text: &str) -> u64 {
     h.finish()
 }
 
-fn cap(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n.max(1)).unwrap()
-}
-
 pub(crate) struct Table {
     /// The reference creates an entity's table on the first handler that reaches the state read;
     /// several behaviours (PDA hooks, queueing) depend on whether it exists yet.
     pub exists: bool,
-    pub rows: LruCache<String, (Json, super::row::Row)>,
+    pub rows: Lru<String, (Json, super::row::Row)>,
     pub lookups: Vec<Lru<String, Json>>,
-    pub temporal: Vec<LruCache<String, Vec<(i64, Json)>>>,
+    pub temporal: Vec<Lru<String, Vec<(i64, Json)>>>,
     pub pda: Lru<String, String>,
-    pub pending: LruCache<Arc<str>, Vec<Pending>>,
-    pub pending_ix: LruCache<String, Vec<PendingIx>>,
+    pub pending: Lru<Arc<str>, Vec<Pending>>,
+    pub pending_ix: Lru<String, Vec<PendingIx>>,
     /// The last update per account address, replayed when its PDA mapping changes (kept in
     /// the first entity's table only: that is where mappings live).
-    pub last_data: LruCache<Arc<str>, Pending>,
+    pub last_data: Lru<Arc<str>, Pending>,
     /// Last (slot, write_version) applied per (account address, event type).
     pub versions: Lru<(Arc<str>, EventId), (u64, u64)>,
     /// Instructions applied: (rendered key, event type, slot, transaction index).
@@ -194,17 +288,17 @@ impl Table {
     ) -> Table {
         Table {
             exists: false,
-            rows: LruCache::new(cap(cfg.max_entries)),
+            rows: Lru::new(cfg.max_entries),
             lookups: (0..n_lookup)
                 .map(|_| Lru::new(lim.lookup_index_entries))
                 .collect(),
             temporal: (0..n_temporal)
-                .map(|_| LruCache::new(cap(lim.lookup_index_entries)))
+                .map(|_| Lru::new(lim.lookup_index_entries))
                 .collect(),
             pda: Lru::new(lim.pda_entries),
-            pending: LruCache::new(cap(lim.pending_addresses)),
-            pending_ix: LruCache::new(cap(lim.pending_addresses)),
-            last_data: LruCache::new(cap(lim.pda_entries)),
+            pending: Lru::new(lim.pending_addresses),
+            pending_ix: Lru::new(lim.pending_addresses),
+            last_data: Lru::new(lim.pda_entries),
             versions: Lru::new(lim.version_entries),
             ix_seen: Lru::new(lim.instruction_dedup_entries),
             recent_tx: Lru::new(lim.recent_transactions),
@@ -246,6 +340,41 @@ impl Table {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn get_and_put_mark_an_entry_used_peek_does_not_and_the_least_used_is_evicted() {
+        let mut lru: Lru<&str, u32> = Lru::new(3);
+        assert_eq!(lru.put("a", 1), None);
+        assert_eq!(lru.put("b", 2), None);
+        assert_eq!(lru.push("c", 3), None, "room left: nothing leaves");
+        let order = |l: &Lru<&'static str, u32>| l.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+        assert_eq!(order(&lru), ["c", "b", "a"], "most recently used first");
+        assert_eq!(lru.peek("a"), Some(&1));
+        assert_eq!(
+            lru.peek_lru(),
+            Some((&"a", &1)),
+            "peek leaves the order alone"
+        );
+        assert_eq!(lru.get("a"), Some(&1));
+        assert_eq!(lru.peek_lru(), Some((&"b", &2)), "get marks it used");
+        assert_eq!(
+            lru.put("b", 20),
+            Some(2),
+            "a put under a key replaces its value"
+        );
+        assert_eq!(order(&lru), ["b", "a", "c"]);
+        assert_eq!(
+            lru.push("d", 4),
+            Some(("c", 3)),
+            "full: the least used leaves"
+        );
+        assert_eq!(lru.pop("a"), Some(1));
+        assert!(!lru.contains("a"));
+        assert_eq!(lru.push("e", 5), None, "a removed entry left room");
+        assert_eq!(lru.pop_entry("e"), Some(("e", 5)));
+        assert_eq!(order(&lru), ["d", "b"]);
+        assert_eq!(lru.len(), 2);
+    }
 
     #[test]
     fn a_full_lru_builds_the_new_entry_in_the_evicted_ones_allocations() {
