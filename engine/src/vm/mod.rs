@@ -489,6 +489,8 @@ pub struct VmContext {
     lookup_miss: Option<String>,
     pda_registered: Option<String>,
     lookup_keys: Vec<String>,
+    /// Updates a new PDA mapping replays (a reused buffer).
+    replay: Vec<Pending>,
     requests: Vec<ResolverRequest>,
     scheduled: Vec<(u64, ResolverRequest)>,
     slot_hashes: table::Lru<u64, [u8; 32]>,
@@ -543,6 +545,7 @@ impl VmContext {
             lookup_miss: None,
             pda_registered: None,
             lookup_keys: Vec::new(),
+            replay: Vec::new(),
             requests: Vec::new(),
             scheduled: Vec::new(),
             slot_hash_gen: 0,
@@ -1025,29 +1028,36 @@ impl VmContext {
         } else {
             self.process(p, &ev, e, c, out)?;
             if !info.pda_mappings.is_empty() {
-                let mut replay = Vec::new();
+                // The addresses' text and the list of updates to replay are reused buffers.
+                let mut replay = std::mem::take(&mut self.replay);
+                let (mut pda, mut seed) = (self.text_buf(), self.text_buf());
                 for (pda_names, seed_names) in &info.pda_mappings {
-                    let acct = |names: &[Box<str>]| names.iter().find_map(|n| ev.account(n));
-                    if let (Some(pda), Some(seed)) = (acct(pda_names), acct(seed_names)) {
-                        replay.extend(self.map_pda(&pda, &seed));
+                    pda.clear();
+                    seed.clear();
+                    if ev.account_into(pda_names, &mut pda)
+                        && ev.account_into(seed_names, &mut seed)
+                    {
+                        self.map_pda(&pda, &seed, &mut replay);
                     }
                 }
-                for u in replay {
+                self.keep_text(Json::String(pda));
+                self.keep_text(Json::String(seed));
+                for u in replay.drain(..) {
                     self.stats.replayed += 1;
-                    let resolved = self.chained_lookup(&u.pda);
-                    let mut data = u.data.clone();
-                    if let Some(k) = resolved {
+                    let ctx = Ctx::of_pending(&u);
+                    // The queue held the update; now only this replay does (no copy to resolve).
+                    let mut data = u.data;
+                    if let Some(k) = self.chained_lookup(&u.pda) {
                         Arc::make_mut(&mut data).set_resolved(k);
                     }
                     let mark = out.len();
-                    if self
-                        .process(p, &data, u.event, &Ctx::of_pending(&u), out)
-                        .is_err()
-                    {
+                    if self.process(p, &data, u.event, &ctx, out).is_err() {
                         out.truncate(mark);
                         self.stats.handler_errors += 1;
                     }
+                    self.recycle(data);
                 }
+                self.replay = replay;
             }
             self.recycle(ev);
         }
@@ -1068,10 +1078,11 @@ impl VmContext {
         }
     }
 
-    /// Registers `pda → seed` in the first entity's reverse lookup; returns the updates to replay.
-    fn map_pda(&mut self, pda: &str, seed: &str) -> Vec<Pending> {
+    /// Registers `pda → seed` in the first entity's reverse lookup; appends the updates to replay
+    /// to `replay`.
+    fn map_pda(&mut self, pda: &str, seed: &str, replay: &mut Vec<Pending>) {
         if self.tables.is_empty() || !self.tables[0].exists {
-            return Vec::new();
+            return;
         }
         let (pending_total, stats) = (&mut self.pending_total, &mut self.stats);
         let written = self.tables[0].set_pda(pda, seed, |t, evicted| {
@@ -1082,24 +1093,39 @@ impl VmContext {
             }
         });
         let changed = written == table::PdaWrite::Changed;
-        let mut out = self.flush_updates(0, pda);
+        replay.append(&mut self.flush_updates(0, pda));
         if changed {
             let t = &mut self.tables[0];
             t.unmap(pda);
             if let Some(mut cached) = t.last_data.pop(pda) {
                 cached.stale = true;
-                out.push(cached);
+                replay.push(cached);
             }
         }
-        out
     }
 
+    /// The key `pda` resolves to: its seed, or the primary key a lookup index maps the seed to
+    /// (in a spare text buffer).
     fn chained_lookup(&mut self, pda: &str) -> Option<String> {
         let t = self.tables.first_mut()?;
-        let v = t.pda.get(pda)?.clone();
-        match t.find_in_indexes(None, &v) {
-            Some(r) => r.as_str().map(str::to_string),
-            None => Some(v),
+        let seed = t.pda.get(pda)?;
+        let mut key = self.spare_texts.pop().unwrap_or_default();
+        key.push_str(seed);
+        match t.find_in_indexes(None, &key) {
+            None => Some(key),
+            Some(Json::String(r)) => {
+                key.clear();
+                key.push_str(r);
+                Some(key)
+            }
+            Some(_) => {
+                keep_text_in(
+                    &mut self.spare_texts,
+                    self.limits.spare_texts,
+                    Json::String(key),
+                );
+                None
+            }
         }
     }
 

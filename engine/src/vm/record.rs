@@ -197,19 +197,28 @@ impl Ev {
         }
     }
 
-    /// The instruction account named `name`, base58 (a record's is shared, see `b58::key_arc`).
-    pub fn account(&self, name: &str) -> Option<Arc<str>> {
-        match self {
-            Ev::Json(j) => j
-                .get("accounts")
-                .and_then(|a| a.get(name))
-                .and_then(Json::as_str)
-                .map(Arc::from),
+    /// Appends the base58 of the first of `names` the instruction has an account for to `out`;
+    /// whether there was one.
+    pub fn account_into(&self, names: &[Box<str>], out: &mut String) -> bool {
+        names.iter().any(|name| match self {
+            Ev::Json(j) => match j.get("accounts").and_then(|a| a.get(&**name)) {
+                Some(Json::String(s)) => {
+                    out.push_str(s);
+                    true
+                }
+                _ => false,
+            },
             Ev::Rec(r) => {
-                let i = r.shape.accounts.iter().position(|a| &**a == name)?;
-                r.accounts.get(i).map(crate::b58::key_arc)
+                let i = r.shape.accounts.iter().position(|a| **a == **name);
+                match i.and_then(|i| r.accounts.get(i)) {
+                    Some(key) => {
+                        crate::b58::with_key(key, |s| out.push_str(s));
+                        true
+                    }
+                    None => false,
+                }
             }
-        }
+        })
     }
 
     /// The record without its `__` bookkeeping fields (what a capture or `AsEvent` stores).
@@ -395,7 +404,9 @@ mod tests {
             }
             if let Some(Json::Object(accts)) = reference.get("accounts") {
                 for (name, v) in accts {
-                    assert_eq!(ev.account(name).as_deref(), v.as_str());
+                    let mut text = String::new();
+                    let found = ev.account_into(&[name.as_str().into()], &mut text);
+                    assert_eq!(found.then_some(text.as_str()), v.as_str());
                 }
             }
         }
