@@ -627,10 +627,14 @@ impl VmContext {
         for (i, mut m) in done.drain(..).enumerate() {
             // A value only this patch still held (its slot has moved on) gives its text back.
             for v in m.patch.drain_values() {
-                if let Stored::Json(a) = v {
-                    if let Some(v) = Arc::into_inner(a) {
-                        self.keep_text(v);
+                match v {
+                    Stored::Json(a) => {
+                        if let Some(v) = Arc::into_inner(a) {
+                            self.keep_text(v);
+                        }
                     }
+                    Stored::Capture(c) => self.recycle_capture(c),
+                    Stored::Own(_) => {}
                 }
             }
             if i < room {
@@ -655,8 +659,15 @@ impl VmContext {
         seq: Seq,
     ) -> Mutation {
         m.entity.clone_from(entity);
-        if key.is_string() && !m.key.is_string() {
-            m.key = Json::String(self.text_buf());
+        // The key's text is written into the mutation's (or a spare one); a text the key no
+        // longer needs goes back.
+        match (key.is_string(), m.key.is_string()) {
+            (true, false) => m.key = Json::String(self.text_buf()),
+            (false, true) => {
+                let old = std::mem::take(&mut m.key);
+                self.keep_text(old);
+            }
+            _ => {}
         }
         json::assign(&mut m.key, key);
         m.seq = seq;
@@ -684,7 +695,20 @@ impl VmContext {
                 Some(text) => return Ok(text),
                 None => v.to_json(),
             },
-            None => Self::load(ev, path, default, c),
+            // An instruction account's text goes into a spare buffer too (it is a string, which
+            // the encoding transforms leave as it is).
+            None => match (ev.account_at(path), transform) {
+                (
+                    Some(key),
+                    None | Some(Transformation::HexEncode | Transformation::Base58Encode),
+                ) => {
+                    let v = crate::value::Value::Pubkey(*key);
+                    return Ok(
+                        json::text_in(&v, None, &mut self.spare_texts).expect("a key's text")
+                    );
+                }
+                _ => Self::load(ev, path, default, c),
+            },
         };
         match transform {
             Some(t) => json::transform(&v, t),
@@ -1064,6 +1088,24 @@ impl VmContext {
         Ok(())
     }
 
+    /// Takes a capture apart if nothing else holds it: its record, its texts and its allocation
+    /// hold the next ones (`spares`, `spare_texts`, `spare_capture`).
+    fn recycle_capture(&mut self, mut c: Arc<Capture>) {
+        if let Some(cap) = Arc::get_mut(&mut c) {
+            let (ev, mut rewritten) = cap.take_parts();
+            if let Some(ev) = ev {
+                self.recycle(ev);
+            }
+            for (_, v) in rewritten.drain(..) {
+                self.keep_text(v);
+            }
+            if rewritten.capacity() > 0 {
+                self.spare_rewritten = rewritten;
+            }
+            self.spare_capture = Some(c);
+        }
+    }
+
     /// Keeps an update that nothing else holds as its type's spare (see `spares`).
     fn recycle(&mut self, mut ev: Arc<Ev>) {
         if let Some(Ev::Rec(r)) = Arc::get_mut(&mut ev) {
@@ -1096,7 +1138,8 @@ impl VmContext {
         replay.append(&mut self.flush_updates(0, pda));
         if changed {
             let t = &mut self.tables[0];
-            t.unmap(pda);
+            let (texts, limit) = (&mut self.spare_texts, self.limits.spare_texts);
+            t.unmap(pda, |v| keep_text_in(texts, limit, v));
             if let Some(mut cached) = t.last_data.pop(pda) {
                 cached.stale = true;
                 replay.push(cached);
@@ -1318,16 +1361,19 @@ impl VmContext {
                 });
             }
         }
-        let Some(ops) = t.deferred.pop(&(sig.clone(), e)) else {
+        let Some((k, mut ops)) = t.deferred.pop_entry(&(sig.clone(), e)) else {
             return;
         };
-        for d in ops {
+        for d in ops.drain(..) {
             if d.slot.saturating_add(self.limits.when_ttl_slots) < c.slot {
                 self.stats.expired_when += 1;
+                keep_deferred_texts(&mut self.spare_texts, self.limits.spare_texts, d);
                 continue;
             }
             self.apply_deferred(p, ent, d, c, out);
         }
+        // The emptied group holds the next group filed.
+        self.tables[ent].deferred.spare.get_or_insert((k, ops));
     }
 
     fn apply_deferred(
@@ -1339,6 +1385,7 @@ impl VmContext {
         out: &mut Vec<Mutation>,
     ) {
         if d.key.is_null() {
+            self.keep_text(d.value);
             return;
         }
         let ep = &p.entities[ent];
@@ -1837,22 +1884,7 @@ impl VmContext {
         // So does a replaced value's text.
         for u in undo.drain(..) {
             match u.old {
-                row::Old::Slot(Some(Stored::Capture(mut c))) => {
-                    // The capture's allocation, and its buffer, hold the next capture.
-                    if let Some(cap) = Arc::get_mut(&mut c) {
-                        let (ev, mut rewritten) = cap.take_parts();
-                        if let Some(ev) = ev {
-                            self.recycle(ev);
-                        }
-                        for (_, v) in rewritten.drain(..) {
-                            self.keep_text(v);
-                        }
-                        if rewritten.capacity() > 0 {
-                            self.spare_rewritten = rewritten;
-                        }
-                        self.spare_capture = Some(c);
-                    }
-                }
+                row::Old::Slot(Some(Stored::Capture(c))) => self.recycle_capture(c),
                 row::Old::Slot(Some(Stored::Json(a))) => {
                     if let Some(v) = Arc::into_inner(a) {
                         self.keep_text(v);

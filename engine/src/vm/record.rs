@@ -65,6 +65,8 @@ pub(crate) struct EvPath {
     pub path: Path,
     /// (IDL event type, field index, segments that name the field).
     located: Option<(u32, u16, u8)>,
+    /// (IDL event type, account index) of an instruction account path (`accounts.<name>`).
+    account: Option<(u32, u16)>,
 }
 
 impl EvPath {
@@ -72,6 +74,7 @@ impl EvPath {
         EvPath {
             path,
             located: None,
+            account: None,
         }
     }
 
@@ -81,6 +84,14 @@ impl EvPath {
         self.located = shape
             .locate(&self.path.segs)
             .map(|(i, used)| (event_type, i, used));
+        self.account = match (&self.path.segs[..], shape.is_account) {
+            ([accounts, name], false) if &**accounts == "accounts" => {
+                let i = shape.accounts.iter().position(|a| **a == **name);
+                i.and_then(|i| u16::try_from(i).ok())
+                    .map(|i| (event_type, i))
+            }
+            _ => None,
+        };
     }
 
     /// Located in some record type: the path starts at a record field.
@@ -142,6 +153,15 @@ impl Ev {
             (Ev::Rec(r), Some((et, i, used))) if et == r.event_type => {
                 descend_value(&r.fields[i as usize], &path.segs[used as usize..])
             }
+            _ => None,
+        }
+    }
+
+    /// The instruction account at a located `accounts.<name>` path (see [`EvPath`]), as bytes;
+    /// `None` for other paths and for JSON events.
+    pub fn account_at(&self, path: &EvPath) -> Option<&[u8; 32]> {
+        match (self, path.account) {
+            (Ev::Rec(r), Some((et, i))) if et == r.event_type => r.accounts.get(i as usize),
             _ => None,
         }
     }

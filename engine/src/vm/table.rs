@@ -326,11 +326,15 @@ impl Table {
     }
 
     /// Removes `value` from every lookup index. A removed entry becomes its index's spare (see
-    /// [`Lru`]) when it has none, so the next new entry is written in its key and value.
-    pub fn unmap(&mut self, value: &str) {
+    /// [`Lru`]) when it has none, so the next new entry is written in its key and value;
+    /// otherwise its key and value are handed to `keep`.
+    pub fn unmap(&mut self, value: &str, mut keep: impl FnMut(Json)) {
         for ix in &mut self.lookups {
             if let Some(entry) = ix.pop_entry(value) {
-                ix.spare.get_or_insert(entry);
+                if let Some((k, v)) = ix.spare.replace(entry) {
+                    keep(Json::String(k));
+                    keep(v);
+                }
             }
         }
     }
@@ -432,7 +436,7 @@ mod tests {
             key.push('b');
             (key, json!("row b"))
         });
-        t.unmap("b");
+        t.unmap("b", drop);
         assert_eq!(t.find_in_indexes(Some(0), "b"), None);
         assert_eq!(t.find_in_indexes(None, "b"), None);
         put(&mut t, "c", json!(3));
