@@ -33,6 +33,7 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
         slot_hashes: 8,
         spare_mutations: 4,
         spare_texts: 4,
+        spare_records: 2,
     };
     let mut gen = Generator::new(
         stack.idls(),
@@ -49,6 +50,7 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
     let mut slot = 0;
     let mut most_spares = 0;
     let mut most_texts = 0;
+    let mut most_records = 0;
     for n in 0..20_000u32 {
         let mut u = gen.next_update();
         if n % 97 == 0 {
@@ -65,6 +67,7 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
             let f = vm.footprint();
             most_spares = most_spares.max(f.spare_mutations);
             most_texts = most_texts.max(f.spare_texts);
+            most_records = most_records.max(f.spare_records);
         }
         let _ = vm.apply(&stack, &u, &mut out);
         // Resolver requests are never taken here: their queue must hold its bound by itself.
@@ -109,6 +112,10 @@ fn every_vm_structure_stays_within_its_bound_on_a_hostile_stream() {
     assert!(
         most_texts <= lim.spare_texts && most_texts > 0,
         "{most_texts} spare texts kept"
+    );
+    assert!(
+        most_records <= lim.spare_records && most_records > 0,
+        "{most_records} spare records kept per event type"
     );
     assert!(vm.stats().decode_errors > 0);
 }

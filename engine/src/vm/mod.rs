@@ -143,6 +143,9 @@ pub struct VmLimits {
     pub spare_mutations: usize,
     /// Text buffers of replaced values kept for the next text a write produces. Default 256.
     pub spare_texts: usize,
+    /// Records of updates nothing holds any more, kept per event type for the next update of
+    /// that type to be decoded into. Default 4.
+    pub spare_records: usize,
 }
 
 impl VmLimits {
@@ -165,6 +168,7 @@ impl VmLimits {
             ("vm_limits.slot_hashes", self.slot_hashes),
             ("vm_limits.spare_mutations", self.spare_mutations),
             ("vm_limits.spare_texts", self.spare_texts),
+            ("vm_limits.spare_records", self.spare_records),
         ] {
             if v == 0 {
                 return Err(crate::ConfigError::new(field, "must be at least 1"));
@@ -190,6 +194,7 @@ impl Default for VmLimits {
             slot_hashes: 1_000,
             spare_mutations: 256,
             spare_texts: 256,
+            spare_records: 4,
         }
     }
 }
@@ -247,6 +252,8 @@ pub struct VmFootprint {
     pub spare_mutations: usize,
     /// Text buffers kept for reuse.
     pub spare_texts: usize,
+    /// Update records kept for reuse, for the event type with the most.
+    pub spare_records: usize,
 }
 
 /// An enrichment the engine wants fetched; `io/` fetches it and feeds the result back with
@@ -509,9 +516,9 @@ pub struct VmContext {
     value_text: String,
     /// The running handler's changed fields (a reused buffer, empty between handlers).
     dirty: DirtyBuf,
-    /// Per event type, an update record nothing else holds, whose allocations the next update
-    /// of that type reuses (at most one per type of the stack's IDLs).
-    spares: Vec<Option<Arc<Ev>>>,
+    /// Per event type, update records nothing else holds, whose allocations the next updates
+    /// of that type reuse (at most `limits.spare_records` per type of the stack's IDLs).
+    spares: Vec<Vec<Arc<Ev>>>,
     /// Emptied mutations handed back by the caller, whose allocations the next mutations reuse
     /// (at most `limits.spare_mutations`).
     spare_mutations: Vec<Mutation>,
@@ -578,6 +585,7 @@ impl VmContext {
             scheduled_requests: self.scheduled.len(),
             spare_mutations: self.spare_mutations.len(),
             spare_texts: self.spare_texts.len(),
+            spare_records: self.spares.iter().map(Vec::len).max().unwrap_or(0),
             ..VmFootprint::default()
         };
         for t in &self.tables {
@@ -807,7 +815,7 @@ impl VmContext {
         // A record of the same type that nothing holds any more lends this one its allocation
         // and its field buffers, which the decoder fills in place (`IdlSet::decode_typed`).
         let mut d = std::mem::take(&mut self.decoded);
-        let mut spare = self.spares.get_mut(et as usize).and_then(Option::take);
+        let mut spare = self.spares.get_mut(et as usize).and_then(Vec::pop);
         if let Some(Ev::Rec(r)) = spare.as_mut().and_then(Arc::get_mut) {
             if d.fields.capacity() == 0 {
                 d.fields = std::mem::take(&mut r.fields);
@@ -1106,7 +1114,7 @@ impl VmContext {
         }
     }
 
-    /// Keeps an update that nothing else holds as its type's spare (see `spares`).
+    /// Keeps an update that nothing else holds as one of its type's spares (see `spares`).
     fn recycle(&mut self, mut ev: Arc<Ev>) {
         if let Some(Ev::Rec(r)) = Arc::get_mut(&mut ev) {
             let et = r.event_type as usize;
@@ -1114,9 +1122,11 @@ impl VmContext {
                 self.keep_text(k);
             }
             if self.spares.len() <= et {
-                self.spares.resize(et + 1, None);
+                self.spares.resize_with(et + 1, Vec::new);
             }
-            self.spares[et] = Some(ev);
+            if self.spares[et].len() < self.limits.spare_records {
+                self.spares[et].push(ev);
+            }
         }
     }
 
