@@ -195,6 +195,16 @@ pub(crate) fn assign(dst: &mut Json, src: &Json) {
     }
 }
 
+/// [`assign`], a string written where there was none taking one of `spare` text buffers.
+pub(crate) fn assign_in(dst: &mut Json, src: &Json, spare: &mut Vec<String>) {
+    match (&*dst, src) {
+        (Json::String(_), _) | (_, Json::Number(_) | Json::Null | Json::Bool(_)) => {
+            assign(dst, src)
+        }
+        _ => *dst = clone_in(src, spare),
+    }
+}
+
 /// Whether JSON would escape anything in `s`. Scanned whole, without stopping at the first hit,
 /// so that the loop vectorizes: keys are short and almost never need it.
 fn needs_escape(s: &str) -> bool {

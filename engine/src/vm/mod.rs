@@ -1949,16 +1949,20 @@ impl VmContext {
                     let is_string = Self::load_key_text(ev, value, c, &mut text);
                     let t = &mut self.tables[ent];
                     let ix = &mut t.lookups[*index];
+                    let texts = &mut self.spare_texts;
                     // An entry that already says this (the usual case) is only moved to the front.
                     match ix.get_mut(text.as_str()) {
                         Some(v) if v == key => {}
                         Some(v) => json::assign(v, key),
                         None => {
+                            // Written in the spare entry, or in spare text buffers.
                             ix.file(|spare| {
-                                let (mut k, mut v) = spare.unwrap_or_default();
+                                let (mut k, mut v) = spare.unwrap_or_else(|| {
+                                    (texts.pop().unwrap_or_default(), Json::Null)
+                                });
                                 k.clear();
                                 k.push_str(&text);
-                                json::assign(&mut v, key);
+                                json::assign_in(&mut v, key, texts);
                                 (k, v)
                             });
                         }
