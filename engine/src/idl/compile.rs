@@ -860,7 +860,10 @@ fn push_disc(table: &mut Vec<Disc>, disc: &[u8], et: u32, path: &str) -> Result<
             "discriminator collides with another of the same program",
         ));
     }
-    table.push(disc);
+    // Kept sorted by length, then bytes: a program whose discriminators are all one length is
+    // searched by halves (`IdlSet::match_disc`).
+    let at = table.partition_point(|d| d.sort_key() < disc.sort_key());
+    table.insert(at, disc);
     Ok(())
 }
 

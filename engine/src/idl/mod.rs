@@ -116,6 +116,11 @@ impl Disc {
     fn starts(&self, data: &[u8], head: u64) -> bool {
         head & self.mask == self.head && data.len() >= self.len as usize
     }
+
+    /// The order a program's discriminators are kept in: by length, then by bytes.
+    pub(crate) fn sort_key(&self) -> (u64, u64) {
+        (self.mask, self.head)
+    }
 }
 
 /// The first 8 bytes of `b`, little-endian, zero-padded.
@@ -378,9 +383,16 @@ impl IdlSet {
         data: &[u8],
     ) -> Result<u32, DecodeError> {
         let head = head_of(data);
-        table
-            .iter()
-            .find(|d| d.starts(data, head))
+        // Sorted by length, then bytes: when all have one length, the match is found by halves.
+        let found = match (table.first(), table.last()) {
+            (Some(a), Some(b)) if a.mask == b.mask => table
+                .binary_search_by_key(&(head & a.mask), |d| d.head)
+                .ok()
+                .map(|i| &table[i])
+                .filter(|d| d.starts(data, head)),
+            _ => table.iter().find(|d| d.starts(data, head)),
+        };
+        found
             .map(|d| d.et)
             .ok_or_else(|| DecodeError::UnknownDiscriminator {
                 program: prog.name.clone(),

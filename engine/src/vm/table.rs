@@ -4,7 +4,7 @@
 //! [`StateTableConfig`]: whatever the input, memory stays bounded, and what falls out is counted.
 
 use std::borrow::Borrow;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -74,7 +74,7 @@ pub(crate) struct Deferred {
 /// The method names and their meaning are those of the `lru` crate's `LruCache` (`get` marks an
 /// entry used, `peek` does not; `iter` starts at the most recently used).
 pub(crate) struct Lru<K: Hash + Eq, V> {
-    map: hashlink::LinkedHashMap<K, V>,
+    map: hashlink::LinkedHashMap<K, V, Hasher>,
     capacity: usize,
     /// The entry evicted last (stale contents), handed to the next [`Lru::file`].
     pub spare: Option<(K, V)>,
@@ -83,8 +83,14 @@ pub(crate) struct Lru<K: Hash + Eq, V> {
 impl<K: Hash + Eq, V> Lru<K, V> {
     /// An empty map holding at most `capacity` entries (at least one).
     pub fn new(capacity: usize) -> Self {
+        Self::with_hasher(capacity, Hasher::default())
+    }
+
+    /// [`Lru::new`] hashing with `hasher`: maps given clones of one hasher agree on every key's
+    /// hash, so a key hashed once can be looked up in each ([`Lru::get_hashed`]).
+    pub fn with_hasher(capacity: usize, hasher: Hasher) -> Self {
         Lru {
-            map: hashlink::LinkedHashMap::new(),
+            map: hashlink::LinkedHashMap::with_hasher(hasher),
             capacity: capacity.max(1),
             spare: None,
         }
@@ -119,6 +125,31 @@ impl<K: Hash + Eq, V> Lru<K, V> {
         K: Borrow<Q>,
     {
         self.map.to_back(k)
+    }
+
+    /// Whether `k`, whose hash by this map's hasher is `hash`, is in the map.
+    pub fn contains_hashed<Q: Hash + Eq + ?Sized>(&self, hash: u64, k: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.map
+            .raw_entry()
+            .from_key_hashed_nocheck(hash, k)
+            .is_some()
+    }
+
+    /// [`Lru::get`] of `k`, whose hash by this map's hasher is `hash`.
+    pub fn get_hashed<Q: Hash + Eq + ?Sized>(&mut self, hash: u64, k: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, k) {
+            hashlink::linked_hash_map::RawEntryMut::Occupied(mut e) => {
+                e.to_back();
+                Some(&*e.into_mut())
+            }
+            hashlink::linked_hash_map::RawEntryMut::Vacant(_) => None,
+        }
     }
 
     /// The value under `k`, its place in the order left alone.
@@ -202,6 +233,9 @@ impl<K: Hash + Eq, V> Lru<K, V> {
     }
 }
 
+/// The hasher of the VM's maps (seeded at random per process).
+pub(crate) type Hasher = hashlink::DefaultHashBuilder;
+
 /// A 64-bit hash of `text` (the same in every run).
 pub(crate) fn text_hash(text: &str) -> u64 {
     use std::hash::{DefaultHasher, Hasher};
@@ -216,6 +250,8 @@ pub(crate) struct Table {
     pub exists: bool,
     pub rows: Lru<String, (Json, super::row::Row)>,
     pub lookups: Vec<Lru<String, Json>>,
+    /// The lookup indexes' common hasher: a value is hashed once for all of them.
+    lookup_hasher: Hasher,
     pub temporal: Vec<Lru<String, Vec<(i64, Json)>>>,
     pub pda: Lru<String, String>,
     pub pending: Lru<Arc<str>, Vec<Pending>>,
@@ -286,12 +322,14 @@ impl Table {
         n_lookup: usize,
         n_temporal: usize,
     ) -> Table {
+        let lookup_hasher = Hasher::default();
         Table {
             exists: false,
             rows: Lru::new(cfg.max_entries),
             lookups: (0..n_lookup)
-                .map(|_| Lru::new(lim.lookup_index_entries))
+                .map(|_| Lru::with_hasher(lim.lookup_index_entries, lookup_hasher.clone()))
                 .collect(),
+            lookup_hasher,
             temporal: (0..n_temporal)
                 .map(|_| Lru::new(lim.lookup_index_entries))
                 .collect(),
@@ -309,16 +347,18 @@ impl Table {
     /// Looks `value` up in the named index first, then in every other one in declaration order.
     pub fn find_in_indexes(&mut self, first: Option<usize>, value: &str) -> Option<&Json> {
         // Each index is asked once, as the reference does (a hit moves to the front of its LRU).
+        // They share a hasher: the value is hashed once.
+        let hash = self.lookup_hasher.hash_one(value);
         if let Some(i) = first {
-            if self.lookups[i].contains(value) {
-                return self.lookups[i].get(value);
+            if self.lookups[i].contains_hashed(hash, value) {
+                return self.lookups[i].get_hashed(hash, value);
             }
         }
         for (i, ix) in self.lookups.iter_mut().enumerate() {
             if Some(i) == first {
                 continue;
             }
-            if let Some(v) = ix.get(value) {
+            if let Some(v) = ix.get_hashed(hash, value) {
                 return Some(v);
             }
         }
@@ -378,6 +418,28 @@ mod tests {
         assert_eq!(lru.pop_entry("e"), Some(("e", 5)));
         assert_eq!(order(&lru), ["d", "b"]);
         assert_eq!(lru.len(), 2);
+    }
+
+    #[test]
+    fn maps_sharing_a_hasher_find_a_key_hashed_once() {
+        let hasher = Hasher::default();
+        let (mut a, mut b): (Lru<String, u32>, Lru<String, u32>) = (
+            Lru::with_hasher(2, hasher.clone()),
+            Lru::with_hasher(2, hasher.clone()),
+        );
+        a.put("x".into(), 1);
+        a.put("y".into(), 2);
+        b.put("y".into(), 3);
+        let (hx, hy) = (hasher.hash_one("x"), hasher.hash_one("y"));
+        assert!(a.contains_hashed(hx, "x") && !b.contains_hashed(hx, "x"));
+        assert_eq!(b.get_hashed(hy, "y"), Some(&3));
+        assert_eq!(a.get_hashed(hx, "x"), Some(&1));
+        assert_eq!(
+            a.peek_lru(),
+            Some((&"y".to_string(), &2)),
+            "a hashed get marks it used"
+        );
+        assert_eq!(b.get_hashed(hx, "x"), None);
     }
 
     #[test]
