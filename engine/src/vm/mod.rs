@@ -1852,10 +1852,12 @@ impl VmContext {
                 return Ok(());
             }
         }
-        // The row's state is worked on in place (taken out and put back), not copied.
-        let row = self.tables[ent]
-            .rows
-            .get_mut(kstr)
+        // The row's state is worked on in place (taken out and put back), not copied; its key
+        // is hashed once for both.
+        let rows = &mut self.tables[ent].rows;
+        let row_hash = rows.hash_of(kstr);
+        let row = rows
+            .get_mut_hashed(row_hash, kstr)
             .map(|(_, s)| std::mem::take(s));
         let new_row = row.is_none();
         let mut state = row.unwrap_or_else(|| Row::new(&ep.layout));
@@ -1907,7 +1909,7 @@ impl VmContext {
         self.undo = undo;
         if !key.is_null() {
             let t = &mut self.tables[ent];
-            match t.rows.peek_mut(kstr) {
+            match t.rows.peek_mut_hashed(row_hash, kstr) {
                 // The row the state was taken from: put it back (no new key, no LRU move).
                 Some((_, row)) if !new_row => *row = state,
                 _ => {
@@ -1948,10 +1950,11 @@ impl VmContext {
                     let mut text = std::mem::take(&mut self.value_text);
                     let is_string = Self::load_key_text(ev, value, c, &mut text);
                     let t = &mut self.tables[ent];
+                    let hash = t.hash(&text);
                     let ix = &mut t.lookups[*index];
                     let texts = &mut self.spare_texts;
                     // An entry that already says this (the usual case) is only moved to the front.
-                    match ix.get_mut(text.as_str()) {
+                    match ix.get_mut_hashed(hash, text.as_str()) {
                         Some(v) if v == key => {}
                         Some(v) => json::assign(v, key),
                         None => {
@@ -1968,7 +1971,7 @@ impl VmContext {
                         }
                     }
                     // Updates queued under this value are replayed once the handler is done.
-                    if is_string && t.pending.contains(text.as_str()) {
+                    if is_string && t.pending.contains_hashed(hash, text.as_str()) {
                         self.lookup_keys.push(text.clone());
                     }
                     self.value_text = text;

@@ -138,18 +138,42 @@ impl<K: Hash + Eq, V> Lru<K, V> {
             .is_some()
     }
 
-    /// [`Lru::get`] of `k`, whose hash by this map's hasher is `hash`.
-    pub fn get_hashed<Q: Hash + Eq + ?Sized>(&mut self, hash: u64, k: &Q) -> Option<&V>
+    /// The hash of `k` by this map's hasher, for the `_hashed` lookups.
+    pub fn hash_of<Q: Hash + ?Sized>(&self, k: &Q) -> u64 {
+        self.map.hasher().hash_one(k)
+    }
+
+    /// [`Lru::get_mut`] of `k`, whose hash by this map's hasher is `hash`.
+    pub fn get_mut_hashed<Q: Hash + Eq + ?Sized>(&mut self, hash: u64, k: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
     {
         match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, k) {
             hashlink::linked_hash_map::RawEntryMut::Occupied(mut e) => {
                 e.to_back();
-                Some(&*e.into_mut())
+                Some(e.into_mut())
             }
             hashlink::linked_hash_map::RawEntryMut::Vacant(_) => None,
         }
+    }
+
+    /// [`Lru::peek_mut`] of `k`, whose hash by this map's hasher is `hash`.
+    pub fn peek_mut_hashed<Q: Hash + Eq + ?Sized>(&mut self, hash: u64, k: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        match self.map.raw_entry_mut().from_key_hashed_nocheck(hash, k) {
+            hashlink::linked_hash_map::RawEntryMut::Occupied(e) => Some(e.into_mut()),
+            hashlink::linked_hash_map::RawEntryMut::Vacant(_) => None,
+        }
+    }
+
+    /// [`Lru::get`] of `k`, whose hash by this map's hasher is `hash`.
+    pub fn get_hashed<Q: Hash + Eq + ?Sized>(&mut self, hash: u64, k: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        self.get_mut_hashed(hash, k).map(|v| &*v)
     }
 
     /// The value under `k`, its place in the order left alone.
@@ -250,7 +274,8 @@ pub(crate) struct Table {
     pub exists: bool,
     pub rows: Lru<String, (Json, super::row::Row)>,
     pub lookups: Vec<Lru<String, Json>>,
-    /// The lookup indexes' common hasher: a value is hashed once for all of them.
+    /// The hasher the lookup indexes and the pending queues share: a value is hashed once for
+    /// all of them ([`Table::hash`]).
     lookup_hasher: Hasher,
     pub temporal: Vec<Lru<String, Vec<(i64, Json)>>>,
     pub pda: Lru<String, String>,
@@ -329,19 +354,24 @@ impl Table {
             lookups: (0..n_lookup)
                 .map(|_| Lru::with_hasher(lim.lookup_index_entries, lookup_hasher.clone()))
                 .collect(),
-            lookup_hasher,
             temporal: (0..n_temporal)
                 .map(|_| Lru::new(lim.lookup_index_entries))
                 .collect(),
             pda: Lru::new(lim.pda_entries),
-            pending: Lru::new(lim.pending_addresses),
+            pending: Lru::with_hasher(lim.pending_addresses, lookup_hasher.clone()),
             pending_ix: Lru::new(lim.pending_addresses),
             last_data: Lru::new(lim.pda_entries),
             versions: Lru::new(lim.version_entries),
             ix_seen: Lru::new(lim.instruction_dedup_entries),
             recent_tx: Lru::new(lim.recent_transactions),
             deferred: Lru::new(lim.recent_transactions),
+            lookup_hasher,
         }
+    }
+
+    /// The hash of `value` in the lookup indexes and the pending queues.
+    pub fn hash(&self, value: &str) -> u64 {
+        self.lookup_hasher.hash_one(value)
     }
 
     /// Looks `value` up in the named index first, then in every other one in declaration order.
