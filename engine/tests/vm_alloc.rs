@@ -2,16 +2,15 @@
 //!
 //! The target is zero. Rows are slot vectors, event fields are read by index, a write that would
 //! not change its slot is skipped, and update records, captures, mutations (handed back with
-//! `recycle_mutations`, as the worker does), the text of replaced values and working buffers are
-//! reused; so are the entries a full table evicts and the list nodes of removed ones
-//! (`table::Lru`). What still allocates: arrays and objects a write produces (slot values and expression results are still `serde_json`
-//! values), base58 text when no replaced value has given its buffer back yet, queued updates,
-//! and, while the bounded tables are still filling, every new entry (rows, index entries,
-//! deferred `when` writes that never find their instruction in this synthetic stream). The two
-//! tests below count with the default bounds and with bounds small enough that the tables are
-//! full before the counted window (the steady state of a long-running server). Each pins a
-//! ceiling just above today's figure, so that any regression fails and any improvement shows
-//! (lower the ceiling when you get one).
+//! `recycle_mutations`, as the worker does), the text of replaced or dropped values and working
+//! buffers are reused; so are the entries a full table evicts and the list nodes of removed ones
+//! (`table::Lru`). What still allocates: arrays and objects a write produces (slot values and
+//! expression results are still `serde_json` values), and, while the bounded tables are still
+//! filling, every new entry (rows, index entries, deferred `when` writes that never find their
+//! instruction in this synthetic stream). The two tests below count with the default bounds and
+//! with bounds small enough that the tables are full before the counted window (the steady state
+//! of a long-running server). Each pins a ceiling just above today's figure, so that any
+//! regression fails and any improvement shows (lower the ceiling when you get one).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
