@@ -200,7 +200,14 @@ impl<K: Hash + Eq, V> Lru<K, V> {
     /// Puts `v` under `k` as the most recently used entry; returns the value it replaced. A new
     /// key in a full map evicts the least recently used entry (dropped).
     pub fn put(&mut self, k: K, v: V) -> Option<V> {
-        self.push(k, v).and_then(|(_, v)| v.into())
+        if let Some(old) = self.map.to_back(&k) {
+            return Some(std::mem::replace(old, v));
+        }
+        if self.is_full() {
+            self.map.pop_front();
+        }
+        self.map.insert(k, v);
+        None
     }
 
     /// Like [`Lru::put`], but returns what left: the entry `k` had (with the key passed in), or
@@ -447,7 +454,13 @@ mod tests {
         assert_eq!(lru.push("e", 5), None, "a removed entry left room");
         assert_eq!(lru.pop_entry("e"), Some(("e", 5)));
         assert_eq!(order(&lru), ["d", "b"]);
-        assert_eq!(lru.len(), 2);
+        lru.put("g", 7);
+        assert_eq!(
+            lru.put("h", 8),
+            None,
+            "a put that evicts hands nothing back"
+        );
+        assert_eq!(order(&lru), ["h", "g", "d"]);
     }
 
     #[test]
