@@ -141,7 +141,8 @@ pub struct VmLimits {
     /// Mutations handed back with [`VmContext::recycle_mutations`] whose allocations are kept
     /// for the next ones. Default 256.
     pub spare_mutations: usize,
-    /// Text buffers of replaced values kept for the next text a write produces. Default 256.
+    /// Text buffers, and apart from them array buffers, of replaced values kept for the next
+    /// text or array a write produces (each up to this many). Default 256.
     pub spare_texts: usize,
     /// Records of updates nothing holds any more, kept per event type for the next update of
     /// that type to be decoded into. Default 4.
@@ -252,6 +253,8 @@ pub struct VmFootprint {
     pub spare_mutations: usize,
     /// Text buffers kept for reuse.
     pub spare_texts: usize,
+    /// Array buffers kept for reuse.
+    pub spare_arrays: usize,
     /// Update records kept for reuse, for the event type with the most.
     pub spare_records: usize,
 }
@@ -525,6 +528,9 @@ pub struct VmContext {
     /// Emptied text buffers of values that were replaced and that nothing holds any more (at
     /// most `limits.spare_texts`), reused for the text of the next values written.
     spare_texts: Vec<String>,
+    /// Emptied element buffers of arrays nothing holds any more, reused likewise for the next
+    /// array a write renders (at most `limits.spare_texts`).
+    spare_arrays: Vec<Vec<Json>>,
     /// An emptied capture nothing else holds, whose allocation the next capture reuses, and an
     /// emptied buffer for a capture's transformed fields.
     spare_capture: Option<Arc<Capture>>,
@@ -567,6 +573,7 @@ impl VmContext {
             spares: Vec::new(),
             spare_mutations: Vec::new(),
             spare_texts: Vec::new(),
+            spare_arrays: Vec::new(),
             spare_capture: None,
             spare_rewritten: Vec::new(),
             decoded: Default::default(),
@@ -585,6 +592,7 @@ impl VmContext {
             scheduled_requests: self.scheduled.len(),
             spare_mutations: self.spare_mutations.len(),
             spare_texts: self.spare_texts.len(),
+            spare_arrays: self.spare_arrays.len(),
             spare_records: self.spares.iter().map(Vec::len).max().unwrap_or(0),
             ..VmFootprint::default()
         };
@@ -701,7 +709,7 @@ impl VmContext {
         let v = match ev.value_ref(path) {
             Some(v) => match json::text_in(v, transform, &mut self.spare_texts) {
                 Some(text) => return Ok(text),
-                None => v.to_json(),
+                None => self.render(v),
             },
             // An instruction account's text goes into a spare buffer too (it is a string, which
             // the encoding transforms leave as it is).
@@ -724,10 +732,31 @@ impl VmContext {
         }
     }
 
-    /// Keeps the text buffer of a value nothing holds any more, if there is room and it is not
-    /// large (a buffer kept is at most 1 KiB).
+    /// Keeps the text buffer of a value nothing holds any more, or its array's element buffer, if
+    /// there is room and it is not large (at most 1 KiB of text or 1,024 elements).
     fn keep_text(&mut self, v: Json) {
-        keep_text_in(&mut self.spare_texts, self.limits.spare_texts, v);
+        match v {
+            Json::Array(a) => keep_array_in(&mut self.spare_arrays, self.limits.spare_texts, a),
+            v => keep_text_in(&mut self.spare_texts, self.limits.spare_texts, v),
+        }
+    }
+
+    /// `v` as JSON, an array's elements written into a spare array buffer.
+    fn render(&mut self, v: &crate::value::Value) -> Json {
+        use crate::value::Value;
+        match v {
+            Value::Bytes(b) => {
+                let mut a = self.spare_arrays.pop().unwrap_or_default();
+                a.extend(b.iter().map(|x| Json::from(*x)));
+                Json::Array(a)
+            }
+            Value::Array(items) => {
+                let mut a = self.spare_arrays.pop().unwrap_or_default();
+                a.extend(items.iter().map(Value::to_json));
+                Json::Array(a)
+            }
+            v => v.to_json(),
+        }
     }
 
     /// Remembers a slot hash for `SlotHash.slot_hash` expressions.
@@ -1377,7 +1406,8 @@ impl VmContext {
         for d in ops.drain(..) {
             if d.slot.saturating_add(self.limits.when_ttl_slots) < c.slot {
                 self.stats.expired_when += 1;
-                keep_deferred_texts(&mut self.spare_texts, self.limits.spare_texts, d);
+                let limit = self.limits.spare_texts;
+                keep_deferred_texts(&mut self.spare_texts, &mut self.spare_arrays, limit, d);
                 continue;
             }
             self.apply_deferred(p, ent, d, c, out);
@@ -2333,7 +2363,11 @@ impl VmContext {
                     set_undoable(state, target, temp, undo)?;
                     mark(dirty);
                 } else {
-                    let (texts, limit) = (&mut self.spare_texts, self.limits.spare_texts);
+                    let (texts, arrays, limit) = (
+                        &mut self.spare_texts,
+                        &mut self.spare_arrays,
+                        self.limits.spare_texts,
+                    );
                     let d = Deferred {
                         key: json::clone_in(key, texts),
                         target: target.clone(),
@@ -2345,7 +2379,7 @@ impl VmContext {
                     match t.deferred.get_mut(&k) {
                         Some(v) => {
                             if v.len() >= self.limits.pending_per_address {
-                                keep_deferred_texts(texts, limit, v.remove(0));
+                                keep_deferred_texts(texts, arrays, limit, v.remove(0));
                                 self.stats.expired_when += 1;
                             }
                             v.push(d)
@@ -2356,7 +2390,7 @@ impl VmContext {
                             let dropped = t.deferred.file(|spare| {
                                 let mut group = spare.map(|(_, g)| g).unwrap_or_default();
                                 for old in group.drain(..) {
-                                    keep_deferred_texts(texts, limit, old);
+                                    keep_deferred_texts(texts, arrays, limit, old);
                                 }
                                 group.push(d);
                                 (k, group)
@@ -2474,10 +2508,27 @@ fn keep_text_in(spare: &mut Vec<String>, limit: usize, v: Json) {
     }
 }
 
-/// Gives the text buffers of a dropped deferred write back (see `spare_texts`).
-fn keep_deferred_texts(spare: &mut Vec<String>, limit: usize, d: Deferred) {
-    keep_text_in(spare, limit, d.key);
-    keep_text_in(spare, limit, d.value);
+/// Keeps the element buffer of an array nothing holds any more (emptied) in `spare`, holding at
+/// most `limit` buffers of at most 1,024 elements.
+fn keep_array_in(spare: &mut Vec<Vec<Json>>, limit: usize, mut a: Vec<Json>) {
+    if spare.len() < limit && (1..=1024).contains(&a.capacity()) {
+        a.clear();
+        spare.push(a);
+    }
+}
+
+/// Gives the buffers of a dropped deferred write back (see `spare_texts`, `spare_arrays`).
+fn keep_deferred_texts(
+    texts: &mut Vec<String>,
+    arrays: &mut Vec<Vec<Json>>,
+    limit: usize,
+    d: Deferred,
+) {
+    keep_text_in(texts, limit, d.key);
+    match d.value {
+        Json::Array(a) => keep_array_in(arrays, limit, a),
+        v => keep_text_in(texts, limit, v),
+    }
 }
 
 /// Writes `value` at `target`, recording how to take it back. The old value of a whole slot moves
