@@ -203,10 +203,7 @@ impl<K: Hash + Eq, V> Lru<K, V> {
         if let Some(old) = self.map.to_back(&k) {
             return Some(std::mem::replace(old, v));
         }
-        if self.is_full() {
-            self.map.pop_front();
-        }
-        self.map.insert(k, v);
+        self.insert_new(k, v);
         None
     }
 
@@ -217,6 +214,12 @@ impl<K: Hash + Eq, V> Lru<K, V> {
             let old = std::mem::replace(old, v);
             return Some((k, old));
         }
+        self.insert_new(k, v)
+    }
+
+    /// Inserts `k`, not in the map, as the most recently used entry; returns the entry evicted to
+    /// make room. Evicted before the insert, so that the insert takes the evicted entry's node.
+    fn insert_new(&mut self, k: K, v: V) -> Option<(K, V)> {
         let evicted = if self.is_full() {
             self.map.pop_front()
         } else {
@@ -253,13 +256,7 @@ impl<K: Hash + Eq, V> Lru<K, V> {
     /// is the spare now, for the caller to count or look at.
     pub fn file(&mut self, build: impl FnOnce(Option<(K, V)>) -> (K, V)) -> Option<&mut (K, V)> {
         let (k, v) = build(self.spare.take());
-        // Evicted before the insert, so that the insert takes the evicted entry's node.
-        self.spare = if self.is_full() {
-            self.map.pop_front()
-        } else {
-            None
-        };
-        self.map.insert(k, v);
+        self.spare = self.insert_new(k, v);
         self.spare.as_mut()
     }
 }
@@ -385,7 +382,7 @@ impl Table {
     pub fn find_in_indexes(&mut self, first: Option<usize>, value: &str) -> Option<&Json> {
         // Each index is asked once, as the reference does (a hit moves to the front of its LRU).
         // They share a hasher: the value is hashed once.
-        let hash = self.lookup_hasher.hash_one(value);
+        let hash = self.hash(value);
         if let Some(i) = first {
             if self.lookups[i].contains_hashed(hash, value) {
                 return self.lookups[i].get_hashed(hash, value);
@@ -403,8 +400,8 @@ impl Table {
     }
 
     /// Removes `value` from every lookup index. A removed entry becomes its index's spare (see
-    /// [`Lru`]) when it has none, so the next new entry is written in its key and value;
-    /// otherwise its key and value are handed to `keep`.
+    /// [`Lru`]), so the next new entry is written in its key and value; the spare it replaces,
+    /// if any, is handed to `keep`.
     pub fn unmap(&mut self, value: &str, mut keep: impl FnMut(Json)) {
         for ix in &mut self.lookups {
             if let Some(entry) = ix.pop_entry(value) {
