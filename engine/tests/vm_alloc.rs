@@ -4,9 +4,9 @@
 //! not change its slot is skipped, and update records, captures, mutations (handed back with
 //! `recycle_mutations`, as the worker does), the text and array buffers of replaced or dropped
 //! values and working buffers are reused; so are the entries a full table evicts and the list
-//! nodes of removed ones (`table::Lru`). What still allocates: arrays and objects an expression
-//! builds (its results are still `serde_json` values), a written array when no replaced one has
-//! given its buffer back yet, and, while the bounded tables are still filling, every new entry
+//! nodes of removed ones (`table::Lru`). Expressions build their arrays in those array buffers
+//! too. What still allocates: objects and hashes an expression builds, a written or computed
+//! array when no replaced one has given its buffer back yet, and, while the bounded tables are still filling, every new entry
 //! (rows, index entries, deferred `when` writes that never find their instruction in this
 //! synthetic stream). The two tests below count with the default bounds and
 //! with bounds small enough that the tables are full before the counted window (the steady state
@@ -112,17 +112,17 @@ fn allocations_per_event(mut vm: VmContext) -> (f64, VmContext) {
 
 /// Fails if `per_event` is more than 5 % above the `measured` figure pinned for `what`.
 fn assert_within_pinned(per_event: f64, measured: f64, what: &str) {
-    eprintln!("allocations per event (ORE mix, {what}): {per_event:.2}");
+    eprintln!("allocations per event (ORE mix, {what}): {per_event:.3}");
     let ceiling = measured * 1.05;
     assert!(
         per_event <= ceiling,
-        "{per_event:.2} allocations per event ({what}), ceiling {ceiling:.2}"
+        "{per_event:.3} allocations per event ({what}), ceiling {ceiling:.3}"
     );
 }
 
 /// Default bounds: after 3,000 updates several tables are still filling (new index entries,
 /// deferred `when` groups, dedup entries), and a new entry allocates.
-const MEASURED_PER_EVENT: f64 = 0.5;
+const MEASURED_PER_EVENT: f64 = 0.482;
 
 #[test]
 fn steady_state_allocations_per_event_stay_under_the_pinned_ceiling() {
@@ -133,7 +133,7 @@ fn steady_state_allocations_per_event_stay_under_the_pinned_ceiling() {
 /// Bounds of 64: the tables the stream keeps filing into are full before the window, so a new
 /// entry is built in the allocations of the one it evicts (`table::Lru`). What is left is the
 /// per-event churn listed at the top.
-const MEASURED_PER_EVENT_FULL: f64 = 0.11;
+const MEASURED_PER_EVENT_FULL: f64 = 0.074;
 
 #[test]
 fn allocations_per_event_once_the_tables_are_full_stay_under_the_pinned_ceiling() {

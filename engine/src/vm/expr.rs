@@ -181,6 +181,44 @@ pub(crate) struct EvalCtx<'a> {
 
 type R = Result<Json, String>;
 
+/// An expression's working memory: its variables' values (`let`, a `map` parameter) by slot, and
+/// emptied array buffers that the arrays it builds are written into. The VM lends it its spare
+/// array buffers for an evaluation, so that an array result (a `map`, a byte conversion)
+/// evaluated on every event does not allocate once buffers have come back.
+#[derive(Default)]
+pub(crate) struct Env {
+    vars: Vec<Json>,
+    /// Emptied array buffers, taken by the arrays an evaluation builds.
+    pub arrays: Vec<Vec<Json>>,
+    /// The most buffers [`Env::keep`] holds.
+    pub limit: usize,
+}
+
+impl Env {
+    /// An empty array buffer with room for `n` elements, a kept one if there is any.
+    fn array(&mut self, n: usize) -> Vec<Json> {
+        match self.arrays.pop() {
+            Some(mut a) => {
+                a.reserve(n);
+                a
+            }
+            None => Vec::with_capacity(n),
+        }
+    }
+
+    /// Forgets the variables of the last evaluation.
+    pub fn clear(&mut self) {
+        self.vars.clear();
+    }
+
+    /// Takes back the buffer of a value nothing needs any more (an array's; others are dropped).
+    pub fn keep(&mut self, v: Json) {
+        if let Json::Array(a) = v {
+            super::keep_array_in(&mut self.arrays, self.limit, a);
+        }
+    }
+}
+
 pub(crate) fn compile_fields(
     specs: &[ComputedFieldSpec],
     layout: &Layout,
@@ -409,6 +447,7 @@ fn is_place(e: &CExpr) -> bool {
 
 /// The value of a place ([`is_place`]), borrowed from the state, the environment or the
 /// expression, or `None` for any other expression.
+#[inline(always)]
 fn place<'a, S: State>(
     e: &'a CExpr,
     state: &'a S,
@@ -429,11 +468,11 @@ fn place<'a, S: State>(
 fn operand<'a, S: State>(
     e: &'a CExpr,
     state: &'a S,
-    env: &'a mut Vec<Json>,
+    env: &'a mut Env,
     cx: &EvalCtx,
 ) -> Result<Cow<'a, Json>, String> {
     if is_place(e) {
-        return place(e, state, env).expect("a place");
+        return place(e, state, &env.vars).expect("a place");
     }
     eval(e, state, env, cx).map(Cow::Owned)
 }
@@ -443,7 +482,7 @@ fn operand<'a, S: State>(
 fn field_operand<'s, S: State>(
     e: &CExpr,
     state: &'s S,
-    env: &mut Vec<Json>,
+    env: &mut Env,
     cx: &EvalCtx,
 ) -> Result<Cow<'s, Json>, String> {
     match e {
@@ -458,7 +497,7 @@ fn operands<'a, S: State>(
     l: &'a CExpr,
     r: &'a CExpr,
     state: &'a S,
-    env: &'a mut Vec<Json>,
+    env: &'a mut Env,
     cx: &EvalCtx,
 ) -> Result<(Cow<'a, Json>, Cow<'a, Json>), String> {
     let lo = if is_place(l) {
@@ -471,7 +510,7 @@ fn operands<'a, S: State>(
     } else {
         Some(eval(r, state, env, cx)?)
     };
-    let env = &**env;
+    let env = &env.vars[..];
     let pick = |o: Option<Json>, e: &'a CExpr| match o {
         Some(v) => Ok(Cow::Owned(v)),
         None => place(e, state, env).expect("a place"),
@@ -479,15 +518,17 @@ fn operands<'a, S: State>(
     Ok((pick(lo, l)?, pick(ro, r)?))
 }
 
-pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &EvalCtx) -> R {
+pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) -> R {
     Ok(match e {
         CExpr::Field(f) => state.read(f).into_owned(),
-        CExpr::Var(i) => env.get(*i).cloned().ok_or("undefined variable")?,
+        CExpr::Var(i) => env.vars.get(*i).cloned().ok_or("undefined variable")?,
         CExpr::Let(v, body) => {
             let v = eval(v, state, env, cx)?;
-            env.push(v);
+            env.vars.push(v);
             let r = eval(body, state, env, cx);
-            env.pop();
+            if let Some(v) = env.vars.pop() {
+                env.keep(v);
+            }
             r?
         }
         CExpr::If(c, t, f) => {
@@ -527,19 +568,21 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
             match &*v {
                 Json::Null => Json::Null,
                 Json::Array(items) => {
-                    let mut out = Vec::with_capacity(items.len());
+                    let mut out = env.array(items.len());
                     for it in items {
-                        env.push(it.clone());
+                        env.vars.push(it.clone());
                         let r = eval(body, state, env, cx);
-                        env.pop();
+                        env.vars.pop();
                         out.push(r?);
                     }
                     Json::Array(out)
                 }
                 _ => {
-                    env.push(v.into_owned());
+                    env.vars.push(v.into_owned());
                     let r = eval(body, state, env, cx);
-                    env.pop();
+                    if let Some(v) = env.vars.pop() {
+                        env.keep(v);
+                    }
                     r?
                 }
             }
@@ -552,10 +595,16 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
             with_args(args, state, env, cx, |a| method(&v, *m, a))?
         }
         CExpr::Builtin(f, args) => with_args(args, state, env, cx, |a| builtin(*f, a, cx))?,
-        CExpr::Slice(x, s, e) => match &*operand(x, state, env, cx)? {
-            Json::Array(a) => Json::Array(a.get(*s..*e).unwrap_or(&[]).to_vec()),
-            _ => return Err("Cannot slice non-array value".into()),
-        },
+        CExpr::Slice(x, s, e) => {
+            let mut out = env.array(0);
+            match &*operand(x, state, env, cx)? {
+                Json::Array(a) => {
+                    out.extend_from_slice(a.get(*s..*e).unwrap_or(&[]));
+                    Json::Array(out)
+                }
+                _ => return Err("Cannot slice non-array value".into()),
+            }
+        }
         CExpr::Index(x, i) => match &*operand(x, state, env, cx)? {
             Json::Array(a) => a.get(*i).cloned().unwrap_or(Json::Null),
             _ => return Err("Cannot index non-array value".into()),
@@ -583,15 +632,20 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Vec<Json>, cx: &Eva
                 u64::from_be_bytes(b)
             })
         }
-        CExpr::ToBytes(x) => match &*operand(x, state, env, cx)? {
-            // An array's bytes as numbers: each element as the byte it converts to.
-            Json::Array(a) => Json::Array(
-                a.iter()
-                    .map(|x| byte(x).map(Json::from))
-                    .collect::<Result<_, _>>()?,
-            ),
-            v => bytes_json(&to_bytes(v)?),
-        },
+        CExpr::ToBytes(x) => {
+            let mut out = env.array(0);
+            match &*operand(x, state, env, cx)? {
+                // An array's bytes as numbers: each element as the byte it converts to.
+                Json::Array(a) => {
+                    out.reserve(a.len());
+                    for x in a {
+                        out.push(Json::from(byte(x)?));
+                    }
+                }
+                v => out.extend(to_bytes(v)?.into_iter().map(Json::from)),
+            }
+            Json::Array(out)
+        }
         CExpr::Keccak(x) => {
             bytes_json(&Keccak256::digest(to_bytes(&*operand(x, state, env, cx)?)?))
         }
@@ -798,7 +852,7 @@ fn cast(v: &Json, ty: CastTo, name: &str) -> R {
 fn with_args<S: State>(
     args: &[CExpr],
     state: &S,
-    env: &mut Vec<Json>,
+    env: &mut Env,
     cx: &EvalCtx,
     f: impl FnOnce(&[Cow<'_, Json>]) -> R,
 ) -> R {
@@ -816,7 +870,7 @@ fn with_args<S: State>(
             *slot = Cow::Owned(eval(x, state, env, cx)?);
         }
     }
-    let env = &**env;
+    let env = &env.vars[..];
     for (slot, x) in a.iter_mut().zip(args) {
         if let Some(v) = place(x, state, env) {
             *slot = v?;
@@ -989,7 +1043,7 @@ mod tests {
         eval(
             &c,
             &state,
-            &mut Vec::new(),
+            &mut Env::default(),
             &EvalCtx {
                 slot: Some(100),
                 timestamp: 1_000,
@@ -1017,6 +1071,41 @@ mod tests {
             run(src, json!({"a": {"b": [26, 52]}})).unwrap(),
             json!([1, 2])
         );
+    }
+
+    #[test]
+    fn arrays_an_expression_builds_are_written_into_kept_buffers_and_given_back() {
+        // `map` over a field, then bytes of a variable that a `let` drops after its body.
+        let src = json!({"Let": {"name": "h", "value": {"JsonToBytes": {"expr": {"FieldRef": {"path": "h"}}}},
+            "body": {"MethodCall": {"expr": {"FieldRef": {"path": "a"}}, "method": "map", "args": [
+                {"Closure": {"param": "x", "body": {"Binary": {"op": "Mul", "left": {"Var": {"name": "x"}}, "right": {"Literal": {"value": 2}}}}}}]}}}});
+        let e: Expr = serde_json::from_value(src).unwrap();
+        let c = compile(&e, &Layout::default(), &mut Vec::new(), "$").unwrap();
+        let none = |_: u64| None;
+        let cx = EvalCtx {
+            slot: None,
+            timestamp: 0,
+            slot_hashes: &none,
+        };
+        let mut env = Env {
+            arrays: vec![Vec::with_capacity(40), Vec::with_capacity(50)],
+            limit: 2,
+            ..Env::default()
+        };
+        let state = json!({"a": [1, 2, 3], "h": [7, 8]});
+        let v = eval(&c, &state, &mut env, &cx).unwrap();
+        assert_eq!(v, json!([2, 4, 6]));
+        // The bytes took the last buffer, the map's result the other one; the bytes' came back
+        // when `h` went out of scope.
+        assert_eq!(v.as_array().unwrap().capacity(), 40);
+        assert_eq!(
+            env.arrays.iter().map(Vec::capacity).collect::<Vec<_>>(),
+            [50]
+        );
+        env.keep(v);
+        env.keep(json!([1]));
+        assert_eq!(env.arrays.len(), 2, "no more than the limit is kept");
+        assert!(env.arrays.iter().all(Vec::is_empty));
     }
 
     #[test]

@@ -506,7 +506,7 @@ pub struct VmContext {
     slot_hashes: table::Lru<u64, [u8; 32]>,
     /// Counts slot hashes recorded: a row evaluated at an older count has `SlotHash` readers due.
     slot_hash_gen: u64,
-    env: Vec<Json>,
+    env: expr::Env,
     /// Which `computed_paths` the last [`VmContext::eval_computed`] changed (reused buffer).
     computed_changed: Vec<bool>,
     /// Per slot of the row being updated: changed value during this update (reused buffer).
@@ -563,7 +563,7 @@ impl VmContext {
             scheduled: Vec::new(),
             slot_hash_gen: 0,
             slot_hashes: table::Lru::new(limits.slot_hashes),
-            env: Vec::new(),
+            env: expr::Env::default(),
             computed_changed: Vec::new(),
             slots_changed: Vec::new(),
             key_text: String::new(),
@@ -1521,6 +1521,10 @@ impl VmContext {
             timestamp: c.timestamp,
             slot_hashes: &lookup,
         };
+        // The expressions build their arrays in the spare array buffers.
+        let mut env = std::mem::take(&mut self.env);
+        env.arrays = std::mem::take(&mut self.spare_arrays);
+        env.limit = self.limits.spare_texts;
         let mut r = Ok(());
         for (i, f) in ep.computed.iter().enumerate() {
             let due = match mask.map(|m| m[i]) {
@@ -1537,11 +1541,12 @@ impl VmContext {
             if !due {
                 continue;
             }
-            self.env.clear();
-            let Ok(v) = expr::eval(&f.expr, state, &mut self.env, &cx) else {
+            env.clear();
+            let Ok(v) = expr::eval(&f.expr, state, &mut env, &cx) else {
                 continue;
             };
             if ep.computed_in_place && state.get(&f.target).as_deref() == Some(&v) {
+                env.keep(v);
                 continue;
             }
             // Written from here on: fields after it that read its slot are due.
@@ -1578,6 +1583,8 @@ impl VmContext {
             }
             Ok(()) => {}
         }
+        self.spare_arrays = std::mem::take(&mut env.arrays);
+        self.env = env;
         self.computed_changed = changed;
         r
     }
