@@ -130,25 +130,27 @@ fn steady_state_allocations_per_event_stay_under_the_pinned_ceiling() {
     assert_within_pinned(per_event, MEASURED_PER_EVENT, "steady state");
 }
 
-/// Bounds of 64: the tables the stream keeps filing into are full before the window, so a new
-/// entry is built in the allocations of the one it evicts (`table::Lru`). What is left is the
-/// per-event churn listed at the top.
-const MEASURED_PER_EVENT_FULL: f64 = 0.074;
+/// Bounds small enough that the tables the stream keeps filing into are full before the window,
+/// so a new entry is built in the allocations of the one it evicts (`table::Lru`): 64, and
+/// smaller for the two kinds of table some entity files into only now and then in this mix (a
+/// lookup index, the recent transactions of an entity few instructions reach). What is left is
+/// the per-event churn listed at the top.
+const MEASURED_PER_EVENT_FULL: f64 = 0.025;
 
 #[test]
 fn allocations_per_event_once_the_tables_are_full_stay_under_the_pinned_ceiling() {
-    let small = 64;
+    let (small, index, transactions) = (64, 16, 8);
     let vm = VmContext::new_with_limits(
         StateTableConfig {
             max_entries: small,
             ..Default::default()
         },
         VmLimits {
-            lookup_index_entries: small,
+            lookup_index_entries: index,
             pda_entries: small,
             version_entries: small,
             instruction_dedup_entries: small,
-            recent_transactions: small,
+            recent_transactions: transactions,
             pending_addresses: small,
             pending_total: small,
             ..Default::default()
@@ -158,7 +160,7 @@ fn allocations_per_event_once_the_tables_are_full_stay_under_the_pinned_ceiling(
     let f = vm.footprint();
     assert_eq!(
         (f.index_entries, f.instruction_dedup, f.deferred_groups),
-        (small, small, small),
+        (index, small, transactions),
         "the tables this mix keeps filing into are full"
     );
     assert_within_pinned(per_event, MEASURED_PER_EVENT_FULL, "tables full");
