@@ -907,8 +907,16 @@ impl VmContext {
                 request.entity
             )));
         };
-        let kstr = request.key.to_string();
-        let Some((_, mut state)) = self.tables[ent].rows.get(&kstr).cloned() else {
+        // Worked on in a copy (shared values are not copied), so that a failing extract leaves
+        // the row as it was. (An error leaves the key buffer empty: only its reuse is lost.)
+        let mut kstr = std::mem::take(&mut self.key_text);
+        json::key_text_into(&request.key, &mut kstr);
+        let row = self.tables[ent]
+            .rows
+            .get(kstr.as_str())
+            .map(|(_, r)| r.clone());
+        let Some(mut state) = row else {
+            self.key_text = kstr;
             return Ok(());
         };
         let c = Ctx::from_event(ctx);
@@ -950,12 +958,16 @@ impl VmContext {
                 }
             }
         }
-        self.tables[ent]
-            .rows
-            .put(kstr, (request.key.clone(), state.clone()));
-        if !dirty.0.is_empty() {
+        let mutation = (!dirty.0.is_empty()).then(|| {
             let mut m = self.blank_mutation();
             dirty.take_patch(&state, &mut m.patch, &mut m.append);
+            m
+        });
+        if let Some((_, row)) = self.tables[ent].rows.get_mut(kstr.as_str()) {
+            *row = state;
+        }
+        self.key_text = kstr;
+        if let Some(m) = mutation {
             out.push(self.finish_mutation(m, &ep.name, &request.key, c.seq()));
             self.stats.mutations += 1;
         }
@@ -1141,6 +1153,25 @@ impl VmContext {
             }
             self.spare_capture = Some(c);
         }
+    }
+
+    /// Takes apart a row its table evicted: its key texts and values give their buffers back,
+    /// its captures their records, and the emptied row is its table's next new row.
+    fn recycle_row(&mut self, ent: usize, (k, (key, mut row)): (String, (Json, Row))) {
+        self.keep_text(Json::String(k));
+        self.keep_text(key);
+        for v in row.drain() {
+            match v {
+                Stored::Capture(c) => self.recycle_capture(c),
+                Stored::Json(a) => {
+                    if let Some(v) = Arc::into_inner(a) {
+                        self.keep_text(v);
+                    }
+                }
+                Stored::Own(_) => {}
+            }
+        }
+        self.tables[ent].spare_row = Some(row);
     }
 
     /// Keeps an update that nothing else holds as one of its type's spares (see `spares`).
@@ -1874,7 +1905,11 @@ impl VmContext {
                     }
                     None => {
                         t.ix_seen.file(|spare| {
-                            let mut k = spare.map(|(_, k)| k).unwrap_or_default();
+                            // Made with room for any address key, so that a spare made
+                            // for a shorter key never has to grow.
+                            let mut k = spare
+                                .map(|(_, k)| k)
+                                .unwrap_or_else(|| String::with_capacity(KEY_TEXT_ROOM));
                             k.clear();
                             k.push_str(kstr);
                             (dkey, k)
@@ -1897,7 +1932,9 @@ impl VmContext {
             .get_mut_hashed(row_hash, kstr)
             .map(|(_, s)| std::mem::take(s));
         let new_row = row.is_none();
-        let mut state = row.unwrap_or_else(|| Row::new(&ep.layout));
+        let spare_row = &mut self.tables[ent].spare_row;
+        let mut state =
+            row.unwrap_or_else(|| spare_row.take().unwrap_or_else(|| Row::new(&ep.layout)));
         let room = h.steps.len() + ep.computed_paths.len();
         let mut dirty = Dirty::reuse(std::mem::take(&mut self.dirty), room);
         let mut undo = std::mem::take(&mut self.undo);
@@ -1953,7 +1990,14 @@ impl VmContext {
                     if t.rows.is_full() && !t.rows.contains(kstr) {
                         self.stats.evicted_rows += 1;
                     }
-                    t.rows.put(kstr.to_string(), (key.clone(), state));
+                    // The new row's key texts go into spare buffers; an evicted row is taken
+                    // apart for the next ones.
+                    let mut k = self.spare_texts.pop().unwrap_or_default();
+                    k.push_str(kstr);
+                    let key = json::clone_in(key, &mut self.spare_texts);
+                    if let Some(evicted) = t.rows.push(k, (key, state)) {
+                        self.recycle_row(ent, evicted);
+                    }
                 }
             }
         }
@@ -2504,6 +2548,9 @@ impl VmContext {
         Ok(())
     }
 }
+
+/// Bytes a new key text buffer is made with: a quoted base58 address (at most 46) fits.
+const KEY_TEXT_ROOM: usize = 48;
 
 /// [`VmContext::keep_text`] into `spare`, holding at most `limit` buffers.
 fn keep_text_in(spare: &mut Vec<String>, limit: usize, v: Json) {

@@ -190,6 +190,13 @@ impl Row {
         }
     }
 
+    /// Empties the row, handing out what its slots held: it is then as [`Row::new`] makes it,
+    /// for the next new row of its table.
+    pub fn drain(&mut self) -> impl Iterator<Item = Stored> + '_ {
+        self.slot_hashes_seen = 0;
+        self.slots.iter_mut().filter_map(Option::take)
+    }
+
     /// The value at `f`, as the nested JSON state would answer `json::get`.
     pub fn get(&self, f: &Field) -> Option<Cow<'_, Json>> {
         match &f.at {

@@ -277,6 +277,8 @@ pub(crate) struct Table {
     /// several behaviours (PDA hooks, queueing) depend on whether it exists yet.
     pub exists: bool,
     pub rows: Lru<String, (Json, super::row::Row)>,
+    /// An evicted row, emptied, that the next new row of this table is made in.
+    pub spare_row: Option<super::row::Row>,
     pub lookups: Vec<Lru<String, Json>>,
     /// The hasher the lookup indexes and the pending queues share: a value is hashed once for
     /// all of them ([`Table::hash`]).
@@ -355,6 +357,7 @@ impl Table {
         Table {
             exists: false,
             rows: Lru::new(cfg.max_entries),
+            spare_row: None,
             lookups: (0..n_lookup)
                 .map(|_| Lru::with_hasher(lim.lookup_index_entries, lookup_hasher.clone()))
                 .collect(),
