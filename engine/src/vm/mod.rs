@@ -145,7 +145,8 @@ pub struct VmLimits {
     /// text or array a write produces (each up to this many). Default 256.
     pub spare_texts: usize,
     /// Records of updates nothing holds any more, kept per event type for the next update of
-    /// that type to be decoded into. Default 4.
+    /// that type to be decoded into. Default 8 (a replay or a replaced capture can give several
+    /// back at once; with 4, the ORE mix still decoded one update in 600 into new allocations).
     pub spare_records: usize,
 }
 
@@ -195,7 +196,7 @@ impl Default for VmLimits {
             slot_hashes: 1_000,
             spare_mutations: 256,
             spare_texts: 256,
-            spare_records: 4,
+            spare_records: 8,
         }
     }
 }
