@@ -72,6 +72,8 @@ fn sequence(stack: &Stack) -> (Vec<Update>, Vec<RefEvent>) {
     (ups, evs)
 }
 
+// Not inlined, so that a profiler can single it out (`--toggle-collect=vm::run_ours`).
+#[inline(never)]
 fn run_ours(stack: &Stack, ups: &[Update]) -> usize {
     let mut vm = VmContext::new();
     let mut out = Vec::new();
@@ -84,6 +86,8 @@ fn run_ours(stack: &Stack, ups: &[Update]) -> usize {
     n
 }
 
+// Not inlined, so that a profiler can single it out (`--toggle-collect=vm::run_ref`).
+#[inline(never)]
 fn run_ref(bytes: &[u8], evs: &[RefEvent]) -> usize {
     let mut r = differential_glue::Reference::new(bytes);
     let mut n = 0;
