@@ -191,10 +191,18 @@ pub(crate) struct Env {
     /// Emptied array buffers, taken by the arrays an evaluation builds.
     pub arrays: Vec<Vec<Json>>,
     /// The most buffers [`Env::keep`] holds.
-    pub limit: usize,
+    limit: usize,
 }
 
 impl Env {
+    /// An environment that keeps at most `limit` array buffers.
+    pub fn new(limit: usize) -> Env {
+        Env {
+            limit,
+            ..Env::default()
+        }
+    }
+
     /// An empty array buffer with room for `n` elements, a kept one if there is any.
     fn array(&mut self, n: usize) -> Vec<Json> {
         match self.arrays.pop() {
@@ -1087,11 +1095,8 @@ mod tests {
             timestamp: 0,
             slot_hashes: &none,
         };
-        let mut env = Env {
-            arrays: vec![Vec::with_capacity(40), Vec::with_capacity(50)],
-            limit: 2,
-            ..Env::default()
-        };
+        let mut env = Env::new(2);
+        env.arrays = vec![Vec::with_capacity(40), Vec::with_capacity(50)];
         let state = json!({"a": [1, 2, 3], "h": [7, 8]});
         let v = eval(&c, &state, &mut env, &cx).unwrap();
         assert_eq!(v, json!([2, 4, 6]));

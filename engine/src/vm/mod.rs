@@ -564,7 +564,7 @@ impl VmContext {
             scheduled: Vec::new(),
             slot_hash_gen: 0,
             slot_hashes: table::Lru::new(limits.slot_hashes),
-            env: expr::Env::default(),
+            env: expr::Env::new(limits.spare_texts),
             computed_changed: Vec::new(),
             slots_changed: Vec::new(),
             key_text: String::new(),
@@ -1556,7 +1556,6 @@ impl VmContext {
         // The expressions build their arrays in the spare array buffers.
         let mut env = std::mem::take(&mut self.env);
         env.arrays = std::mem::take(&mut self.spare_arrays);
-        env.limit = self.limits.spare_texts;
         let mut r = Ok(());
         for (i, f) in ep.computed.iter().enumerate() {
             let due = match mask.map(|m| m[i]) {
