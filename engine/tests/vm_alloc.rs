@@ -8,9 +8,9 @@
 //! too. What still allocates: objects and hashes an expression builds, a written or computed
 //! array when no replaced one has given its buffer back yet, and, while the bounded tables are still filling, every new entry
 //! (rows, index entries, deferred `when` writes that never find their instruction in this
-//! synthetic stream). The two tests below count with the default bounds and
-//! with bounds small enough that the tables are full before the counted window (the steady state
-//! of a long-running server). Each pins a ceiling just above today's figure, so that any
+//! synthetic stream). The tests below count with the default bounds, with
+//! bounds small enough that the tables are full before the counted window (the steady state of a
+//! long-running server), and with so few rows that rows are evicted all the time. Each pins a ceiling just above today's figure, so that any
 //! regression fails and any improvement shows (lower the ceiling when you get one).
 
 use std::alloc::{GlobalAlloc, Layout, System};
