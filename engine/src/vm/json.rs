@@ -352,6 +352,13 @@ fn string_in(text: &str, spare: &mut Vec<String>) -> Json {
     Json::String(b)
 }
 
+/// `items` as a JSON array in one of `spare` array buffers (a new one when none is left).
+pub(crate) fn array_in(items: impl Iterator<Item = Json>, spare: &mut Vec<Vec<Json>>) -> Json {
+    let mut a = spare.pop().unwrap_or_default();
+    a.extend(items);
+    Json::Array(a)
+}
+
 /// Whether [`with_text`] of `v` and `Some(t)` gives a text (the transform cannot fail on `v`).
 pub(crate) fn encodes(v: &crate::value::Value, t: Transformation) -> bool {
     with_encoded(v, t, |_| ()).is_some()

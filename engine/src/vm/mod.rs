@@ -747,14 +747,10 @@ impl VmContext {
         use crate::value::Value;
         match v {
             Value::Bytes(b) => {
-                let mut a = self.spare_arrays.pop().unwrap_or_default();
-                a.extend(b.iter().map(|x| Json::from(*x)));
-                Json::Array(a)
+                json::array_in(b.iter().map(|x| Json::from(*x)), &mut self.spare_arrays)
             }
             Value::Array(items) => {
-                let mut a = self.spare_arrays.pop().unwrap_or_default();
-                a.extend(items.iter().map(Value::to_json));
-                Json::Array(a)
+                json::array_in(items.iter().map(Value::to_json), &mut self.spare_arrays)
             }
             v => v.to_json(),
         }
