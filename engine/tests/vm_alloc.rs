@@ -73,7 +73,7 @@ fn allocations_per_event(mut vm: VmContext) -> (f64, VmContext) {
             ..Default::default()
         },
     );
-    let updates: Vec<_> = (0..6_000).map(|_| gen.next_update()).collect();
+    let updates: Vec<_> = (0..2 * WINDOW).map(|_| gen.next_update()).collect();
     let mut out = Vec::with_capacity(64);
     let mut answered = 0;
     // As the server's worker runs it: after every update the resolver requests are taken, and
@@ -99,10 +99,10 @@ fn allocations_per_event(mut vm: VmContext) -> (f64, VmContext) {
         }
     };
     // Warm-up: tables, indexes and buffers reach their working size.
-    for u in &updates[..3_000] {
+    for u in &updates[..WINDOW] {
         step(&mut vm, u);
     }
-    let window = &updates[3_000..];
+    let window = &updates[WINDOW..];
     ALLOCS.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
     for u in window {
@@ -114,10 +114,18 @@ fn allocations_per_event(mut vm: VmContext) -> (f64, VmContext) {
     (per_event, vm)
 }
 
-/// Fails if `per_event` is more than 5 % above the `measured` figure pinned for `what`.
+/// Updates in the counted window.
+const WINDOW: usize = 3_000;
+
+/// Fails if `per_event` is more than 5 % above the `measured` figure pinned for `what`, plus three
+/// allocations in the window: the tables' hashers are seeded at random, and where entries land
+/// moves the count by one or two between runs.
 fn assert_within_pinned(per_event: f64, measured: f64, what: &str) {
-    eprintln!("allocations per event (ORE mix, {what}): {per_event:.3}");
-    let ceiling = measured * 1.05;
+    let in_window = (per_event * WINDOW as f64).round();
+    eprintln!(
+        "allocations per event (ORE mix, {what}): {per_event:.3} ({in_window} in the window)"
+    );
+    let ceiling = measured * 1.05 + 3.0 / WINDOW as f64;
     assert!(
         per_event <= ceiling,
         "{per_event:.3} allocations per event ({what}), ceiling {ceiling:.3}"
