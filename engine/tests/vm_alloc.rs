@@ -6,12 +6,13 @@
 //! values and working buffers are reused; so are the entries a full table evicts and the list
 //! nodes of removed ones (`table::Lru`). Expressions build their arrays in those array buffers
 //! too. What still allocates: objects and hashes an expression builds, a written or computed
-//! array when no replaced one has given its buffer back yet, and, while the bounded tables are still filling, every new entry
-//! (rows, index entries, deferred `when` writes that never find their instruction in this
-//! synthetic stream). The tests below count with the default bounds, with
-//! bounds small enough that the tables are full before the counted window (the steady state of a
-//! long-running server), and with so few rows that rows are evicted all the time. Each pins a ceiling just above today's figure, so that any
-//! regression fails and any improvement shows (lower the ceiling when you get one).
+//! array when no replaced one has given its buffer back yet, and, while the bounded tables are
+//! still filling, every new entry (rows, index entries, deferred `when` writes that never find
+//! their instruction in this synthetic stream). The tests below count with the default bounds,
+//! with bounds small enough that the tables are full before the counted window (the steady state
+//! of a long-running server), and with so few rows that rows are evicted all the time. Each pins
+//! a ceiling just above today's figure, so that any regression fails and any improvement shows
+//! (lower the ceiling when you get one).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -151,43 +152,48 @@ const MEASURED_PER_EVENT_FULL: f64 = 0.007;
 #[test]
 fn allocations_per_event_once_the_tables_are_full_stay_under_the_pinned_ceiling() {
     let _one = one_at_a_time();
-    let (per_event, vm) = allocations_per_event(full_tables(64));
+    let (per_event, vm) = allocations_per_event(full_tables(SMALL));
     let f = vm.footprint();
     assert_eq!(
         (f.index_entries, f.instruction_dedup, f.deferred_groups),
-        (16, 64, 8),
+        (INDEX_ENTRIES, SMALL, RECENT_TRANSACTIONS),
         "the tables this mix keeps filing into are full"
     );
     assert_within_pinned(per_event, MEASURED_PER_EVENT_FULL, "tables full");
 }
 
-/// Bounds small enough that the tables the stream keeps filing into are full before the window
-/// (64; a lookup index 16 and recent transactions 8, the two kinds of table some entity files
-/// into only now and then in this mix), with room for `rows` rows per entity.
+/// The bound of the tables in [`full_tables`] besides the two below.
+const SMALL: usize = 64;
+/// Lookup index entries in [`full_tables`]: some entity's index is filed into only now and then.
+const INDEX_ENTRIES: usize = 16;
+/// Recent transactions in [`full_tables`]: some entity's list is filed into only now and then.
+const RECENT_TRANSACTIONS: usize = 8;
+
+/// Bounds small enough that the tables the stream keeps filing into are full before the window,
+/// with room for `rows` rows per entity.
 fn full_tables(rows: usize) -> VmContext {
-    let (small, index, transactions) = (64, 16, 8);
     VmContext::new_with_limits(
         StateTableConfig {
             max_entries: rows,
             ..Default::default()
         },
         VmLimits {
-            lookup_index_entries: index,
-            pda_entries: small,
-            version_entries: small,
-            instruction_dedup_entries: small,
-            recent_transactions: transactions,
-            pending_addresses: small,
-            pending_total: small,
+            lookup_index_entries: INDEX_ENTRIES,
+            pda_entries: SMALL,
+            version_entries: SMALL,
+            instruction_dedup_entries: SMALL,
+            recent_transactions: RECENT_TRANSACTIONS,
+            pending_addresses: SMALL,
+            pending_total: SMALL,
             ..Default::default()
         },
     )
 }
 
 /// As above with room for 4 rows per entity, so that rows are evicted all the time (one update in
-/// six) and the next update of an evicted key makes its row again. An evicted row gives its buffers, captures and slot
-/// vector back for the next new row; what still allocates is the row filling up again, above all
-/// its resolver answers, each applied to a copy of the row.
+/// six) and the next update of an evicted key makes its row again. An evicted row gives its
+/// buffers, captures and slot vector back for the next new row; what still allocates is the row
+/// filling up again, above all its resolver answers, each applied to a copy of the row.
 const MEASURED_PER_EVENT_EVICTING: f64 = 5.204;
 
 #[test]

@@ -190,8 +190,8 @@ impl Row {
         }
     }
 
-    /// Empties the row, handing out what its slots held: it is then as [`Row::new`] makes it,
-    /// for the next new row of its table.
+    /// Empties the row as the iterator is consumed, handing out what its slots held: consumed to
+    /// the end, it is as [`Row::new`] makes it, for the next new row of its table.
     pub fn drain(&mut self) -> impl Iterator<Item = Stored> + '_ {
         self.slot_hashes_seen = 0;
         self.slots.iter_mut().filter_map(Option::take)
