@@ -46,6 +46,21 @@ impl Stored {
         }
     }
 
+    /// [`Stored::new`], a shared value made in one of `boxes` (emptied allocations of shared
+    /// values nothing holds any more, see `VmContext::keep_stored`) when there is one.
+    pub fn new_in(v: Json, boxes: &mut Vec<Arc<Json>>) -> Stored {
+        match v {
+            Json::Null | Json::Bool(_) | Json::Number(_) => Stored::Own(v),
+            _ => match boxes.pop() {
+                Some(mut b) => {
+                    *Arc::get_mut(&mut b).expect("a spare box is held by nothing else") = v;
+                    Stored::Json(b)
+                }
+                None => Stored::Json(Arc::new(v)),
+            },
+        }
+    }
+
     /// The value as JSON: borrowed, or rendered for a capture.
     pub fn json(&self) -> Cow<'_, Json> {
         match self {

@@ -48,7 +48,8 @@
 //!   per-transaction tables key a signature by its bytes (`SigKey`), never rendering it;
 //! - what is done with gives its allocation back for the next of its kind, each pool bounded by a
 //!   [`VmLimits`] field: mutations the caller hands back ([`VmContext::recycle_mutations`]), the
-//!   text of replaced values (`spare_texts`), a replaced capture (`spare_capture`), the record of
+//!   text and the shared allocation of replaced values (`spare_texts`, `spare_boxes`), emptied
+//!   groups of deferred writes (`spare_groups`), a replaced capture (`spare_capture`), the record of
 //!   an update nothing holds any more (`spares`), the entry a full LRU evicts and the list node
 //!   of any entry removed (`table::Lru`).
 
@@ -141,12 +142,14 @@ pub struct VmLimits {
     /// Mutations handed back with [`VmContext::recycle_mutations`] whose allocations are kept
     /// for the next ones. Default 256.
     pub spare_mutations: usize,
-    /// Text buffers, and apart from them array buffers, of replaced values kept for the next
-    /// text or array a write produces (each up to this many). Default 256.
+    /// Text buffers, and apart from them array buffers and the shared allocations of row
+    /// values, of replaced values kept for the next text, array or shared value a write
+    /// produces (each up to this many). Default 256.
     pub spare_texts: usize,
     /// Records of updates nothing holds any more, kept per event type for the next update of
-    /// that type to be decoded into. Default 8 (a replay or a replaced capture can give several
-    /// back at once; with 4, the ORE mix still decoded one update in 600 into new allocations).
+    /// that type to be decoded into; also the emptied groups of deferred `when` writes kept for
+    /// the next groups. Default 8 (a replay or a replaced capture can give several back at
+    /// once; with 4, the ORE mix still decoded one update in 600 into new allocations).
     pub spare_records: usize,
 }
 
@@ -532,6 +535,12 @@ pub struct VmContext {
     /// Emptied element buffers of arrays nothing holds any more, reused likewise for the next
     /// array a write renders (at most `limits.spare_texts`).
     spare_arrays: Vec<Vec<Json>>,
+    /// Emptied allocations of shared row values nothing holds any more (`Stored::Json`), reused
+    /// for the next value a row shares with a patch (at most `limits.spare_texts`).
+    spare_boxes: Vec<Arc<Json>>,
+    /// Emptied groups of deferred `when` writes, for the next group filed besides the one a
+    /// full list hands over (at most `limits.spare_records`).
+    spare_groups: Vec<Vec<Deferred>>,
     /// An emptied capture nothing else holds, whose allocation the next capture reuses, and an
     /// emptied buffer for a capture's transformed fields.
     spare_capture: Option<Arc<Capture>>,
@@ -575,6 +584,8 @@ impl VmContext {
             spare_mutations: Vec::new(),
             spare_texts: Vec::new(),
             spare_arrays: Vec::new(),
+            spare_boxes: Vec::new(),
+            spare_groups: Vec::new(),
             spare_capture: None,
             spare_rewritten: Vec::new(),
             decoded: Default::default(),
@@ -644,15 +655,7 @@ impl VmContext {
         for (i, mut m) in done.drain(..).enumerate() {
             // A value only this patch still held (its slot has moved on) gives its text back.
             for v in m.patch.drain_values() {
-                match v {
-                    Stored::Json(a) => {
-                        if let Some(v) = Arc::into_inner(a) {
-                            self.keep_text(v);
-                        }
-                    }
-                    Stored::Capture(c) => self.recycle_capture(c),
-                    Stored::Own(_) => {}
-                }
+                self.keep_stored(v);
             }
             if i < room {
                 m.append.clear();
@@ -739,6 +742,25 @@ impl VmContext {
         match v {
             Json::Array(a) => keep_array_in(&mut self.spare_arrays, self.limits.spare_texts, a),
             v => keep_text_in(&mut self.spare_texts, self.limits.spare_texts, v),
+        }
+    }
+
+    /// Takes apart a stored value that left its row or patch: if nothing else holds it, its
+    /// text or array buffer and its allocation are kept for the next ones (`spare_boxes`), and a
+    /// capture gives its record back.
+    fn keep_stored(&mut self, v: Stored) {
+        match v {
+            Stored::Json(mut a) => {
+                if let Some(v) = Arc::get_mut(&mut a) {
+                    let v = std::mem::take(v);
+                    self.keep_text(v);
+                    if self.spare_boxes.len() < self.limits.spare_texts {
+                        self.spare_boxes.push(a);
+                    }
+                }
+            }
+            Stored::Capture(c) => self.recycle_capture(c),
+            Stored::Own(_) => {}
         }
     }
 
@@ -1158,15 +1180,7 @@ impl VmContext {
         self.keep_text(Json::String(k));
         self.keep_text(key);
         for v in row.drain() {
-            match v {
-                Stored::Capture(c) => self.recycle_capture(c),
-                Stored::Json(a) => {
-                    if let Some(v) = Arc::into_inner(a) {
-                        self.keep_text(v);
-                    }
-                }
-                Stored::Own(_) => {}
-            }
+            self.keep_stored(v);
         }
         self.tables[ent].spare_row = Some(row);
     }
@@ -1441,7 +1455,13 @@ impl VmContext {
             self.apply_deferred(p, ent, d, c, out);
         }
         // The emptied group holds the next group filed.
-        self.tables[ent].deferred.spare.get_or_insert((k, ops));
+        match &mut self.tables[ent].deferred.spare {
+            spare @ None => *spare = Some((k, ops)),
+            Some(_) if self.spare_groups.len() < self.limits.spare_records => {
+                self.spare_groups.push(ops)
+            }
+            Some(_) => {}
+        }
     }
 
     fn apply_deferred(
@@ -1470,19 +1490,15 @@ impl VmContext {
         // Into a whole slot the value is stored once, shared with the patch.
         let value = match d.target.whole_slot() {
             Some(_) => {
-                let v = Stored::new(d.value);
-                if let row::Old::Slot(Some(Stored::Json(old))) =
-                    state.replace_stored(&d.target, v.clone())
-                {
-                    if let Ok(old) = Arc::try_unwrap(old) {
-                        self.keep_text(old);
-                    }
+                let v = Stored::new_in(d.value, &mut self.spare_boxes);
+                if let row::Old::Slot(Some(old)) = state.replace_stored(&d.target, v.clone()) {
+                    self.keep_stored(old);
                 }
                 v
             }
             None => {
                 state.set_nested(&d.target, d.value.clone());
-                Stored::new(d.value)
+                Stored::new_in(d.value, &mut self.spare_boxes)
             }
         };
         let _ = self.eval_computed(p, ent, &mut state, c, None, None, None);
@@ -1583,7 +1599,7 @@ impl VmContext {
             match (f.target.whole_slot(), undo.as_deref_mut()) {
                 // The old value moves into the undo log (a whole slot is replaced outright).
                 (Some(slot), Some(u)) => {
-                    let old = state.replace(&f.target, v);
+                    let old = state.replace(&f.target, v, &mut self.spare_boxes);
                     u.push(Undo { slot, old });
                     if let (true, Some(k)) = (ep.computed_in_place, ep.computed_slot[i]) {
                         changed[k] = true;
@@ -1966,14 +1982,9 @@ impl VmContext {
         // So does a replaced value's text.
         for u in undo.drain(..) {
             match u.old {
-                row::Old::Slot(Some(Stored::Capture(c))) => self.recycle_capture(c),
-                row::Old::Slot(Some(Stored::Json(a))) => {
-                    if let Some(v) = Arc::into_inner(a) {
-                        self.keep_text(v);
-                    }
-                }
+                row::Old::Slot(Some(v)) => self.keep_stored(v),
                 row::Old::Value(v) => self.keep_text(v),
-                _ => {}
+                row::Old::Slot(None) => {}
             }
         }
         self.undo = undo;
@@ -2313,7 +2324,7 @@ impl VmContext {
         };
         match &op.store {
             Store::Set => {
-                set_undoable(state, target, temp, undo)?;
+                set_undoable(state, target, temp, undo, &mut self.spare_boxes)?;
                 mark(dirty);
             }
             Store::SetIfNull => {
@@ -2407,12 +2418,13 @@ impl VmContext {
                     .map(|v| v.contains(instruction))
                     .unwrap_or(false);
                 if seen {
-                    set_undoable(state, target, temp, undo)?;
+                    set_undoable(state, target, temp, undo, &mut self.spare_boxes)?;
                     mark(dirty);
                 } else {
-                    let (texts, arrays, limit) = (
+                    let (texts, arrays, groups, limit) = (
                         &mut self.spare_texts,
                         &mut self.spare_arrays,
+                        &mut self.spare_groups,
                         self.limits.spare_texts,
                     );
                     let d = Deferred {
@@ -2435,7 +2447,9 @@ impl VmContext {
                             // A full list drops its oldest group; the group dropped before
                             // gives its texts back and holds this one.
                             let dropped = t.deferred.file(|spare| {
-                                let mut group = spare.map(|(_, g)| g).unwrap_or_default();
+                                let mut group = spare
+                                    .map(|(_, g)| g)
+                                    .unwrap_or_else(|| groups.pop().unwrap_or_default());
                                 for old in group.drain(..) {
                                     keep_deferred_texts(texts, arrays, limit, old);
                                 }
@@ -2588,10 +2602,11 @@ fn set_undoable(
     target: &Field,
     value: Json,
     undo: &mut Vec<Undo>,
+    boxes: &mut Vec<Arc<Json>>,
 ) -> Result<(), StepError> {
     match target.whole_slot() {
         Some(slot) => {
-            let old = state.replace(target, value);
+            let old = state.replace(target, value, boxes);
             undo.push(Undo { slot, old });
         }
         None => {

@@ -265,12 +265,13 @@ impl Row {
     }
 
     /// Replaces the whole slot `f` is (it must be one), handing back what was there. A value no
-    /// patch holds any more is replaced in its allocation.
-    pub fn replace(&mut self, f: &Field, value: Json) -> Old {
+    /// patch holds any more is replaced in its allocation; otherwise the new one is shared from
+    /// one of `boxes` ([`Stored::new_in`]).
+    pub fn replace(&mut self, f: &Field, value: Json, boxes: &mut Vec<Arc<Json>>) -> Old {
         let slot = &mut self.slots[f.whole_slot().expect("a whole-slot field")];
         match slot.as_mut().and_then(Stored::unique_json) {
             Some(v) => Old::Value(std::mem::replace(v, value)),
-            None => Old::Slot(slot.replace(Stored::new(value))),
+            None => Old::Slot(slot.replace(Stored::new_in(value, boxes))),
         }
     }
 
@@ -427,7 +428,10 @@ mod tests {
                     }
                     3 if f.whole_slot().is_some() => {
                         drop(undo);
-                        undo = (f.whole_slot().unwrap(), row.replace(&f, v.clone()));
+                        undo = (
+                            f.whole_slot().unwrap(),
+                            row.replace(&f, v.clone(), &mut Vec::new()),
+                        );
                         (Ok(()), json::set(&mut tree, &f.path.segs, v))
                     }
                     _ => (
