@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use serde_json::{json, Value as Json};
 use sha3::{Digest, Keccak256};
 
-use super::json::{get, Path};
+use super::json::{self, get, Path};
 use super::row::{Field, Layout, Row};
 use crate::spec::{BinaryOp, ComputedFieldSpec, Expr, SpecError, UnaryOp};
 
@@ -221,8 +221,9 @@ impl Env {
 
     /// Takes back the buffer of a value nothing needs any more (an array's; others are dropped).
     pub fn keep(&mut self, v: Json) {
-        if let Json::Array(a) = v {
-            super::keep_array_in(&mut self.arrays, self.limit, a);
+        match v {
+            Json::Array(a) => super::keep_array_in(&mut self.arrays, self.limit, a),
+            v => json::discard(v),
         }
     }
 }
@@ -540,7 +541,10 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) 
             r?
         }
         CExpr::If(c, t, f) => {
-            if truthy(&eval(c, state, env, cx)?) {
+            let cond = eval(c, state, env, cx)?;
+            let yes = truthy(&cond);
+            json::discard(cond);
+            if yes {
                 eval(t, state, env, cx)?
             } else {
                 eval(f, state, env, cx)?
@@ -550,6 +554,7 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) 
         CExpr::UnwrapOr(x, d) => {
             let v = eval(x, state, env, cx)?;
             if v.is_null() {
+                json::discard(v);
                 d.clone()
             } else {
                 v
@@ -557,7 +562,10 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) 
         }
         CExpr::Binary(op, l, r) => {
             let (l, r) = operands(l, r, state, env, cx)?;
-            binary(*op, &l, &r)?
+            let v = binary(*op, &l, &r);
+            json::discard_cow(l);
+            json::discard_cow(r);
+            v?
         }
         CExpr::Unary(op, x) => {
             let v = eval(x, state, env, cx)?;
@@ -570,7 +578,12 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) 
                 },
             }
         }
-        CExpr::Cast(x, ty, name) => cast(&*operand(x, state, env, cx)?, *ty, name)?,
+        CExpr::Cast(x, ty, name) => {
+            let v = operand(x, state, env, cx)?;
+            let r = cast(&v, *ty, name);
+            json::discard_cow(v);
+            r?
+        }
         CExpr::Map(recv, body) => {
             let v = field_operand(recv, state, env, cx)?;
             match &*v {
@@ -580,7 +593,9 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) 
                     for it in items {
                         env.vars.push(it.clone());
                         let r = eval(body, state, env, cx);
-                        env.vars.pop();
+                        if let Some(v) = env.vars.pop() {
+                            json::discard(v);
+                        }
                         out.push(r?);
                     }
                     Json::Array(out)

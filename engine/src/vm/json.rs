@@ -11,6 +11,24 @@ use serde_json::{Map, Value as Json};
 
 use crate::spec::{ComparisonOp, Transformation};
 
+/// Drops `v`, inline for `null`, booleans and numbers (they own nothing): dropping a JSON value is
+/// otherwise an out-of-line call, and most values the VM drops are numbers.
+#[inline(always)]
+pub(crate) fn discard(v: Json) {
+    match v {
+        Json::Null | Json::Bool(_) | Json::Number(_) => std::mem::forget(v),
+        v => drop(v),
+    }
+}
+
+/// [`discard`]s a borrowed-or-owned value.
+#[inline(always)]
+pub(crate) fn discard_cow(v: std::borrow::Cow<'_, Json>) {
+    if let std::borrow::Cow::Owned(v) = v {
+        discard(v)
+    }
+}
+
 /// A dotted path split once at load time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Path {

@@ -760,7 +760,7 @@ impl VmContext {
                 }
             }
             Stored::Capture(c) => self.recycle_capture(c),
-            Stored::Own(_) => {}
+            Stored::Own(v) => json::discard(v),
         }
     }
 
@@ -2124,11 +2124,15 @@ impl VmContext {
                             default,
                             transform,
                         } => {
-                            temp =
+                            let v =
                                 self.load_transformed(ev, path, default.as_ref(), *transform, c)?;
+                            json::discard(std::mem::replace(&mut temp, v));
                         }
-                        Src::Const(v) => temp = v.clone(),
-                        Src::Context(f) => temp = c.field(f).unwrap_or(Json::Null),
+                        Src::Const(v) => json::discard(std::mem::replace(&mut temp, v.clone())),
+                        Src::Context(f) => {
+                            let v = c.field(f).unwrap_or(Json::Null);
+                            json::discard(std::mem::replace(&mut temp, v));
+                        }
                         Src::Keep => {}
                         Src::Capture { transforms } => {
                             let cap = Capture::new(
@@ -2193,7 +2197,8 @@ impl VmContext {
                         }
                     }
                     if let Some(t) = op.transform {
-                        temp = json::transform(&temp, t)?;
+                        let v = json::transform(&temp, t)?;
+                        json::discard(std::mem::replace(&mut temp, v));
                     }
                     match &op.store {
                         // `store` hands the old value to `undo` itself (a `when` write only if it
@@ -2564,11 +2569,14 @@ const KEY_TEXT_ROOM: usize = 48;
 
 /// [`VmContext::keep_text`] into `spare`, holding at most `limit` buffers.
 fn keep_text_in(spare: &mut Vec<String>, limit: usize, v: Json) {
-    if let Json::String(mut t) = v {
-        if spare.len() < limit && (1..=1024).contains(&t.capacity()) {
-            t.clear();
-            spare.push(t);
+    match v {
+        Json::String(mut t) => {
+            if spare.len() < limit && (1..=1024).contains(&t.capacity()) {
+                t.clear();
+                spare.push(t);
+            }
         }
+        v => json::discard(v),
     }
 }
 
@@ -2576,7 +2584,7 @@ fn keep_text_in(spare: &mut Vec<String>, limit: usize, v: Json) {
 /// most `limit` buffers of at most 1,024 elements.
 fn keep_array_in(spare: &mut Vec<Vec<Json>>, limit: usize, mut a: Vec<Json>) {
     if spare.len() < limit && (1..=1024).contains(&a.capacity()) {
-        a.clear();
+        a.drain(..).for_each(json::discard);
         spare.push(a);
     }
 }
