@@ -78,14 +78,15 @@ fn sequence(stack: &Stack) -> (Vec<Update>, Vec<RefEvent>) {
     (ups, evs)
 }
 
-/// Applies `ups` to `vm` as the server's worker does (mutations handed back); returns how many
-/// mutations they made.
+/// Applies `ups` to `vm` as the server's worker does (mutations handed back, resolver requests
+/// taken after every update; here nobody answers them); returns how many mutations they made.
 #[inline(always)]
 fn drive(vm: &mut VmContext, out: &mut Vec<Mutation>, stack: &Stack, ups: &[Update]) -> usize {
     let mut n = 0;
     for u in ups {
         vm.recycle_mutations(out);
         let _ = vm.apply(stack, u, out);
+        vm.drain_resolver_requests();
         n += out.len();
     }
     n

@@ -889,6 +889,40 @@ fn resolver_requests_are_emitted_and_their_results_applied() {
     assert!(vm.take_resolver_requests().is_empty());
 }
 
+/// Draining the resolver requests (what the worker does after every update) hands over the same
+/// requests as taking them, and leaves none behind.
+#[test]
+fn drained_resolver_requests_are_the_taken_ones_and_none_are_left() {
+    let s = stack_with(json!({
+        "handlers": [handler("p::AState", true, embedded("id"), vec![map("id", "id", "SetOnce"), map("mint", "mint", "LastWrite")])],
+        "resolver_specs": [{"resolver": "token", "input_path": "mint", "strategy": "LastWrite", "extracts": [{"target_path": "meta"}]}]
+    }));
+    let (mut taken, mut drained) = (VmContext::new(), VmContext::new());
+    let expected = resolver_requests_after_mint(&mut taken, &s);
+    run(
+        &mut drained,
+        &s,
+        "p::AState",
+        json!({"id": 1, "mint": "M", "__account_address": "A"}),
+        acct(1, 0),
+    );
+    assert_eq!(
+        drained.drain_resolver_requests().collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(drained.drain_resolver_requests().len(), 0);
+    // A drain dropped part-way drops the rest.
+    run(
+        &mut drained,
+        &s,
+        "p::AState",
+        json!({"id": 1, "mint": "N", "__account_address": "A"}),
+        acct(2, 0),
+    );
+    assert_eq!(drained.drain_resolver_requests().len(), 1);
+    assert!(drained.take_resolver_requests().is_empty());
+}
+
 /// A captured update is stored whole: its public fields with the mapping's transforms applied,
 /// its address, slot, timestamp and signature. Expressions read into it like any field; a
 /// transform that cannot apply fails the update and leaves the row as it was.

@@ -195,8 +195,8 @@ impl Worker {
 
     /// Hands the VM's pending resolver requests to the resolver thread, never waiting.
     fn submit_resolver_requests(&mut self) {
-        let requests = self.vm.take_resolver_requests();
-        if requests.is_empty() {
+        let requests = self.vm.drain_resolver_requests();
+        if requests.as_slice().is_empty() {
             return;
         }
         match &self.resolver {

@@ -645,6 +645,13 @@ impl VmContext {
         std::mem::take(&mut self.requests)
     }
 
+    /// [`VmContext::take_resolver_requests`] without taking the buffer: the VM keeps it for the
+    /// next requests (dropping the iterator drops what was not taken). What a worker calls after
+    /// every update, so that an update that asks something allocates nothing for it.
+    pub fn drain_resolver_requests(&mut self) -> std::vec::Drain<'_, ResolverRequest> {
+        self.requests.drain(..)
+    }
+
     /// Takes back mutations the caller is done with (`done` is left empty): the next mutations
     /// are built in their allocations (patch, appended paths, key text) instead of new ones.
     /// Optional: a mutation dropped instead only costs its allocations again. At most

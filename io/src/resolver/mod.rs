@@ -7,7 +7,7 @@
 //!    └──────── ToWorker::ResolverResult (bounded, max_in_flight) ◀────────┘ ureq: DAS / URL
 //! ```
 //!
-//! - The worker drains `VmContext::take_resolver_requests()` after every update (slot updates
+//! - The worker drains `VmContext::drain_resolver_requests()` after every update (slot updates
 //!   included: they fire slot-scheduled resolvers) and submits each request without waiting.
 //! - The thread takes up to `max_in_flight` requests per round (waiting `batch_window` after the
 //!   first for more), answers cached ones at once, fetches the rest — token mints in
