@@ -69,7 +69,12 @@ pub(crate) struct Deferred {
 ///   another filed (a lookup value a changed PDA mapping takes back, a pending queue replayed)
 ///   costs no allocation;
 /// - once full, [`Lru::file`] builds the new entry in the key and value it evicts: the evicted
-///   entry stays here as the spare the next new entry is written into.
+///   entry stays here as the spare the next new entry is written into;
+/// - the first time it is full, its hash table makes room for twice as many entries: a removed
+///   entry can leave a tombstone in the table, and when tombstones have used up the free room
+///   the table is rebuilt, in place if it is at most half full and otherwise into a new, larger
+///   allocation. Without the room, when that happened depended on where keys hashed (seeded at
+///   random), so a full map could still allocate once, at any time.
 ///
 /// The method names and their meaning are those of the `lru` crate's `LruCache` (`get` marks an
 /// entry used, `peek` does not; `iter` starts at the most recently used).
@@ -78,6 +83,8 @@ pub(crate) struct Lru<K: Hash + Eq, V> {
     capacity: usize,
     /// The entry evicted last (stale contents), handed to the next [`Lru::file`].
     pub spare: Option<(K, V)>,
+    /// Whether the table has made room for twice its capacity (see above).
+    roomy: bool,
 }
 
 impl<K: Hash + Eq, V> Lru<K, V> {
@@ -93,6 +100,7 @@ impl<K: Hash + Eq, V> Lru<K, V> {
             map: hashlink::LinkedHashMap::with_hasher(hasher),
             capacity: capacity.max(1),
             spare: None,
+            roomy: false,
         }
     }
 
@@ -221,6 +229,10 @@ impl<K: Hash + Eq, V> Lru<K, V> {
     /// make room. Evicted before the insert, so that the insert takes the evicted entry's node.
     fn insert_new(&mut self, k: K, v: V) -> Option<(K, V)> {
         let evicted = if self.is_full() {
+            if !self.roomy {
+                self.roomy = true;
+                self.map.reserve(self.capacity + 2);
+            }
             self.map.pop_front()
         } else {
             None
