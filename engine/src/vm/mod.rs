@@ -259,8 +259,12 @@ pub struct VmFootprint {
     pub spare_texts: usize,
     /// Array buffers kept for reuse.
     pub spare_arrays: usize,
+    /// Allocations of shared row values kept for reuse.
+    pub spare_boxes: usize,
     /// Update records kept for reuse, for the event type with the most.
     pub spare_records: usize,
+    /// Groups of deferred writes kept for reuse.
+    pub spare_groups: usize,
 }
 
 /// An enrichment the engine wants fetched; `io/` fetches it and feeds the result back with
@@ -605,7 +609,9 @@ impl VmContext {
             spare_mutations: self.spare_mutations.len(),
             spare_texts: self.spare_texts.len(),
             spare_arrays: self.spare_arrays.len(),
+            spare_boxes: self.spare_boxes.len(),
             spare_records: self.spares.iter().map(Vec::len).max().unwrap_or(0),
+            spare_groups: self.spare_groups.len(),
             ..VmFootprint::default()
         };
         for t in &self.tables {
