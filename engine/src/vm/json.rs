@@ -365,9 +365,14 @@ pub(crate) fn clone_in(v: &Json, spare: &mut Vec<String>) -> Json {
 
 /// `text` as a JSON string in one of `spare` text buffers (a new one when none is left).
 fn string_in(text: &str, spare: &mut Vec<String>) -> Json {
+    Json::String(owned_text_in(text, spare))
+}
+
+/// `text` copied into one of `spare` text buffers (a new one when none is left).
+pub(crate) fn owned_text_in(text: &str, spare: &mut Vec<String>) -> String {
     let mut b = spare.pop().unwrap_or_default();
     b.push_str(text);
-    Json::String(b)
+    b
 }
 
 /// `items` as a JSON array in one of `spare` array buffers (a new one when none is left).

@@ -1198,6 +1198,20 @@ impl VmContext {
         self.tables[ent].spare_row = Some(row);
     }
 
+    /// Files `state` as the row of `kstr`, which it was not taken from (a new row, or one made
+    /// while the handler ran): the key text goes into a spare buffer, and a row the full table
+    /// evicts, or the one `kstr` had, is taken apart for the next ones ([`Self::recycle_row`]).
+    fn file_row(&mut self, ent: usize, kstr: &str, key: Json, state: Row) {
+        let t = &mut self.tables[ent];
+        if t.rows.is_full() && !t.rows.contains(kstr) {
+            self.stats.evicted_rows += 1;
+        }
+        let k = json::owned_text_in(kstr, &mut self.spare_texts);
+        if let Some(left) = t.rows.push(k, (key, state)) {
+            self.recycle_row(ent, left);
+        }
+    }
+
     /// Keeps an update that nothing else holds as one of its type's spares (see `spares`).
     fn recycle(&mut self, mut ev: Arc<Ev>) {
         if let Some(Ev::Rec(r)) = Arc::get_mut(&mut ev) {
@@ -1499,7 +1513,7 @@ impl VmContext {
             .get_mut(kstr.as_str())
             .map(|(_, s)| std::mem::take(s));
         let new_row = existing.is_none();
-        let mut state = existing.unwrap_or_else(|| Row::new(&ep.layout));
+        let mut state = existing.unwrap_or_else(|| t.blank_row(&ep.layout));
         // Into a whole slot the value is stored once, shared with the patch.
         let value = match d.target.whole_slot() {
             Some(_) => {
@@ -1526,21 +1540,17 @@ impl VmContext {
             }
             patch = Some(m);
         }
-        let t = &mut self.tables[ent];
-        match t.rows.peek_mut(kstr.as_str()) {
-            Some((_, row)) if !new_row => *row = state,
-            _ => {
-                if t.rows.is_full() && !t.rows.contains(kstr.as_str()) {
-                    self.stats.evicted_rows += 1;
-                }
-                t.rows.put(kstr.clone(), (d.key.clone(), state));
-            }
-        }
-        self.key_text = kstr;
         if let Some(m) = patch {
             out.push(self.finish_mutation(m, &ep.name, &d.key, c.seq()));
         }
-        self.keep_text(d.key);
+        match self.tables[ent].rows.peek_mut(kstr.as_str()) {
+            Some((_, row)) if !new_row => {
+                *row = state;
+                self.keep_text(d.key);
+            }
+            _ => self.file_row(ent, &kstr, d.key, state),
+        }
+        self.key_text = kstr;
     }
 
     /// Evaluates the entity's computed fields in dependency order (all of them, or those `mask`
@@ -1957,9 +1967,7 @@ impl VmContext {
             .get_mut_hashed(row_hash, kstr)
             .map(|(_, s)| std::mem::take(s));
         let new_row = row.is_none();
-        let spare_row = &mut self.tables[ent].spare_row;
-        let mut state =
-            row.unwrap_or_else(|| spare_row.take().unwrap_or_else(|| Row::new(&ep.layout)));
+        let mut state = row.unwrap_or_else(|| self.tables[ent].blank_row(&ep.layout));
         let room = h.steps.len() + ep.computed_paths.len();
         let mut dirty = Dirty::reuse(std::mem::take(&mut self.dirty), room);
         let mut undo = std::mem::take(&mut self.undo);
@@ -2007,17 +2015,8 @@ impl VmContext {
                 // The row the state was taken from: put it back (no new key, no LRU move).
                 Some((_, row)) if !new_row => *row = state,
                 _ => {
-                    if t.rows.is_full() && !t.rows.contains(kstr) {
-                        self.stats.evicted_rows += 1;
-                    }
-                    // The new row's key texts go into spare buffers; an evicted row is taken
-                    // apart for the next ones.
-                    let mut k = self.spare_texts.pop().unwrap_or_default();
-                    k.push_str(kstr);
                     let key = json::clone_in(key, &mut self.spare_texts);
-                    if let Some(evicted) = t.rows.push(k, (key, state)) {
-                        self.recycle_row(ent, evicted);
-                    }
+                    self.file_row(ent, kstr, key, state);
                 }
             }
         }

@@ -323,6 +323,14 @@ pub(crate) enum PdaWrite {
 }
 
 impl Table {
+    /// A row to make a new row of this table in: the last evicted one, emptied
+    /// (`VmContext::recycle_row`), or a new one.
+    pub fn blank_row(&mut self, layout: &super::row::Layout) -> super::row::Row {
+        self.spare_row
+            .take()
+            .unwrap_or_else(|| super::row::Row::new(layout))
+    }
+
     /// Maps `pda` to `seed` in the reverse lookup, at the front of its LRU. A changed mapping is
     /// rewritten in place; a new one, when the map is full, evicts the oldest (built in the text
     /// of the one evicted before, see [`Lru`]), and `evicted` is told the evicted PDA.
