@@ -219,6 +219,13 @@ impl Env {
         self.vars.clear();
     }
 
+    /// Drops the innermost variable (its scope ended), keeping its buffer ([`Env::keep`]).
+    fn pop_var(&mut self) {
+        if let Some(v) = self.vars.pop() {
+            self.keep(v);
+        }
+    }
+
     /// Takes back the buffer of a value nothing needs any more (an array's; others are dropped).
     pub fn keep(&mut self, v: Json) {
         match v {
@@ -535,9 +542,7 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) 
             let v = eval(v, state, env, cx)?;
             env.vars.push(v);
             let r = eval(body, state, env, cx);
-            if let Some(v) = env.vars.pop() {
-                env.keep(v);
-            }
+            env.pop_var();
             r?
         }
         CExpr::If(c, t, f) => {
@@ -593,6 +598,8 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) 
                     for it in items {
                         env.vars.push(it.clone());
                         let r = eval(body, state, env, cx);
+                        // An element's copy, most often a number: dropped inline (`pop_var`'s
+                        // check for an array buffer to keep cost 0.25 % of the ORE mix's instructions).
                         if let Some(v) = env.vars.pop() {
                             json::discard(v);
                         }
@@ -603,9 +610,7 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) 
                 _ => {
                     env.vars.push(v.into_owned());
                     let r = eval(body, state, env, cx);
-                    if let Some(v) = env.vars.pop() {
-                        env.keep(v);
-                    }
+                    env.pop_var();
                     r?
                 }
             }
