@@ -599,7 +599,8 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) 
                         env.vars.push(it.clone());
                         let r = eval(body, state, env, cx);
                         // An element's copy, most often a number: dropped inline (`pop_var`'s
-                        // check for an array buffer to keep cost 0.25 % of the ORE mix's instructions).
+                        // check for an array buffer to keep cost 0.25 % of the ORE mix's
+                        // instructions).
                         if let Some(v) = env.vars.pop() {
                             json::discard(v);
                         }

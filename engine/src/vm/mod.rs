@@ -49,9 +49,9 @@
 //! - what is done with gives its allocation back for the next of its kind, each pool bounded by a
 //!   [`VmLimits`] field: mutations the caller hands back ([`VmContext::recycle_mutations`]), the
 //!   text and the shared allocation of replaced values (`spare_texts`, `spare_boxes`), emptied
-//!   groups of deferred writes (`spare_groups`), a replaced capture (`spare_capture`), the record of
-//!   an update nothing holds any more (`spares`), the entry a full LRU evicts and the list node
-//!   of any entry removed (`table::Lru`).
+//!   groups of deferred writes (`spare_groups`), a replaced capture (`spare_capture`), the record
+//!   of an update nothing holds any more (`spares`), the entry a full LRU evicts and the list
+//!   node of any entry removed (`table::Lru`).
 
 pub(crate) mod capture;
 mod expr;
