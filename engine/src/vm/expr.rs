@@ -14,6 +14,7 @@ use sha3::{Digest, Keccak256};
 
 use super::json::{self, get, Path};
 use super::row::{Field, Layout, Row};
+use super::scalar::{Scalar, Sv};
 use crate::spec::{BinaryOp, ComputedFieldSpec, Expr, SpecError, UnaryOp};
 
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +125,9 @@ pub(crate) enum CExpr {
 pub(crate) struct Computed {
     pub target: Field,
     pub expr: CExpr,
+    /// The expression compiled for typed evaluation, when it is made of scalar operations
+    /// (module `scalar`); tried before `expr`.
+    pub typed: Option<Scalar>,
     /// State paths the expression reads.
     pub reads: Vec<Path>,
     /// Reads the event's slot or timestamp: its value can change with every event while the
@@ -273,6 +277,7 @@ pub(crate) fn compile_fields(
         reads(&expr, &mut paths, &mut context, &mut feed);
         ordered.push(Computed {
             target: layout.field(target),
+            typed: Scalar::compile(&expr),
             expr,
             reads: paths,
             reads_context: context,
@@ -442,11 +447,23 @@ fn compile(
 pub(crate) trait State {
     /// The value at `f` (null when absent), borrowed where the state holds it as it is.
     fn read(&self, f: &Field) -> Cow<'_, Json>;
+
+    /// The value at `f` as a scalar, `None` when it is not one.
+    fn scalar(&self, f: &Field) -> Option<Sv> {
+        Sv::of(&self.read(f))
+    }
 }
 
 impl State for Row {
     fn read(&self, f: &Field) -> Cow<'_, Json> {
         self.get(f).unwrap_or(Cow::Owned(Json::Null))
+    }
+
+    fn scalar(&self, f: &Field) -> Option<Sv> {
+        match f.whole_slot() {
+            Some(slot) => self.scalar_at(slot),
+            None => Sv::of(&self.read(f)),
+        }
     }
 }
 
@@ -532,6 +549,19 @@ fn operands<'a, S: State>(
         None => place(e, state, env).expect("a place"),
     };
     Ok((pick(lo, l)?, pick(ro, r)?))
+}
+
+/// A computed field's value: typed when its expression is scalar and the values it reads are
+/// (module `scalar`), else by [`eval`].
+pub(crate) fn eval_field<S: State>(c: &Computed, state: &S, env: &mut Env, cx: &EvalCtx) -> R {
+    if let Some(v) = c
+        .typed
+        .as_ref()
+        .and_then(|t| t.eval(state, cx, |n| env.array(n)))
+    {
+        return Ok(v);
+    }
+    eval(&c.expr, state, env, cx)
 }
 
 pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) -> R {

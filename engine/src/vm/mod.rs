@@ -44,6 +44,9 @@
 //! - a computed field is evaluated only when something it reads may have changed: statically
 //!   (`program::Handler::computed_mask`: the handler writes a path it reads) and then at run time
 //!   (one of the slots it reads changed value, as the undo log shows), and compared in place;
+//! - a computed field made of scalar operations (arithmetic, comparisons, casts, amounts scaled
+//!   by decimals) runs as a typed stack program (module `scalar`), the general JSON evaluator
+//!   (module `expr`) only where a value is not a scalar;
 //! - keys and signatures are rendered to base58 by fixed-size encoders (module `b58`), and the
 //!   per-transaction tables key a signature by its bytes (`SigKey`), never rendering it;
 //! - what is done with gives its allocation back for the next of its kind, each pool bounded by a
@@ -59,6 +62,7 @@ pub(crate) mod json;
 mod program;
 mod record;
 mod row;
+mod scalar;
 mod table;
 
 use std::borrow::Cow;
@@ -1608,7 +1612,7 @@ impl VmContext {
                 continue;
             }
             env.clear();
-            let Ok(v) = expr::eval(&f.expr, state, &mut env, &cx) else {
+            let Ok(v) = expr::eval_field(f, state, &mut env, &cx) else {
                 continue;
             };
             if ep.computed_in_place && state.get(&f.target).as_deref() == Some(&v) {

@@ -25,6 +25,7 @@ use serde_json::{Map, Value as Json};
 
 use super::capture::Stored;
 use super::json::{self, Path, StepError};
+use super::scalar::Sv;
 
 /// Where a state path lives in a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +219,14 @@ impl Row {
             }
         }
         out
+    }
+
+    /// Slot `slot`'s value as a scalar: null when absent, `None` when it is not a scalar.
+    pub fn scalar_at(&self, slot: usize) -> Option<Sv> {
+        match &self.slots[slot] {
+            None => Some(Sv::Null),
+            Some(v) => Sv::of(v.as_json()?),
+        }
     }
 
     /// Slot `slot`'s value when it is JSON (not absent, not a capture), borrowed.
