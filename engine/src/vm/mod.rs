@@ -1711,6 +1711,15 @@ impl VmContext {
                 out.push_str(s);
                 true
             }
+            // An integer key (a round id): its digits, as `cache_key` of its JSON number.
+            Some(crate::value::Value::U64(n)) => {
+                out.push_str(itoa::Buffer::new().format(*n));
+                false
+            }
+            Some(crate::value::Value::I64(n)) => {
+                out.push_str(itoa::Buffer::new().format(*n));
+                false
+            }
             _ => match ev.address_at(path) {
                 Some(a) => {
                     out.push_str(a);

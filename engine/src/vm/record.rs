@@ -67,6 +67,9 @@ pub(crate) struct EvPath {
     located: Option<(u32, u16, u8)>,
     /// (IDL event type, account index) of an instruction account path (`accounts.<name>`).
     account: Option<(u32, u16)>,
+    /// The IDL event type in whose records nothing is at this path (a name that is not one of
+    /// its fields): reading it there is null at once, not a search by name.
+    absent: Option<u32>,
 }
 
 impl EvPath {
@@ -75,6 +78,7 @@ impl EvPath {
             path,
             located: None,
             account: None,
+            absent: None,
         }
     }
 
@@ -92,6 +96,14 @@ impl EvPath {
             }
             _ => None,
         };
+        // What `Rec::get` finds nothing at in any record of this type.
+        let absent = match (&self.path.segs[..], shape.is_account) {
+            ([first, ..], _) if &**first == RESOLVED || &**first == CONTEXT => false,
+            ([first, ..], true) => &**first != ADDRESS && shape.field(first).is_none(),
+            ([first, ..], false) => &**first != "data" && &**first != "accounts",
+            ([], _) => false,
+        };
+        self.absent = absent.then_some(event_type);
     }
 
     /// Located in some record type: the path starts at a record field.
@@ -131,6 +143,8 @@ pub(crate) enum Ev {
 
 const ADDRESS: &str = "__account_address";
 const RESOLVED: &str = "__resolved_primary_key";
+/// Read from the update's context, not the record (`VmContext::load`).
+const CONTEXT: &str = "__update_context";
 
 impl Ev {
     /// The value at `path`, as the reference's JSON record would have it.
@@ -141,6 +155,7 @@ impl Ev {
                 Some((et, i, used)) if et == r.event_type => {
                     descend(&r.fields[i as usize], &path.segs[used as usize..]).map(Cow::Owned)
                 }
+                _ if path.absent == Some(r.event_type) => None,
                 _ => r.get(&path.segs).map(Cow::Owned),
             },
         }
