@@ -14,7 +14,7 @@ use sha3::{Digest, Keccak256};
 
 use super::json::{self, get, Path};
 use super::row::{Field, Layout, Row};
-use super::scalar::{Scalar, Sv};
+use super::scalar::{self, Scalar, Sv};
 use crate::spec::{BinaryOp, ComputedFieldSpec, Expr, SpecError, UnaryOp};
 
 #[derive(Debug, Clone, Copy)]
@@ -766,144 +766,47 @@ pub(crate) fn truthy(v: &Json) -> bool {
     }
 }
 
-fn numeric(l: &Json, r: &Json, i: fn(i64, i64) -> Option<i64>, f: fn(f64, f64) -> f64) -> R {
-    if let (Some(a), Some(b)) = (l.as_i64(), r.as_i64()) {
-        return i(a, b)
-            .map(Json::from)
-            .ok_or_else(|| "integer overflow".into());
-    }
-    if let (Some(a), Some(b)) = (l.as_u64(), r.as_u64()) {
-        return i(a as i64, b as i64)
-            .map(Json::from)
-            .ok_or_else(|| "integer overflow".into());
-    }
-    if let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) {
-        return Ok(json!(f(a, b)));
-    }
-    if l.is_null() || r.is_null() {
-        return Ok(Json::Null);
-    }
-    Err("Cannot perform numeric operation".into())
-}
-
-fn ordering(l: &Json, r: &Json, i: fn(i64, i64) -> bool, f: fn(f64, f64) -> bool) -> R {
-    if let (Some(a), Some(b)) = (l.as_i64(), r.as_i64()) {
-        return Ok(json!(i(a, b)));
-    }
-    if let (Some(a), Some(b)) = (l.as_u64(), r.as_u64()) {
-        return Ok(json!(i(a as i64, b as i64)));
-    }
-    if let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) {
-        return Ok(json!(f(a, b)));
-    }
-    if l.is_null() || r.is_null() {
-        return Ok(json!(false));
-    }
-    Err("Cannot compare values".into())
-}
-
-fn bits(l: &Json, r: &Json, u: fn(u64, u64) -> Option<u64>, i: fn(i64, i64) -> Option<i64>) -> R {
-    if let (Some(a), Some(b)) = (l.as_u64(), r.as_u64()) {
-        return u(a, b)
-            .map(Json::from)
-            .ok_or_else(|| "shift out of range".into());
-    }
-    if let (Some(a), Some(b)) = (l.as_i64(), r.as_i64()) {
-        return i(a, b)
-            .map(Json::from)
-            .ok_or_else(|| "shift out of range".into());
-    }
-    Err("bitwise operation requires integer operands".into())
-}
-
+/// A binary operation. Scalar operands (null, booleans, numbers) follow the number rules of
+/// module `scalar`, the one place they are written; a text, an array or an object is only
+/// compared for (in)equality and truthiness, and with a null makes an arithmetic result null and
+/// a comparison false, as a non-number did there.
 fn binary(op: BinaryOp, l: &Json, r: &Json) -> R {
     use BinaryOp::*;
+    if let (Some(a), Some(b)) = (Sv::of(l), Sv::of(r)) {
+        return scalar::binary(op, a, b)
+            .map(Sv::to_json)
+            .ok_or_else(|| format!("{op:?} of {l} and {r} failed"));
+    }
+    let either_null = l.is_null() || r.is_null();
     match op {
-        Add => numeric(l, r, i64::checked_add, |a, b| a + b),
-        Sub => numeric(l, r, i64::checked_sub, |a, b| a - b),
-        Mul => numeric(l, r, i64::checked_mul, |a, b| a * b),
-        Div => {
-            if r.as_i64() == Some(0) || r.as_f64() == Some(0.0) {
-                return Err("Division by zero".into());
-            }
-            numeric(l, r, i64::checked_div, |a, b| a / b)
-        }
-        Mod => match (l.as_i64(), r.as_i64()) {
-            (Some(a), Some(b)) if b != 0 => Ok(json!(a.wrapping_rem(b))),
-            (None, _) | (_, None) => match (l.as_u64(), r.as_u64()) {
-                (Some(a), Some(b)) if b != 0 => Ok(json!(a % b)),
-                _ => Err("Modulo requires non-zero integer operands".into()),
-            },
-            _ => Err("Modulo by zero".into()),
-        },
-        Gt => ordering(l, r, |a, b| a > b, |a, b| a > b),
-        Lt => ordering(l, r, |a, b| a < b, |a, b| a < b),
-        Gte => ordering(l, r, |a, b| a >= b, |a, b| a >= b),
-        Lte => ordering(l, r, |a, b| a <= b, |a, b| a <= b),
         Eq => Ok(json!(l == r)),
         Ne => Ok(json!(l != r)),
         And => Ok(json!(truthy(l) && truthy(r))),
         Or => Ok(json!(truthy(l) || truthy(r))),
-        Xor => bits(l, r, |a, b| Some(a ^ b), |a, b| Some(a ^ b)),
-        BitAnd => bits(l, r, |a, b| Some(a & b), |a, b| Some(a & b)),
-        BitOr => bits(l, r, |a, b| Some(a | b), |a, b| Some(a | b)),
-        Shl => bits(
-            l,
-            r,
-            |a, b| a.checked_shl(b.try_into().ok()?),
-            |a, b| a.checked_shl(b.try_into().ok()?),
-        ),
-        Shr => bits(
-            l,
-            r,
-            |a, b| a.checked_shr(b.try_into().ok()?),
-            |a, b| a.checked_shr(b.try_into().ok()?),
-        ),
+        Div if r.as_i64() == Some(0) || r.as_f64() == Some(0.0) => Err("Division by zero".into()),
+        Add | Sub | Mul | Div if either_null => Ok(Json::Null),
+        Gt | Lt | Gte | Lte if either_null => Ok(json!(false)),
+        _ => Err(format!("{op:?} needs numbers, got {l} and {r}")),
     }
 }
 
+/// A cast: a scalar by module `scalar`'s rules, a text parsed, anything to text or a bool.
 fn cast(v: &Json, ty: CastTo, name: &str) -> R {
-    let fail = || Err(format!("Cannot cast to {name}"));
-    Ok(match ty {
-        CastTo::Signed => {
-            if let Some(n) = v.as_i64() {
-                Json::from(n)
-            } else if let Some(n) = v.as_u64() {
-                Json::from(n as i64)
-            } else if let Some(n) = v.as_f64() {
-                Json::from(n as i64)
-            } else if let Some(s) = v.as_str() {
-                Json::from(s.parse::<i64>().map_err(|e| e.to_string())?)
-            } else {
-                return fail();
-            }
+    let fail = || format!("Cannot cast {v} to {name}");
+    match (ty, Sv::of(v), v.as_str()) {
+        (CastTo::Text, ..) => Ok(Json::String(v.to_string())),
+        (CastTo::Bool, ..) => Ok(Json::Bool(truthy(v))),
+        (CastTo::Same, ..) => Ok(v.clone()),
+        (_, Some(x), _) => scalar::cast(x, ty).map(Sv::to_json).ok_or_else(fail),
+        (CastTo::Signed, _, Some(s)) => {
+            Ok(Json::from(s.parse::<i64>().map_err(|e| e.to_string())?))
         }
-        CastTo::Unsigned => {
-            if let Some(n) = v.as_u64() {
-                Json::from(n)
-            } else if let Some(n) = v.as_i64() {
-                Json::from(n as u64)
-            } else if let Some(n) = v.as_f64() {
-                Json::from(n as u64)
-            } else if let Some(s) = v.as_str() {
-                Json::from(s.parse::<u64>().map_err(|e| e.to_string())?)
-            } else {
-                return fail();
-            }
+        (CastTo::Unsigned, _, Some(s)) => {
+            Ok(Json::from(s.parse::<u64>().map_err(|e| e.to_string())?))
         }
-        CastTo::Float => {
-            if let Some(n) = v.as_f64() {
-                Json::from(n)
-            } else if let Some(s) = v.as_str() {
-                Json::from(s.parse::<f64>().map_err(|e| e.to_string())?)
-            } else {
-                return fail();
-            }
-        }
-        CastTo::Text => Json::String(v.to_string()),
-        CastTo::Bool => Json::Bool(truthy(v)),
-        CastTo::Same => v.clone(),
-    })
+        (CastTo::Float, _, Some(s)) => Ok(Json::from(s.parse::<f64>().map_err(|e| e.to_string())?)),
+        _ => Err(fail()),
+    }
 }
 
 /// Evaluates call arguments and hands them to `f`, on the stack for the usual arity: arguments
@@ -938,38 +841,39 @@ fn with_args<S: State>(
     f(a)
 }
 
+/// A method call: on a scalar (with a scalar argument, for those that read one) by module
+/// `scalar`'s rules; otherwise only what applies to any value (`unwrap_or`, `is_some`, `len`,
+/// `to_string`...).
 fn method(v: &Json, m: Method, args: &[Cow<Json>]) -> R {
-    let name = m.name();
-    let arg = || {
-        args.first()
-            .ok_or_else(|| format!("{name}() requires an argument"))
+    let reads_arg = matches!(
+        m,
+        Method::UnwrapOr
+            | Method::Min
+            | Method::Max
+            | Method::SaturatingAdd
+            | Method::SaturatingSub
+    );
+    let typed = match (m, Sv::of(v), args.first().map(|a| Sv::of(a))) {
+        (Method::Len | Method::ToString, ..) | (_, None, _) => None,
+        (_, Some(x), None) => Some(scalar::method(x, m, &[])),
+        (_, Some(x), Some(Some(a))) => Some(scalar::method(x, m, &[a])),
+        (_, Some(x), Some(None)) if !reads_arg => Some(scalar::method(x, m, &[])),
+        (_, Some(_), Some(None)) => None,
     };
+    if let Some(r) = typed {
+        return r
+            .map(Sv::to_json)
+            .ok_or_else(|| format!("Cannot call {}() on {v}", m.name()));
+    }
     Ok(match m {
-        Method::UnwrapOr => {
-            if v.is_null() && !args.is_empty() {
-                args[0].clone().into_owned()
-            } else {
-                v.clone()
-            }
-        }
-        Method::UnwrapOrDefault => {
-            if v.is_null() {
-                json!(0)
-            } else {
-                v.clone()
-            }
-        }
+        Method::UnwrapOr => match (v.is_null(), args.first()) {
+            (true, Some(d)) => d.clone().into_owned(),
+            _ => v.clone(),
+        },
+        Method::UnwrapOrDefault if v.is_null() => json!(0),
+        Method::UnwrapOrDefault => v.clone(),
         Method::IsSome => json!(!v.is_null()),
         Method::IsNone => json!(v.is_null()),
-        Method::Abs => {
-            if let Some(n) = v.as_i64() {
-                json!(n.checked_abs().ok_or("abs overflow")?)
-            } else if let Some(n) = v.as_f64() {
-                json!(n.abs())
-            } else {
-                return Err("Cannot call abs()".into());
-            }
-        }
         Method::Len => match v {
             Json::String(s) => json!(s.len()),
             Json::Array(a) => json!(a.len()),
@@ -977,35 +881,8 @@ fn method(v: &Json, m: Method, args: &[Cow<Json>]) -> R {
             _ => return Err("Cannot call len()".into()),
         },
         Method::ToString => json!(v.to_string()),
-        Method::Min | Method::Max => {
-            let o = arg()?;
-            let max = m == Method::Max;
-            if let (Some(a), Some(b)) = (v.as_i64(), o.as_i64()) {
-                json!(if max { a.max(b) } else { a.min(b) })
-            } else if let (Some(a), Some(b)) = (v.as_f64(), o.as_f64()) {
-                json!(if max { a.max(b) } else { a.min(b) })
-            } else {
-                return Err(format!("Cannot call {name}()"));
-            }
-        }
-        Method::SaturatingAdd | Method::SaturatingSub => {
-            let o = arg()?;
-            let add = m == Method::SaturatingAdd;
-            if let (Some(a), Some(b)) = (v.as_i64(), o.as_i64()) {
-                json!(if add {
-                    a.saturating_add(b)
-                } else {
-                    a.saturating_sub(b)
-                })
-            } else if let (Some(a), Some(b)) = (v.as_u64(), o.as_u64()) {
-                json!(if add {
-                    a.saturating_add(b)
-                } else {
-                    a.saturating_sub(b)
-                })
-            } else {
-                return Err(format!("Cannot call {name}()"));
-            }
+        Method::Abs | Method::Min | Method::Max | Method::SaturatingAdd | Method::SaturatingSub => {
+            return Err(format!("Cannot call {}() on {v}", m.name()))
         }
     })
 }
@@ -1041,22 +918,9 @@ fn bytes_exact(v: &Json, n: usize) -> Option<Vec<u8>> {
 fn builtin(f: Builtin, a: &[Cow<Json>], cx: &EvalCtx) -> R {
     Ok(match f {
         Builtin::UiAmount | Builtin::RawAmount => match (opt_f64(&a[0]), opt_u8(&a[1])) {
-            (Some(v), Some(d)) => {
-                let factor = 10f64.powi(d as i32);
-                if matches!(f, Builtin::UiAmount) {
-                    let r = v / factor;
-                    if !r.is_finite() {
-                        return Err("ui_amount result is not finite".into());
-                    }
-                    json!(r)
-                } else {
-                    let r = v * factor;
-                    if !r.is_finite() || r < 0.0 || r.round() > u64::MAX as f64 {
-                        return Err("raw_amount out of range".into());
-                    }
-                    json!(r.round() as u64)
-                }
-            }
+            (Some(v), Some(d)) => scalar::scale(matches!(f, Builtin::UiAmount), v, d)
+                .map(Sv::to_json)
+                .ok_or_else(|| format!("{f:?} of {v} with {d} decimals is out of range"))?,
             _ => Json::Null,
         },
         Builtin::SlotHash => match a[0].as_u64() {

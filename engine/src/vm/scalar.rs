@@ -498,7 +498,9 @@ fn bits(
     None
 }
 
-fn binary(op: BinaryOp, l: Sv, r: Sv) -> Option<Sv> {
+/// A binary operation on scalars; `None` where it fails (an overflow, a division by zero, a
+/// non-number operand that is not null).
+pub(crate) fn binary(op: BinaryOp, l: Sv, r: Sv) -> Option<Sv> {
     use BinaryOp::*;
     match op {
         Add => numeric(l, r, i64::checked_add, |a, b| a + b),
@@ -544,7 +546,8 @@ fn binary(op: BinaryOp, l: Sv, r: Sv) -> Option<Sv> {
     }
 }
 
-fn cast(v: Sv, to: CastTo) -> Option<Sv> {
+/// A cast of a scalar (`None` for a text cast, which is not a scalar's).
+pub(crate) fn cast(v: Sv, to: CastTo) -> Option<Sv> {
     Some(match to {
         CastTo::Signed => match (v.as_i64(), v.as_u64(), v.as_f64()) {
             (Some(n), ..) => Sv::int(n),
@@ -565,7 +568,8 @@ fn cast(v: Sv, to: CastTo) -> Option<Sv> {
     })
 }
 
-fn method(v: Sv, m: Method, args: &[Sv]) -> Option<Sv> {
+/// A method of a scalar with scalar arguments (`None` for `len` and `to_string`).
+pub(crate) fn method(v: Sv, m: Method, args: &[Sv]) -> Option<Sv> {
     let arg = || args.first().copied();
     Some(match m {
         Method::UnwrapOr => match (v, arg()) {
@@ -618,16 +622,22 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// `ui_amount` / `raw_amount` as the general evaluator's builtin: a missing amount or decimals
-/// (not a number, decimals not a byte) is null.
+/// `ui_amount` / `raw_amount` of scalars: a missing amount or decimals (not a number, decimals not
+/// a byte) is null.
 fn amount_of(ui: bool, amount: Sv, decimals: Sv) -> Option<Sv> {
     let decimals = match decimals {
         Sv::Pos(u) => u8::try_from(u).ok(),
         _ => None,
     };
-    let (Some(v), Some(d)) = (amount.as_f64(), decimals) else {
-        return Some(Sv::Null);
-    };
+    match (amount.as_f64(), decimals) {
+        (Some(v), Some(d)) => scale(ui, v, d),
+        _ => Some(Sv::Null),
+    }
+}
+
+/// An amount scaled by `10^decimals`: divided (`ui_amount`: a float) or multiplied and rounded
+/// (`raw_amount`: an integer); `None` when the result is not finite or, raw, not a `u64`.
+pub(crate) fn scale(ui: bool, v: f64, d: u8) -> Option<Sv> {
     let factor = match POW10.get(d as usize) {
         Some(f) => *f,
         None => 10f64.powi(d as i32),
@@ -711,6 +721,88 @@ mod tests {
 
     fn binary(op: &str, l: Json, r: Json) -> Json {
         json!({"Binary": {"op": op, "left": l, "right": r}})
+    }
+
+    /// The number rules, pinned case by case: both evaluators follow them, the general one through
+    /// this module's operations and the typed one through its programs (`None`: an error).
+    #[test]
+    fn the_number_rules_hold_in_both_evaluators() {
+        let lit = |v: Json| json!({"Literal": {"value": v}});
+        let bin = |op: &str, l: Json, r: Json| binary(op, lit(l), lit(r));
+        let cast = |v: Json, ty: &str| json!({"Cast": {"expr": lit(v), "to_type": ty}});
+        let call = |v: Json, m: &str, args: Vec<Json>| json!({"MethodCall": {"expr": lit(v), "method": m, "args": args.into_iter().map(lit).collect::<Vec<_>>()}});
+        let amount = |m: &str, v: Json, d: Json| json!({"ResolverComputed": {"resolver": "TokenMetadata", "method": m, "args": [lit(v), lit(d)]}});
+        let cases: Vec<(Json, Option<Json>)> = vec![
+            (bin("Add", json!(1), json!(2)), Some(json!(3))),
+            (bin("Add", json!(-3), json!(1)), Some(json!(-2))),
+            (bin("Add", json!(i64::MAX), json!(1)), None),
+            (bin("Add", json!(1), json!(1.5)), Some(json!(2.5))),
+            (bin("Add", json!(1), json!(null)), Some(json!(null))),
+            (bin("Add", json!("a"), json!(null)), Some(json!(null))),
+            (bin("Add", json!("a"), json!(1)), None),
+            (bin("Gt", json!(null), json!(1)), Some(json!(false))),
+            (bin("Gt", json!(2), json!(1.5)), Some(json!(true))),
+            (bin("Div", json!(7), json!(2)), Some(json!(3))),
+            (bin("Div", json!(7), json!(0)), None),
+            (bin("Div", json!(7.0), json!(0.0)), None),
+            (bin("Div", json!("a"), json!(0)), None),
+            (bin("Mod", json!(-7), json!(3)), Some(json!(-1))),
+            (bin("Mod", json!(7), json!(0)), None),
+            (bin("Eq", json!(1), json!(1.0)), Some(json!(false))),
+            (bin("Eq", json!(2), json!(2)), Some(json!(true))),
+            (bin("Eq", json!("a"), json!("a")), Some(json!(true))),
+            (bin("And", json!([1]), json!(1)), Some(json!(true))),
+            (bin("Shl", json!(1), json!(3)), Some(json!(8))),
+            (bin("Shl", json!(1), json!(64)), None),
+            (bin("BitAnd", json!(1.5), json!(1)), None),
+            (cast(json!(-1), "u64"), Some(json!(u64::MAX))),
+            (cast(json!(1.9), "i64"), Some(json!(1))),
+            (cast(json!(2), "f64"), Some(json!(2.0))),
+            (cast(json!("42"), "u64"), Some(json!(42))),
+            (cast(json!("x"), "u64"), None),
+            (cast(json!(true), "u64"), None),
+            (cast(json!(0), "bool"), Some(json!(false))),
+            (cast(json!(7), "String"), Some(json!("7"))),
+            (amount("ui_amount", json!(1500), json!(3)), Some(json!(1.5))),
+            (
+                amount("ui_amount", json!("1500"), json!(3)),
+                Some(json!(1.5)),
+            ),
+            (amount("ui_amount", json!(1), json!(300)), Some(json!(null))),
+            (
+                amount("raw_amount", json!(1.5), json!(3)),
+                Some(json!(1500)),
+            ),
+            (amount("raw_amount", json!(-1), json!(0)), None),
+            (call(json!(i64::MIN), "abs", vec![]), None),
+            (call(json!(-2.5), "abs", vec![]), Some(json!(2.5))),
+            (call(json!(3), "max", vec![json!(2.5)]), Some(json!(3.0))),
+            (call(json!(3), "max", vec![json!("2")]), None),
+            (
+                call(json!(1), "saturating_sub", vec![json!(5)]),
+                Some(json!(-4)),
+            ),
+            (
+                call(json!(u64::MAX), "saturating_add", vec![json!(1)]),
+                Some(json!(u64::MAX)),
+            ),
+            (
+                call(json!(null), "unwrap_or", vec![json!([1])]),
+                Some(json!([1])),
+            ),
+            (
+                call(json!(null), "unwrap_or_default", vec![]),
+                Some(json!(0)),
+            ),
+            (call(json!("ab"), "len", vec![]), Some(json!(2))),
+        ];
+        for (e, want) in cases {
+            let c = field(e.clone());
+            let general = eval(&c.expr, &json!({}), &mut Env::default(), &CX).ok();
+            assert_eq!(general, want, "general: {e}");
+            let either = crate::vm::expr::eval_field(&c, &json!({}), &mut Env::default(), &CX);
+            assert_eq!(either.ok(), want, "typed first: {e}");
+        }
     }
 
     #[test]
