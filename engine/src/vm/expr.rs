@@ -775,7 +775,7 @@ fn binary(op: BinaryOp, l: &Json, r: &Json) -> R {
     if let (Some(a), Some(b)) = (Sv::of(l), Sv::of(r)) {
         return scalar::binary(op, a, b)
             .map(Sv::to_json)
-            .ok_or_else(|| format!("{op:?} of {l} and {r} failed"));
+            .ok_or_else(|| format!("{op:?} failed (overflow, zero divisor or a non-number)"));
     }
     let either_null = l.is_null() || r.is_null();
     match op {
@@ -786,13 +786,13 @@ fn binary(op: BinaryOp, l: &Json, r: &Json) -> R {
         Div if r.as_i64() == Some(0) || r.as_f64() == Some(0.0) => Err("Division by zero".into()),
         Add | Sub | Mul | Div if either_null => Ok(Json::Null),
         Gt | Lt | Gte | Lte if either_null => Ok(json!(false)),
-        _ => Err(format!("{op:?} needs numbers, got {l} and {r}")),
+        _ => Err(format!("{op:?} needs numbers")),
     }
 }
 
 /// A cast: a scalar by module `scalar`'s rules, a text parsed, anything to text or a bool.
 fn cast(v: &Json, ty: CastTo, name: &str) -> R {
-    let fail = || format!("Cannot cast {v} to {name}");
+    let fail = || format!("Cannot cast to {name}");
     match (ty, Sv::of(v), v.as_str()) {
         (CastTo::Text, ..) => Ok(Json::String(v.to_string())),
         (CastTo::Bool, ..) => Ok(Json::Bool(truthy(v))),
@@ -863,7 +863,7 @@ fn method(v: &Json, m: Method, args: &[Cow<Json>]) -> R {
     if let Some(r) = typed {
         return r
             .map(Sv::to_json)
-            .ok_or_else(|| format!("Cannot call {}() on {v}", m.name()));
+            .ok_or_else(|| format!("Cannot call {}()", m.name()));
     }
     Ok(match m {
         Method::UnwrapOr => match (v.is_null(), args.first()) {
@@ -882,7 +882,7 @@ fn method(v: &Json, m: Method, args: &[Cow<Json>]) -> R {
         },
         Method::ToString => json!(v.to_string()),
         Method::Abs | Method::Min | Method::Max | Method::SaturatingAdd | Method::SaturatingSub => {
-            return Err(format!("Cannot call {}() on {v}", m.name()))
+            return Err(format!("Cannot call {}()", m.name()))
         }
     })
 }
@@ -920,7 +920,7 @@ fn builtin(f: Builtin, a: &[Cow<Json>], cx: &EvalCtx) -> R {
         Builtin::UiAmount | Builtin::RawAmount => match (opt_f64(&a[0]), opt_u8(&a[1])) {
             (Some(v), Some(d)) => scalar::scale(matches!(f, Builtin::UiAmount), v, d)
                 .map(Sv::to_json)
-                .ok_or_else(|| format!("{f:?} of {v} with {d} decimals is out of range"))?,
+                .ok_or_else(|| format!("{f:?} result out of range"))?,
             _ => Json::Null,
         },
         Builtin::SlotHash => match a[0].as_u64() {

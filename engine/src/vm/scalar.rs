@@ -15,11 +15,16 @@
 //! null), and the result is turned into JSON once, at the end. On the ORE mix this took 5 % of
 //! the instructions per event away (`perf/RESULTS.md`).
 //!
+//! The operations themselves ([`binary`], [`cast`], [`method`], [`scale`]) are the number rules
+//! of the expression language, written once: the general evaluator hands them its scalar operands
+//! too, and keeps only what applies to texts, arrays and objects.
+//!
 //! **Giving up is always allowed**: a field that holds something other than a scalar, or an
 //! operation that fails, makes the typed evaluation answer `None`, and the general evaluator
 //! then runs the same expression from the start and gives the value or the error. Expressions
 //! are pure, so running the general one after a typed attempt changes nothing but the time. The
-//! tests hold the two evaluators to the same answers over every operation and edge value.
+//! tests pin the number rules case by case and hold the two evaluators (the typed programs and the
+//! general tree walk) to the same answers over every operation and edge value.
 
 use serde_json::Value as Json;
 
@@ -53,7 +58,7 @@ impl Sv {
             Json::Number(n) => match (n.as_u64(), n.as_i64()) {
                 (Some(u), _) => Sv::Pos(u),
                 (None, Some(i)) if i < 0 => Sv::Neg(i),
-                // A negative zero integer (parsed `-0`) has no typed twin.
+                // A non-negative `NegInt`, which serde_json never makes: no typed twin.
                 (None, Some(_)) => return None,
                 (None, None) => Sv::Float(n.as_f64()?),
             },
