@@ -1615,7 +1615,13 @@ impl VmContext {
             let Ok(v) = expr::eval_field(f, state, &mut env, &cx) else {
                 continue;
             };
-            if ep.computed_in_place && state.get(&f.target).as_deref() == Some(&v) {
+            // Unchanged: a whole slot's JSON is compared where it is (no path walk, no `Cow`).
+            let unchanged = ep.computed_in_place
+                && match f.target.whole_slot().and_then(|s| state.slot_json(s)) {
+                    Some(old) => *old == v,
+                    None => state.get(&f.target).as_deref() == Some(&v),
+                };
+            if unchanged {
                 env.keep(v);
                 continue;
             }
