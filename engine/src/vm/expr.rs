@@ -1,21 +1,21 @@
-//! Computed fields: the expression language compiled to a tree with resolved variables.
+//! The expression language compiled to a tree with resolved variables, and its general
+//! evaluator over JSON values.
 //!
 //! At load time names become indexes: `Var`/`Let`/closure parameters become slots of a small
 //! environment stack, field references become pre-split paths, resolver methods become an enum
-//! (an unknown resolver, method or arity is a [`SpecError`]). Fields are evaluated in dependency
-//! order (a field that reads another computed field comes after it; file order otherwise).
-//! A field whose expression fails (division by zero, a non-numeric operand...) keeps its old value,
-//! as in the reference.
+//! (an unknown resolver, method or arity is a [`SpecError`]). Operations on scalars follow the
+//! number rules of module `number`; this evaluator adds what applies to texts, arrays and objects.
+//! A computed field (module `computed`) runs here when its typed program (module `scalar`) cannot.
 
 use std::borrow::Cow;
 
 use serde_json::{json, Value as Json};
 use sha3::{Digest, Keccak256};
 
-use super::json::{self, get, Path};
+use super::json::{self, get};
+use super::number::{self, CastTo, Method, Sv};
 use super::row::{Field, Layout, Row};
-use super::scalar::{self, Scalar, Sv};
-use crate::spec::{BinaryOp, ComputedFieldSpec, Expr, SpecError, UnaryOp};
+use crate::spec::{BinaryOp, Expr, SpecError, UnaryOp};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Builtin {
@@ -23,75 +23,6 @@ pub(crate) enum Builtin {
     RawAmount,
     SlotHash,
     KeccakRng,
-}
-
-/// A method the expression language knows, resolved from its name at load time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Method {
-    UnwrapOr,
-    UnwrapOrDefault,
-    IsSome,
-    IsNone,
-    Abs,
-    Len,
-    ToString,
-    Min,
-    Max,
-    SaturatingAdd,
-    SaturatingSub,
-}
-
-impl Method {
-    const ALL: [(Method, &'static str); 11] = [
-        (Method::UnwrapOr, "unwrap_or"),
-        (Method::UnwrapOrDefault, "unwrap_or_default"),
-        (Method::IsSome, "is_some"),
-        (Method::IsNone, "is_none"),
-        (Method::Abs, "abs"),
-        (Method::Len, "len"),
-        (Method::ToString, "to_string"),
-        (Method::Min, "min"),
-        (Method::Max, "max"),
-        (Method::SaturatingAdd, "saturating_add"),
-        (Method::SaturatingSub, "saturating_sub"),
-    ];
-
-    fn named(name: &str) -> Option<Method> {
-        Self::ALL.iter().find(|(_, n)| *n == name).map(|(m, _)| *m)
-    }
-
-    fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(m, _)| *m == self)
-            .map(|(_, n)| *n)
-            .unwrap_or("?")
-    }
-}
-
-/// A cast's target type, resolved from its name at load time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CastTo {
-    Signed,
-    Unsigned,
-    Float,
-    Text,
-    Bool,
-    /// Any other name: the value as it is.
-    Same,
-}
-
-impl CastTo {
-    fn named(ty: &str) -> CastTo {
-        match ty {
-            "i8" | "i16" | "i32" | "i64" | "isize" => CastTo::Signed,
-            "u8" | "u16" | "u32" | "u64" | "usize" => CastTo::Unsigned,
-            "f32" | "f64" => CastTo::Float,
-            "String" | "string" => CastTo::Text,
-            "bool" => CastTo::Bool,
-            _ => CastTo::Same,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -120,60 +51,6 @@ pub(crate) enum CExpr {
     BareClosure,
     Slot,
     Timestamp,
-}
-
-pub(crate) struct Computed {
-    pub target: Field,
-    pub expr: CExpr,
-    /// The expression compiled for typed evaluation, when it is made of scalar operations
-    /// (module `scalar`); tried before `expr`.
-    pub typed: Option<Scalar>,
-    /// State paths the expression reads.
-    pub reads: Vec<Path>,
-    /// Reads the event's slot or timestamp: its value can change with every event while the
-    /// state it reads does not.
-    pub reads_context: bool,
-    /// Reads the slot-hash feed (`SlotHash.slot_hash`): its value can change when a slot hash
-    /// arrives while the state it reads does not.
-    pub reads_slot_hashes: bool,
-}
-
-/// Collects what an expression reads besides its own variables (see [`Computed::reads`]).
-fn reads(e: &CExpr, paths: &mut Vec<Path>, context: &mut bool, feed: &mut bool) {
-    use CExpr::*;
-    match e {
-        Field(f) => paths.push(f.path.clone()),
-        Var(_) | Lit(_) | BareClosure => {}
-        Slot | Timestamp => *context = true,
-        Let(a, b) | Binary(_, a, b) | Map(a, b) => {
-            reads(a, paths, context, feed);
-            reads(b, paths, context, feed)
-        }
-        If(c, t, f) => {
-            reads(c, paths, context, feed);
-            reads(t, paths, context, feed);
-            reads(f, paths, context, feed)
-        }
-        UnwrapOr(x, _)
-        | Unary(_, x)
-        | Cast(x, ..)
-        | Slice(x, ..)
-        | Index(x, _)
-        | U64Le(x)
-        | U64Be(x)
-        | ToBytes(x)
-        | Keccak(x) => reads(x, paths, context, feed),
-        Method(recv, _, args) => {
-            reads(recv, paths, context, feed);
-            args.iter().for_each(|a| reads(a, paths, context, feed))
-        }
-        Builtin(f, args) => {
-            if matches!(f, self::Builtin::SlotHash) {
-                *feed = true;
-            }
-            args.iter().for_each(|a| reads(a, paths, context, feed))
-        }
-    }
 }
 
 /// Evaluation inputs besides the entity state.
@@ -208,7 +85,7 @@ impl Env {
     }
 
     /// An empty array buffer with room for `n` elements, a kept one if there is any.
-    fn array(&mut self, n: usize) -> Vec<Json> {
+    pub fn array(&mut self, n: usize) -> Vec<Json> {
         match self.arrays.pop() {
             Some(mut a) => {
                 a.reserve(n);
@@ -239,102 +116,8 @@ impl Env {
     }
 }
 
-pub(crate) fn compile_fields(
-    specs: &[ComputedFieldSpec],
-    layout: &Layout,
-    base: &str,
-) -> Result<Vec<Computed>, SpecError> {
-    let mut out = Vec::with_capacity(specs.len());
-    for (i, s) in specs.iter().enumerate() {
-        let mut scope = Vec::new();
-        let expr = compile(
-            &s.expression,
-            layout,
-            &mut scope,
-            &format!("{base}[{i}].expression"),
-        )?;
-        out.push((Path::dotted(&s.target_path), expr, deps(&s.expression)));
-    }
-    // Dependency order, stable: repeatedly take the first field none of whose computed inputs is
-    // still pending. A cycle is a spec error.
-    let mut pending: Vec<(Path, CExpr, Vec<String>)> = out;
-    let mut ordered = Vec::with_capacity(pending.len());
-    while !pending.is_empty() {
-        let ready = |(t, _, d): &(Path, CExpr, Vec<String>)| {
-            d.iter().all(|dep| {
-                dep.as_str() == &*t.dotted
-                    || pending.iter().all(|(o, _, _)| &*o.dotted != dep.as_str())
-            })
-        };
-        let Some(pos) = pending.iter().position(ready) else {
-            return Err(SpecError::new(
-                base,
-                "computed fields depend on each other in a cycle",
-            ));
-        };
-        let (target, expr, _) = pending.remove(pos);
-        let (mut paths, mut context, mut feed) = (Vec::new(), false, false);
-        reads(&expr, &mut paths, &mut context, &mut feed);
-        ordered.push(Computed {
-            target: layout.field(target),
-            typed: Scalar::compile(&expr),
-            expr,
-            reads: paths,
-            reads_context: context,
-            reads_slot_hashes: feed,
-        });
-    }
-    Ok(ordered)
-}
-
-fn deps(e: &Expr) -> Vec<String> {
-    let mut v = Vec::new();
-    walk(e, &mut v);
-    v
-}
-
-fn walk(e: &Expr, out: &mut Vec<String>) {
-    use Expr::*;
-    match e {
-        FieldRef { path } => out.push(path.clone()),
-        UnwrapOr { expr, .. }
-        | Cast { expr, .. }
-        | Paren { expr }
-        | Slice { expr, .. }
-        | Index { expr, .. }
-        | Unary { expr, .. }
-        | JsonToBytes { expr }
-        | Keccak256 { expr } => walk(expr, out),
-        Binary { left, right, .. } => {
-            walk(left, out);
-            walk(right, out)
-        }
-        MethodCall { expr, args, .. } => {
-            walk(expr, out);
-            args.iter().for_each(|a| walk(a, out))
-        }
-        ResolverComputed { args, .. } => args.iter().for_each(|a| walk(a, out)),
-        Let { value, body, .. } => {
-            walk(value, out);
-            walk(body, out)
-        }
-        If {
-            condition,
-            then_branch,
-            else_branch,
-        } => {
-            walk(condition, out);
-            walk(then_branch, out);
-            walk(else_branch, out)
-        }
-        Some { value } => walk(value, out),
-        U64FromLeBytes { bytes } | U64FromBeBytes { bytes } => walk(bytes, out),
-        Closure { body, .. } => walk(body, out),
-        Literal { .. } | Var { .. } | None | ByteArray { .. } | ContextSlot | ContextTimestamp => {}
-    }
-}
-
-fn compile(
+/// `e` compiled with the variables in `scope`; `at` is its JSON path in the file, for errors.
+pub(crate) fn compile(
     e: &Expr,
     layout: &Layout,
     scope: &mut Vec<String>,
@@ -551,19 +334,6 @@ fn operands<'a, S: State>(
     Ok((pick(lo, l)?, pick(ro, r)?))
 }
 
-/// A computed field's value: typed when its expression is scalar and the values it reads are
-/// (module `scalar`), else by [`eval`].
-pub(crate) fn eval_field<S: State>(c: &Computed, state: &S, env: &mut Env, cx: &EvalCtx) -> R {
-    if let Some(v) = c
-        .typed
-        .as_ref()
-        .and_then(|t| t.eval(state, cx, |n| env.array(n)))
-    {
-        return Ok(v);
-    }
-    eval(&c.expr, state, env, cx)
-}
-
 pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) -> R {
     Ok(match e {
         CExpr::Field(f) => state.read(f).into_owned(),
@@ -773,7 +543,7 @@ pub(crate) fn truthy(v: &Json) -> bool {
 fn binary(op: BinaryOp, l: &Json, r: &Json) -> R {
     use BinaryOp::*;
     if let (Some(a), Some(b)) = (Sv::of(l), Sv::of(r)) {
-        return scalar::binary(op, a, b)
+        return number::binary(op, a, b)
             .map(Sv::to_json)
             .ok_or_else(|| format!("{op:?} failed (overflow, zero divisor or a non-number)"));
     }
@@ -797,7 +567,7 @@ fn cast(v: &Json, ty: CastTo, name: &str) -> R {
         (CastTo::Text, ..) => Ok(Json::String(v.to_string())),
         (CastTo::Bool, ..) => Ok(Json::Bool(truthy(v))),
         (CastTo::Same, ..) => Ok(v.clone()),
-        (_, Some(x), _) => scalar::cast(x, ty).map(Sv::to_json).ok_or_else(fail),
+        (_, Some(x), _) => number::cast(x, ty).map(Sv::to_json).ok_or_else(fail),
         (CastTo::Signed, _, Some(s)) => {
             Ok(Json::from(s.parse::<i64>().map_err(|e| e.to_string())?))
         }
@@ -855,9 +625,9 @@ fn method(v: &Json, m: Method, args: &[Cow<Json>]) -> R {
     );
     let typed = match (m, Sv::of(v), args.first().map(|a| Sv::of(a))) {
         (Method::Len | Method::ToString, ..) | (_, None, _) => None,
-        (_, Some(x), None) => Some(scalar::method(x, m, &[])),
-        (_, Some(x), Some(Some(a))) => Some(scalar::method(x, m, &[a])),
-        (_, Some(x), Some(None)) if !reads_arg => Some(scalar::method(x, m, &[])),
+        (_, Some(x), None) => Some(number::method(x, m, &[])),
+        (_, Some(x), Some(Some(a))) => Some(number::method(x, m, &[a])),
+        (_, Some(x), Some(None)) if !reads_arg => Some(number::method(x, m, &[])),
         (_, Some(_), Some(None)) => None,
     };
     if let Some(r) = typed {
@@ -918,7 +688,7 @@ fn bytes_exact(v: &Json, n: usize) -> Option<Vec<u8>> {
 fn builtin(f: Builtin, a: &[Cow<Json>], cx: &EvalCtx) -> R {
     Ok(match f {
         Builtin::UiAmount | Builtin::RawAmount => match (opt_f64(&a[0]), opt_u8(&a[1])) {
-            (Some(v), Some(d)) => scalar::scale(matches!(f, Builtin::UiAmount), v, d)
+            (Some(v), Some(d)) => number::scale(matches!(f, Builtin::UiAmount), v, d)
                 .map(Sv::to_json)
                 .ok_or_else(|| format!("{f:?} result out of range"))?,
             _ => Json::Null,

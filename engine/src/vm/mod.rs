@@ -57,8 +57,10 @@
 //!   node of any entry removed (`table::Lru`).
 
 pub(crate) mod capture;
+mod computed;
 mod expr;
 pub(crate) mod json;
+mod number;
 mod program;
 mod record;
 mod row;
@@ -1612,7 +1614,7 @@ impl VmContext {
                 continue;
             }
             env.clear();
-            let Ok(v) = expr::eval_field(f, state, &mut env, &cx) else {
+            let Ok(v) = computed::eval_field(f, state, &mut env, &cx) else {
                 continue;
             };
             // Unchanged: a whole slot's JSON is compared where it is (no path walk, no `Cow`).

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value as Json;
 
-use super::expr::{compile_fields, Computed};
+use super::computed::{compile_fields, Computed};
 use super::json::Path;
 use super::record::EvPath;
 use super::row::{At, Field, Layout};

@@ -25,7 +25,7 @@ use serde_json::{Map, Value as Json};
 
 use super::capture::Stored;
 use super::json::{self, Path, StepError};
-use super::scalar::Sv;
+use super::number::Sv;
 
 /// Where a state path lives in a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
