@@ -40,10 +40,7 @@ pub(crate) enum Stored {
 impl Stored {
     /// A value to store: scalars by value, anything with an allocation of its own shared.
     pub fn new(v: Json) -> Stored {
-        match v {
-            Json::Null | Json::Bool(_) | Json::Number(_) => Stored::Own(v),
-            _ => Stored::Json(Arc::new(v)),
-        }
+        Stored::new_in(v, &mut Vec::new())
     }
 
     /// [`Stored::new`], a shared value made in one of `boxes` (emptied allocations of shared

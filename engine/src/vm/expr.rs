@@ -376,11 +376,10 @@ pub(crate) fn eval<S: State>(e: &CExpr, state: &S, env: &mut Env, cx: &EvalCtx) 
             let v = eval(x, state, env, cx)?;
             match op {
                 UnaryOp::Not => json!(!truthy(&v)),
-                UnaryOp::ReverseBits => match (v.as_u64(), v.as_i64()) {
-                    (Some(n), _) => json!(n.reverse_bits()),
-                    (None, Some(n)) => json!((n as u64).reverse_bits()),
-                    _ => return Err("reverse_bits requires an integer".into()),
-                },
+                UnaryOp::ReverseBits => Sv::of(&v)
+                    .and_then(number::reverse_bits)
+                    .map(Sv::to_json)
+                    .ok_or("reverse_bits requires an integer")?,
             }
         }
         CExpr::Cast(x, ty, name) => {
@@ -522,14 +521,12 @@ fn first_bytes(a: &[Json], out: &mut [u8; 8]) -> Result<(), String> {
     }
 }
 
+/// Whether `v` holds as a condition: a scalar by module `number`'s rule, a text, array or object
+/// when not empty.
 pub(crate) fn truthy(v: &Json) -> bool {
     match v {
-        Json::Null => false,
-        Json::Bool(b) => *b,
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => i != 0,
-            None => n.as_f64().map(|f| f != 0.0).unwrap_or(true),
-        },
+        // (A number always is a scalar: serde_json makes no `NegInt` that `Sv::of` refuses.)
+        Json::Null | Json::Bool(_) | Json::Number(_) => Sv::of(v).is_none_or(Sv::truthy),
         Json::String(s) => !s.is_empty(),
         Json::Array(a) => !a.is_empty(),
         Json::Object(o) => !o.is_empty(),

@@ -168,7 +168,7 @@ impl Sv {
         self == Sv::Null
     }
 
-    /// As the general evaluator's `truthy`.
+    /// Whether it holds as a condition: not null, `false` or zero.
     pub fn truthy(self) -> bool {
         match self {
             Sv::Null => false,
@@ -267,6 +267,15 @@ pub(crate) fn binary(op: BinaryOp, l: Sv, r: Sv) -> Option<Sv> {
             |a, b| a.checked_shr(b.try_into().ok()?),
             |a, b| a.checked_shr(b.try_into().ok()?),
         ),
+    }
+}
+
+/// `reverse_bits` of an integer (a negative one as its two's-complement `u64`); `None` otherwise.
+pub(crate) fn reverse_bits(v: Sv) -> Option<Sv> {
+    match (v.as_u64(), v.as_i64()) {
+        (Some(n), _) => Some(Sv::Pos(n.reverse_bits())),
+        (None, Some(n)) => Some(Sv::Pos((n as u64).reverse_bits())),
+        _ => None,
     }
 }
 

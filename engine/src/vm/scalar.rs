@@ -320,14 +320,7 @@ impl Code {
                     number::binary(op, get!(l), r)?
                 }
                 Op::Unary(UnaryOp::Not, x) => Sv::Bool(!get!(x).truthy()),
-                Op::Unary(UnaryOp::ReverseBits, x) => {
-                    let v = get!(x);
-                    match (v.as_u64(), v.as_i64()) {
-                        (Some(n), _) => Sv::Pos(n.reverse_bits()),
-                        (None, Some(n)) => Sv::Pos((n as u64).reverse_bits()),
-                        _ => return None,
-                    }
-                }
+                Op::Unary(UnaryOp::ReverseBits, x) => number::reverse_bits(get!(x))?,
                 Op::Cast(to, x) => number::cast(get!(x), to)?,
                 Op::Map(x, p, end) => match get!(x) {
                     Sv::Null => {
@@ -437,6 +430,8 @@ mod tests {
         let lit = |v: Json| json!({"Literal": {"value": v}});
         let bin = |op: &str, l: Json, r: Json| binary(op, lit(l), lit(r));
         let cast = |v: Json, ty: &str| json!({"Cast": {"expr": lit(v), "to_type": ty}});
+        let not = |v: Json| json!({"Unary": {"op": "Not", "expr": lit(v)}});
+        let reverse = |v: Json| json!({"Unary": {"op": "ReverseBits", "expr": lit(v)}});
         let call = |v: Json, m: &str, args: Vec<Json>| json!({"MethodCall": {"expr": lit(v), "method": m, "args": args.into_iter().map(lit).collect::<Vec<_>>()}});
         let amount = |m: &str, v: Json, d: Json| json!({"ResolverComputed": {"resolver": "TokenMetadata", "method": m, "args": [lit(v), lit(d)]}});
         let cases: Vec<(Json, Option<Json>)> = vec![
@@ -462,6 +457,16 @@ mod tests {
             (bin("Shl", json!(1), json!(3)), Some(json!(8))),
             (bin("Shl", json!(1), json!(64)), None),
             (bin("BitAnd", json!(1.5), json!(1)), None),
+            (not(json!(0)), Some(json!(true))),
+            (not(json!(0.0)), Some(json!(true))),
+            (not(json!(0.5)), Some(json!(false))),
+            (not(json!(u64::MAX)), Some(json!(false))),
+            (not(json!(null)), Some(json!(true))),
+            (not(json!("")), Some(json!(true))),
+            (not(json!([0])), Some(json!(false))),
+            (reverse(json!(1)), Some(json!(1u64 << 63))),
+            (reverse(json!(-1)), Some(json!(u64::MAX))),
+            (reverse(json!(1.5)), None),
             (cast(json!(-1), "u64"), Some(json!(u64::MAX))),
             (cast(json!(1.9), "i64"), Some(json!(1))),
             (cast(json!(2), "f64"), Some(json!(2.0))),
