@@ -1617,13 +1617,7 @@ impl VmContext {
             let Ok(v) = computed::eval_field(f, state, &mut env, &cx) else {
                 continue;
             };
-            // Unchanged: a whole slot's JSON is compared where it is (no path walk, no `Cow`).
-            let unchanged = ep.computed_in_place
-                && match f.target.whole_slot().and_then(|s| state.slot_json(s)) {
-                    Some(old) => *old == v,
-                    None => state.get(&f.target).as_deref() == Some(&v),
-                };
-            if unchanged {
+            if ep.computed_in_place && state.get(&f.target).as_deref() == Some(&v) {
                 env.keep(v);
                 continue;
             }

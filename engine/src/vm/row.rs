@@ -168,6 +168,10 @@ pub(crate) struct Row {
 
 /// `v`'s value below `rest`, borrowed from `v` where it can be.
 fn below<'a>(v: Cow<'a, Json>, rest: &[Box<str>]) -> Option<Cow<'a, Json>> {
+    if rest.is_empty() {
+        // A whole slot: the value itself (a rendered capture is not copied again).
+        return Some(v);
+    }
     match v {
         Cow::Borrowed(v) => json::get(v, rest).map(Cow::Borrowed),
         Cow::Owned(v) => json::get(&v, rest).cloned().map(Cow::Owned),
